@@ -1,0 +1,55 @@
+import { Kysely, PostgresDialect } from 'kysely';
+import pg from 'pg';
+import type { Logger } from '../logging/logger.js';
+
+// timestamptz comes back as Date (pg default); bigint (int8) as string: we keep counts in int4.
+
+export interface DatabaseOptions {
+  url: string;
+  /** Every connection's search_path: the service's own schema, so queries and migrations stay unqualified. */
+  schema: string;
+  /** Pool size. Default 10. */
+  max?: number;
+  applicationName: string;
+  logger: Logger;
+  /** Abort a single statement after this long. Default 30 s; protects the pool from stuck queries. */
+  statementTimeoutMs?: number;
+}
+
+export interface Database<DB> {
+  readonly db: Kysely<DB>;
+  readonly pool: pg.Pool;
+  readonly schema: string;
+  close(): Promise<void>;
+}
+
+export function createPool(options: DatabaseOptions): pg.Pool {
+  const pool = new pg.Pool({
+    connectionString: options.url,
+    max: options.max ?? 10,
+    application_name: options.applicationName,
+    // Quoted so a namespaced schema name never needs escaping; `public` stays reachable for extensions.
+    options: `-c search_path="${options.schema}",public -c statement_timeout=${options.statementTimeoutMs ?? 30_000}`,
+    connectionTimeoutMillis: 5_000,
+    idleTimeoutMillis: 30_000,
+  });
+  // An idle client losing its connection emits here; without a listener the process would crash.
+  pool.on('error', (err) => options.logger.warn({ err }, 'postgres idle client error'));
+  return pool;
+}
+
+export function createDatabase<DB>(options: DatabaseOptions): Database<DB> {
+  const pool = createPool(options);
+  const db = new Kysely<DB>({ dialect: new PostgresDialect({ pool }) });
+  let closed = false;
+  return {
+    db,
+    pool,
+    schema: options.schema,
+    async close() {
+      if (closed) return;
+      closed = true;
+      await db.destroy(); // ends the pool
+    },
+  };
+}

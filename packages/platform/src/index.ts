@@ -1,0 +1,65 @@
+// Public surface of @ferry/platform. Nothing imports this package's internals.
+export type { BlobSource, BlobStat, BlobStore, BlobWriteOptions, BlobWriteResult } from './blob/blob-store.js';
+export {
+  assertValidKey,
+  BlobError,
+  BlobNotFoundError,
+  BlobOffsetMismatchError,
+  BlobTooLargeError,
+  InvalidBlobKeyError,
+} from './blob/blob-store.js';
+export { LocalBlobStore } from './blob/local-blob-store.js';
+export { BaseConfig, ConfigError, loadConfig } from './config/config.js';
+export { createDatabase, createPool, type Database, type DatabaseOptions } from './db/database.js';
+export type { CommandLogTable, InboxTable, MessagingTables, OutboxTable } from './db/messaging-tables.js';
+export { assertMigrated, MigrationError, type MigrationSource, type MigrationStatus, migrate, migrationStatus } from './db/migrator.js';
+export { inTransaction, isRetryableTransactionError, isUniqueViolation, type Transaction } from './db/transaction.js';
+export { DomainError, isDomainError, notFound } from './errors/domain-error.js';
+export { type FaultPoint, faultPoint } from './faults/faults.js';
+export { type HealthCheck, natsCheck, postgresCheck, rpcCheck, withTimeout } from './health/checks.js';
+export { evaluateReadiness, HealthServer, type ReadinessReport } from './health/health-server.js';
+export { currentTrace, runWithTrace, type TraceContext } from './logging/context.js';
+export { createLogger, type Logger, type LoggerOptions } from './logging/logger.js';
+export { connectNats, type NatsConnection } from './messaging/connection.js';
+export { DeadLetterQueue, type DlqEntry, dlqSubject, publishDeadLetter } from './messaging/dead-letters.js';
+export { DlqForwarder } from './messaging/dlq-forwarder.js';
+export { headersToRecord, readEventMeta, toNatsHeaders } from './messaging/envelope.js';
+export {
+  type EventContext,
+  type EventHandler,
+  type HandleOutcome,
+  InboxConsumer,
+  type InboxConsumerOptions,
+} from './messaging/inbox-consumer.js';
+export { type AppendOptions, Outbox } from './messaging/outbox.js';
+export { OutboxRelay, type OutboxRelayOptions, type RelayBatchResult } from './messaging/outbox-relay.js';
+export { DEFAULT_RETRY_SCHEDULE_MS, retryDelay } from './messaging/retry-schedule.js';
+export { RpcClient, type RpcClientOptions } from './messaging/rpc-client.js';
+export { type RpcHandler, type RpcHandlerContext, RpcServer, type RpcServerOptions, zodIssues } from './messaging/rpc-server.js';
+export {
+  ADVISORIES_STREAM,
+  consumerConfig,
+  DLQ_FORWARDER_DURABLE,
+  type ProvisionReport,
+  provisionTopology,
+  streamConfig,
+  TopologyError,
+  type TopologyOptions,
+  verifyTopology,
+} from './messaging/topology.js';
+export { createMetrics, type Metrics } from './metrics/metrics.js';
+export { Namespace } from './namespace/namespace.js';
+export { EventsHandler, RpcHandler as RpcMethod } from './nest/decorators.js';
+export { FerryTransport, PassThroughRpcFilter, PinoNestLogger } from './nest/ferry-transport.js';
+export {
+  BLOB_STORE,
+  CONFIG,
+  LOGGER,
+  METRICS,
+  PlatformModule,
+  type PlatformProviders,
+  RPC_CLIENT,
+} from './nest/platform-module.js';
+export { PLATFORM_MIGRATIONS } from './platform-migrations.js';
+export { Housekeeper } from './service/housekeeper.js';
+export { migrationSources, runService, ServiceConfig, type ServiceDefinition } from './service/run-service.js';

@@ -1,0 +1,75 @@
+import {
+  HEADERS,
+  type RpcCallContext,
+  type RpcDefinition,
+  RpcReplyEnvelope,
+} from '@ferry/contracts';
+import { type NatsConnection, NoRespondersError, RequestError, TimeoutError } from '@nats-io/transport-node';
+import type { z } from 'zod';
+import { DomainError } from '../errors/domain-error.js';
+import type { Logger } from '../logging/logger.js';
+import type { Namespace } from '../namespace/namespace.js';
+import { toNatsHeaders } from './envelope.js';
+
+export interface RpcClientOptions {
+  nc: NatsConnection;
+  ns: Namespace;
+  logger: Logger;
+  /** How long to wait for a reply. Default 10 s. */
+  timeoutMs?: number;
+}
+
+function isNoResponders(err: unknown): boolean {
+  return (
+    err instanceof NoRespondersError ||
+    (err instanceof RequestError && err.isNoResponders()) ||
+    (err instanceof Error && err.cause instanceof NoRespondersError)
+  );
+}
+
+function isTimeout(err: unknown): boolean {
+  return err instanceof TimeoutError || (err instanceof Error && err.cause instanceof TimeoutError);
+}
+
+/**
+ * Typed calls to a service: the request is checked against the contract before it leaves, the reply
+ * after it arrives. Remote domain errors are rethrown as DomainError with their code; no responders
+ * becomes `unavailable`, no answer in time `upstream_timeout`.
+ */
+export class RpcClient {
+  constructor(private readonly options: RpcClientOptions) {}
+
+  async call<R extends RpcDefinition>(
+    def: R,
+    data: z.input<R['request']>,
+    ctx: RpcCallContext,
+    options: { timeoutMs?: number } = {},
+  ): Promise<z.infer<R['reply']>> {
+    const request = def.request.parse(data);
+    let raw: unknown;
+    try {
+      const msg = await this.options.nc.request(this.options.ns.subject(def.subject), JSON.stringify({ ctx, data: request }), {
+        timeout: options.timeoutMs ?? this.options.timeoutMs ?? 10_000,
+        headers: toNatsHeaders({ [HEADERS.correlationId]: ctx.request_id }),
+      });
+      raw = msg.json();
+    } catch (err) {
+      if (isNoResponders(err)) {
+        throw new DomainError('unavailable', `the ${def.service} service is not answering`, { service: def.service }, {
+          cause: err,
+        });
+      }
+      if (isTimeout(err)) {
+        throw new DomainError('upstream_timeout', `the ${def.service} service did not answer in time`, {
+          service: def.service,
+        }, { cause: err });
+      }
+      throw err;
+    }
+    const reply = RpcReplyEnvelope.parse(raw);
+    if (!reply.ok) {
+      throw new DomainError(reply.error.code as DomainError['code'], reply.error.message, reply.error.details);
+    }
+    return def.reply.parse(reply.data) as z.infer<R['reply']>;
+  }
+}
