@@ -5,6 +5,9 @@ import { defineConfig } from 'vitest/config';
 const conditions = ['ferry-source', 'module', 'node', 'development|production'];
 
 export default defineConfig({
+  // NestJS needs legacy decorators with metadata (as tsc emits them). Vite's oxc transform reads this
+  // from a tsconfig only for files that tsconfig includes, and test files are not in the build.
+  oxc: { decorator: { legacy: true, emitDecoratorMetadata: true } },
   resolve: { conditions },
   ssr: { resolve: { conditions } },
   test: {

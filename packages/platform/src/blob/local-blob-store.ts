@@ -1,6 +1,6 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdir, open, rename, rm, stat } from 'node:fs/promises';
+import { mkdir, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { Transform } from 'node:stream';
@@ -69,17 +69,10 @@ export class LocalBlobStore implements BlobStore {
     await mkdir(path.dirname(target), { recursive: true });
     const current = (await this.stat(key))?.size ?? 0;
     if (current !== options.offset) throw new BlobOffsetMismatchError(options.offset, current);
-    const handle = await open(target, current === 0 ? 'w' : 'r+');
     const m = meter(options.maxBytes, current);
-    try {
-      await pipeline(source, m.transform, handle.createWriteStream({ start: current, autoClose: false }));
-      await handle.sync();
-    } catch (err) {
-      // Keep only whole chunks already on disk; the client resumes from the size we report.
-      await handle.close();
-      throw err;
-    }
-    await handle.close();
+    // On failure the bytes already written stay: the client resumes from the size stat() reports.
+    // `flush` fsyncs before close, so a reported size is on disk.
+    await pipeline(source, m.transform, createWriteStream(target, { flags: current === 0 ? 'w' : 'r+', start: current, flush: true }));
     return { size: current + m.result().size };
   }
 

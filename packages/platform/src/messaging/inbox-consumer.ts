@@ -109,7 +109,7 @@ export class InboxConsumer {
       event_id: meta.eventId,
       ...(meta.correlationId ? { request_id: meta.correlationId } : {}),
     });
-    const keepAlive = setInterval(() => msg.working(), Math.max(1_000, consumer.ackWaitMs / 3));
+    const keepAlive = setInterval(() => msg.working(), Math.max(100, consumer.ackWaitMs / 3));
     let outcome: HandleOutcome;
     try {
       const { payload, eventId, def } = this.decode(msg);

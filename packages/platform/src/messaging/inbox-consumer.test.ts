@@ -1,0 +1,234 @@
+import { HEADERS } from '@ferry/contracts';
+import { AckPolicy } from '@nats-io/jetstream';
+import { nanos } from '@nats-io/transport-node';
+import { sql } from 'kysely';
+import { v7 as uuidv7 } from 'uuid';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import type { Database } from '../db/database.js';
+import { DomainError } from '../errors/domain-error.js';
+import {
+  fixturePath,
+  probeConsumer,
+  probeEvent,
+  silentLogger,
+  startChild,
+  TestInfra,
+  waitFor,
+} from '../testing/index.js';
+import { DeadLetterQueue } from './dead-letters.js';
+import { DlqForwarder } from './dlq-forwarder.js';
+import { toNatsHeaders } from './envelope.js';
+import { type EventHandler, InboxConsumer } from './inbox-consumer.js';
+import { consumerConfig } from './topology.js';
+
+describe('InboxConsumer', () => {
+  let infra: TestInfra;
+  let database: Database<any>;
+  let dlq: DeadLetterQueue;
+  const running: { stop(): Promise<void> }[] = [];
+  let seq = 0;
+
+  beforeAll(async () => {
+    infra = await TestInfra.create({ services: [{ name: 'cons' }] });
+    database = infra.database('cons');
+    await sql`create table effects (id serial primary key, event_id text not null, n int not null)`.execute(database.db);
+    dlq = new DeadLetterQueue(infra.jsm, infra.js, infra.ns);
+  });
+  afterAll(() => infra.cleanup());
+  beforeEach(async () => {
+    await infra.jsm.streams.purge(infra.ns.stream('PRODUCTION'));
+    await infra.jsm.streams.purge(infra.ns.stream('DLQ'));
+    await sql`truncate effects`.execute(database.db);
+  });
+  afterEach(async () => {
+    await Promise.all(running.splice(0).map((r) => r.stop()));
+  });
+
+  async function newConsumer(maxDeliver = 3, ackWaitMs = 1_000) {
+    const def = probeConsumer({ durable: `production__probe${++seq}`, maxDeliver, ackWaitMs });
+    await infra.jsm.consumers.add(infra.ns.stream('PRODUCTION'), consumerConfig(infra.ns, def));
+    return def;
+  }
+
+  const recordEffect: EventHandler = async (payload, ctx) => {
+    const { n, fail } = payload as { n: number; fail: string };
+    if (fail === 'always') throw new Error(`probe ${n} always fails`);
+    await sql`insert into effects (event_id, n) values (${ctx.eventId}, ${n})`.execute(ctx.trx);
+  };
+
+  function start(def: ReturnType<typeof probeConsumer>, handler: EventHandler = recordEffect) {
+    const c = new InboxConsumer({
+      def,
+      handler,
+      db: database.db,
+      js: infra.js,
+      ns: infra.ns,
+      logger: silentLogger(),
+      retryScheduleMs: [100, 200],
+    });
+    running.push(c);
+    return c.start().then(() => c);
+  }
+
+  /** Publishes like the relay does; `msgId` differs from the event id only for replays. */
+  async function publish(payload: unknown, eventId = uuidv7(), msgId = eventId) {
+    await infra.js.publish(infra.ns.subject(probeEvent.type), JSON.stringify(payload), {
+      msgID: msgId,
+      headers: toNatsHeaders({
+        [HEADERS.eventId]: eventId,
+        [HEADERS.eventType]: probeEvent.type,
+        [HEADERS.schemaVersion]: '1',
+      }),
+    });
+    return eventId;
+  }
+
+  async function effects(): Promise<{ event_id: string; n: number }[]> {
+    return (await sql<{ event_id: string; n: number }>`select event_id, n from effects order by id`.execute(database.db)).rows;
+  }
+
+  async function settled(durable: string) {
+    await waitFor(
+      async () => {
+        const info = await infra.jsm.consumers.info(infra.ns.stream('PRODUCTION'), durable);
+        return info.num_pending === 0 && info.num_ack_pending === 0;
+      },
+      { timeoutMs: 15_000, what: `${durable} to ack everything` },
+    );
+  }
+
+  it('applies the effect once and skips a redelivered event as a duplicate', async () => {
+    const def = await newConsumer();
+    await start(def);
+    const id = await publish({ n: 1 });
+    await publish({ n: 1 }, id, `replay-${id}`); // same event again under a new Nats-Msg-Id
+    await settled(def.durable);
+    expect(await effects()).toEqual([{ event_id: id, n: 1 }]);
+  });
+
+  it('applies the effect once when the same event is delivered twice at the same moment', async () => {
+    const def = await newConsumer();
+    const outcomes: string[] = [];
+    await start(def, async (payload, ctx) => {
+      await recordEffect(payload, ctx);
+      await new Promise((r) => setTimeout(r, 300)); // hold the inbox row so the twin overlaps
+      outcomes.push('handled');
+    });
+    const id = uuidv7();
+    await Promise.all([publish({ n: 2 }, id), publish({ n: 2 }, id, `twin-${id}`)]);
+    await settled(def.durable);
+    expect(await effects()).toEqual([{ event_id: id, n: 2 }]);
+    expect(outcomes).toEqual(['handled']);
+  });
+
+  it('applies the effect once when the process dies after commit and before ack', async () => {
+    const def = await newConsumer(5, 1_000);
+    const child = startChild(fixturePath('consumer-worker'), {
+      ...infra.env(),
+      CONSUMER_SCHEMA: infra.schema('cons'),
+      CONSUMER_DURABLE: def.durable,
+      ACK_WAIT_MS: '1000',
+      FERRY_FAULTS: 'consumer.after_commit',
+    });
+    await child.waitForOutput(/ready/);
+    const id = await publish({ n: 3 });
+    expect((await child.exited).signal).toBe('SIGKILL');
+    expect(await effects()).toEqual([{ event_id: id, n: 3 }]); // committed, never acked
+
+    await start(def); // a healthy replica gets the redelivery after ack_wait
+    await settled(def.durable);
+    expect(await effects()).toEqual([{ event_id: id, n: 3 }]);
+  });
+
+  it('dead-letters a schema-invalid message at once with the reason and terminates it', async () => {
+    const def = await newConsumer(5);
+    await start(def);
+    await publish({ n: 'not a number' });
+    await settled(def.durable);
+    const [entry] = await dlq.list();
+    expect(entry).toMatchObject({ stream: 'PRODUCTION', consumer: def.durable, deliveries: 1 });
+    expect(entry!.reason).toMatch(/does not match production.evt.probe.fired.v1/);
+    expect(JSON.parse(entry!.data)).toEqual({ n: 'not a number' });
+    expect(await effects()).toEqual([]);
+  });
+
+  it('dead-letters a domain error without retrying it', async () => {
+    const def = await newConsumer(5);
+    await start(def, async () => {
+      throw new DomainError('invalid_state', 'task 42 is cancelled');
+    });
+    await publish({ n: 4 });
+    await settled(def.durable);
+    const [entry] = await dlq.list();
+    expect(entry).toMatchObject({ deliveries: 1, reason: 'task 42 is cancelled' });
+  });
+
+  it('retries a failing message on a schedule, then dead-letters it after max_deliver with its origin and reason', async () => {
+    const def = await newConsumer(3);
+    let attempts = 0;
+    await start(def, async (payload, ctx) => {
+      attempts++;
+      await recordEffect(payload, ctx);
+    });
+    const id = await publish({ n: 5, fail: 'always' });
+    await waitFor(async () => (await dlq.list()).length === 1, { timeoutMs: 10_000, what: 'DLQ entry' });
+    await settled(def.durable);
+    expect(attempts).toBe(3);
+    const [entry] = await dlq.list();
+    expect(entry).toMatchObject({
+      stream: 'PRODUCTION',
+      consumer: def.durable,
+      subject: infra.ns.subject(probeEvent.type),
+      deliveries: 3,
+      eventId: id,
+      eventType: probeEvent.type,
+    });
+    expect(entry!.streamSeq).toBeGreaterThan(0);
+    expect(entry!.reason).toMatch(/failed 3 deliveries \(max_deliver 3\): probe 5 always fails/);
+    expect(await effects()).toEqual([]);
+  });
+
+  it('replays a dead letter to its consumer, which now handles it, and removes it from the DLQ', async () => {
+    const def = await newConsumer(2);
+    let healthy = false;
+    await start(def, async (payload, ctx) => {
+      if (!healthy) throw new Error('dependency down');
+      await recordEffect({ ...(payload as object), fail: 'never' }, ctx);
+    });
+    const id = await publish({ n: 6 });
+    await waitFor(async () => (await dlq.list()).length === 1, { what: 'DLQ entry' });
+    healthy = true;
+    const [entry] = await dlq.list();
+    const { replayed } = await dlq.replay(entry!.seq);
+    expect(replayed.eventId).toBe(id);
+    await waitFor(async () => (await effects()).length === 1, { what: 'replayed effect' });
+    expect(await effects()).toEqual([{ event_id: id, n: 6 }]);
+    expect(await dlq.list()).toEqual([]);
+  });
+
+  it('forwards the server advisory to the DLQ when no consumer recorded the death itself', async () => {
+    // A consumer that never acks (think: a process that crashes on every delivery).
+    const durable = `production__silent${++seq}`;
+    await infra.jsm.consumers.add(infra.ns.stream('PRODUCTION'), {
+      durable_name: durable,
+      ack_policy: AckPolicy.Explicit,
+      filter_subject: infra.ns.subject(probeEvent.type),
+      ack_wait: nanos(300),
+      max_deliver: 2,
+    });
+    const forwarder = new DlqForwarder({ js: infra.js, jsm: infra.jsm, ns: infra.ns, logger: silentLogger() });
+    await forwarder.start();
+    running.push(forwarder);
+    const id = await publish({ n: 7 });
+    const consumer = await infra.js.consumers.get(infra.ns.stream('PRODUCTION'), durable);
+    for (let i = 0; i < 2; i++) expect(await consumer.next({ expires: 2_000 })).not.toBeNull(); // never acked
+    // The server notices the exhausted message when a pull asks for more, as a live replica's would.
+    expect(await consumer.next({ expires: 1_000 })).toBeNull();
+    const entry = await waitFor(async () => (await dlq.list({ consumer: durable }))[0], {
+      timeoutMs: 10_000,
+      what: 'forwarded DLQ entry',
+    });
+    expect(entry).toMatchObject({ consumer: durable, deliveries: 2, eventId: id, reason: 'max deliveries (2) exhausted' });
+    expect(JSON.parse(entry.data)).toEqual({ n: 7 });
+  });
+});

@@ -1,0 +1,156 @@
+import { defineRpc, type RpcCallContext } from '@ferry/contracts';
+import { sql } from 'kysely';
+import { v4 as uuidv4 } from 'uuid';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { z } from 'zod';
+import type { Database } from '../db/database.js';
+import { DomainError } from '../errors/domain-error.js';
+import { currentTrace } from '../logging/context.js';
+import { captureLogger, silentLogger, TestInfra } from '../testing/index.js';
+import { RpcClient } from './rpc-client.js';
+import { RpcServer } from './rpc-server.js';
+
+const echo = defineRpc({
+  subject: 'production.rpc.probe.echo',
+  kind: 'query',
+  request: z.object({ text: z.string().min(1), delayMs: z.number().int().optional() }),
+  reply: z.object({ text: z.string(), requestId: z.string().optional() }),
+});
+const fail = defineRpc({
+  subject: 'production.rpc.probe.fail',
+  kind: 'query',
+  request: z.object({ kind: z.enum(['domain', 'bug']) }),
+  reply: z.object({}),
+});
+const record = defineRpc({
+  subject: 'production.rpc.probe.record',
+  kind: 'command',
+  request: z.object({ n: z.number().int(), reject: z.boolean().default(false) }),
+  reply: z.object({ id: z.number().int(), n: z.number().int() }),
+});
+const nobody = defineRpc({ subject: 'production.rpc.probe.nobody', kind: 'query', request: z.object({}), reply: z.object({}) });
+
+const ctx = (extra: Partial<RpcCallContext> = {}): RpcCallContext => ({
+  request_id: 'req-rpc-1',
+  actor: { kind: 'user', sub: 'tester', org: '01900000-0000-7000-8000-00000000000a', role: 'operator' },
+  ...extra,
+});
+
+describe('RpcServer and RpcClient', () => {
+  let infra: TestInfra;
+  let database: Database<any>;
+  let server: RpcServer;
+  let client: RpcClient;
+  const captured = captureLogger('rpc');
+
+  beforeAll(async () => {
+    infra = await TestInfra.create({ services: [{ name: 'rpc' }], provision: false });
+    database = infra.database('rpc');
+    await sql`create table records (id serial primary key, n int not null)`.execute(database.db);
+    server = new RpcServer({ nc: infra.nc, ns: infra.ns, service: 'production', db: database.db, logger: captured.logger });
+    server.register(echo, async (data: { text: string; delayMs?: number }) => {
+      if (data.delayMs) await new Promise((r) => setTimeout(r, data.delayMs));
+      return { text: data.text, requestId: currentTrace().requestId };
+    });
+    server.register(fail, async (data: { kind: string }) => {
+      if (data.kind === 'domain') throw new DomainError('name_taken', 'an order named x exists', { name: 'x' });
+      throw new Error('relation "secret_table" does not exist');
+    });
+    server.register(record, async (data: { n: number; reject: boolean }, { trx }) => {
+      const { rows } = await sql<{ id: number }>`insert into records (n) values (${data.n}) returning id`.execute(trx);
+      if (data.reject) throw new DomainError('conflict', 'rejected after writing');
+      await new Promise((r) => setTimeout(r, 20));
+      return { id: rows[0]!.id, n: data.n };
+    });
+    server.start();
+    client = new RpcClient({ nc: infra.nc, ns: infra.ns, logger: silentLogger(), timeoutMs: 2_000 });
+  });
+  afterAll(async () => {
+    await server.stop();
+    await infra.cleanup();
+  });
+
+  const count = async () =>
+    (await sql<{ n: number }>`select count(*)::int as n from records`.execute(database.db)).rows[0]!.n;
+
+  it('answers with the contract-checked reply and carries the request id into the handler', async () => {
+    await expect(client.call(echo, { text: 'hi' }, ctx())).resolves.toEqual({ text: 'hi', requestId: 'req-rpc-1' });
+  });
+
+  it('rejects a request that does not match the contract before any handler runs', async () => {
+    const raw = await infra.nc.request(infra.ns.subject(echo.subject), JSON.stringify({ ctx: ctx(), data: { text: '' } }));
+    expect(raw.json()).toMatchObject({
+      ok: false,
+      error: { code: 'validation_failed', details: { errors: [{ path: 'text' }] } },
+    });
+    const noCtx = await infra.nc.request(infra.ns.subject(echo.subject), JSON.stringify({ data: { text: 'x' } }));
+    expect(noCtx.json()).toMatchObject({ ok: false, error: { code: 'validation_failed' } });
+  });
+
+  it('carries a domain error across as its code, message and details', async () => {
+    const err = await client.call(fail, { kind: 'domain' }, ctx()).catch((e) => e);
+    expect(err).toBeInstanceOf(DomainError);
+    expect(err).toMatchObject({ code: 'name_taken', message: 'an order named x exists', details: { name: 'x' } });
+  });
+
+  it('answers an unexpected error as `internal` without its text, and logs the real error', async () => {
+    const err = await client.call(fail, { kind: 'bug' }, ctx()).catch((e) => e);
+    expect(err).toMatchObject({ code: 'internal', message: 'internal error' });
+    expect(JSON.stringify(err)).not.toMatch(/secret_table/);
+    const line = captured.lines().find((l) => l.msg === 'RPC handler failed');
+    expect(line).toMatchObject({ request_id: 'req-rpc-1', subject: fail.subject });
+    expect(JSON.stringify(line)).toMatch(/secret_table/);
+  });
+
+  it('reports a service nobody answers for as unavailable, and a slow one as upstream_timeout', async () => {
+    await expect(client.call(nobody, {}, ctx())).rejects.toMatchObject({ code: 'unavailable' });
+    await expect(client.call(echo, { text: 'slow', delayMs: 800 }, ctx(), { timeoutMs: 200 })).rejects.toMatchObject({
+      code: 'upstream_timeout',
+    });
+  });
+
+  it('runs a command with a command id once; a repeat returns the first reply without running again', async () => {
+    const before = await count();
+    const commandId = uuidv4();
+    const first = await client.call(record, { n: 7 }, ctx({ command_id: commandId }));
+    const again = await client.call(record, { n: 7 }, ctx({ command_id: commandId }));
+    expect(again).toEqual(first);
+    expect(await count()).toBe(before + 1);
+  });
+
+  it('runs a command once when twenty copies with one command id arrive together', async () => {
+    const before = await count();
+    const commandId = uuidv4();
+    const replies = await Promise.all(
+      Array.from({ length: 20 }, () => client.call(record, { n: 9 }, ctx({ command_id: commandId }))),
+    );
+    expect(new Set(replies.map((r) => r.id)).size).toBe(1);
+    expect(await count()).toBe(before + 1);
+  });
+
+  it('rolls back everything a command wrote when it ends in a domain error', async () => {
+    const before = await count();
+    const commandId = uuidv4();
+    await expect(client.call(record, { n: 1, reject: true }, ctx({ command_id: commandId }))).rejects.toMatchObject({
+      code: 'conflict',
+    });
+    expect(await count()).toBe(before);
+    // Nothing was recorded for the command id either, so a corrected retry may run.
+    await expect(client.call(record, { n: 1 }, ctx({ command_id: commandId }))).resolves.toMatchObject({ n: 1 });
+  });
+
+  it('spreads requests over replicas in the queue group, each answered once', async () => {
+    const second = new RpcServer({ nc: infra.nc, ns: infra.ns, service: 'production', db: database.db, logger: silentLogger() });
+    let seenBySecond = 0;
+    second.register(echo, async (data: { text: string }) => {
+      seenBySecond++;
+      return { text: data.text };
+    });
+    second.start();
+    const replies = await Promise.all(Array.from({ length: 100 }, (_, i) => client.call(echo, { text: `m${i}` }, ctx())));
+    await second.stop();
+    expect(replies.map((r) => r.text)).toEqual(Array.from({ length: 100 }, (_, i) => `m${i}`));
+    expect(seenBySecond).toBeGreaterThan(0);
+    expect(seenBySecond).toBeLessThan(100);
+  });
+});
