@@ -8,6 +8,7 @@ export const ERROR_CODES = {
   unauthenticated: 'No valid bearer token was presented.',
   forbidden: 'The caller is authenticated but its role may not do this.',
   not_found: 'No such resource in the caller’s organization.',
+  reference_not_found: 'The body refers to a resource that does not exist in the caller’s organization.',
   route_not_found: 'No such route.',
   method_not_allowed: 'The route exists but not for this method.',
   conflict: 'The resource changed concurrently; re-read and retry.',

@@ -63,3 +63,4 @@ export {
 export { PLATFORM_MIGRATIONS } from './platform-migrations.js';
 export { Housekeeper } from './service/housekeeper.js';
 export { migrationSources, runService, ServiceConfig, type ServiceDefinition } from './service/run-service.js';
+export { decodeCursor, encodeCursor, isIdCursor, toPage } from './pagination/keyset-cursor.js';

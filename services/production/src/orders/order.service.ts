@@ -1,0 +1,147 @@
+import {
+  type Actor,
+  canTransitionOrder,
+  type CreateOrderBody,
+  type Order,
+  type OrderListQuery,
+  type OrderStatus,
+  orderEvents,
+  type Page,
+  type UpdateOrderBody,
+} from '@ferry/contracts';
+import { DomainError, decodeCursor, isIdCursor, notFound, Outbox, toPage } from '@ferry/platform';
+import { Injectable } from '@nestjs/common';
+import { Kysely, type Transaction } from 'kysely';
+import { v7 as uuidv7 } from 'uuid';
+import type { ProductionDB } from '../database.js';
+import { SceneRepository } from '../scenes/scene.repository.js';
+import { OrderNameTaken, OrderRepository, type OrderRow, toOrder } from './order.repository.js';
+
+const nameTaken = (name: string) =>
+  new DomainError('name_taken', `an order named "${name}" already exists in this organization`, { field: 'name', name });
+
+/** Orders: quota owners with a status graph (DESIGN §5). Commands run inside the caller's transaction. */
+@Injectable()
+export class OrderService {
+  constructor(
+    private readonly db: Kysely<ProductionDB>,
+    private readonly orders: OrderRepository,
+    private readonly scenes: SceneRepository,
+    private readonly outbox: Outbox,
+  ) {}
+
+  async create(actor: Actor, body: CreateOrderBody, trx: Transaction<ProductionDB>): Promise<Order> {
+    // Share-lock the scene: a concurrent scene delete waits for us and then sees this order.
+    const scene = await this.scenes.find(trx, actor.org, body.scene_id, { lock: 'share' });
+    if (!scene) {
+      throw new DomainError('reference_not_found', `scene ${body.scene_id} does not exist in this organization`, {
+        errors: [{ path: 'body.scene_id', message: 'no such scene' }],
+      });
+    }
+    const row = await this.orders
+      .insert(trx, {
+        id: uuidv7(),
+        organization_id: actor.org,
+        scene_id: scene.id,
+        name: body.name,
+        target_count: body.target_count,
+        priority: body.priority,
+        deadline: body.deadline ?? null,
+        metadata: body.metadata,
+      })
+      .catch((err) => {
+        throw err instanceof OrderNameTaken ? nameTaken(body.name) : err;
+      });
+    const order = toOrder(row);
+    await this.outbox.append(trx, orderEvents.created, { order }, { aggregateId: order.id });
+    return order;
+  }
+
+  async get(actor: Actor, id: string): Promise<Order> {
+    const row = await this.orders.find(this.db, actor.org, id);
+    if (!row) throw notFound('Order', id);
+    return toOrder(row);
+  }
+
+  async list(actor: Actor, query: OrderListQuery): Promise<Page<Order>> {
+    const after = query.cursor ? decodeCursor(query.cursor, isIdCursor).id : undefined;
+    const rows = await this.orders.list(this.db, actor.org, query, after);
+    return toPage(rows, query.limit, toOrder, (r) => ({ id: r.id }));
+  }
+
+  async update(actor: Actor, id: string, patch: UpdateOrderBody, trx: Transaction<ProductionDB>): Promise<Order> {
+    let row = await this.orders.find(trx, actor.org, id, { lock: 'update' });
+    if (!row) throw notFound('Order', id);
+    const { status, ...attributes } = patch;
+
+    const changed = this.changedAttributes(row, attributes);
+    if (changed.length > 0) {
+      row = await this.orders
+        .update(trx, id, {
+          ...(attributes.name !== undefined ? { name: attributes.name } : {}),
+          ...(attributes.target_count !== undefined ? { target_count: attributes.target_count } : {}),
+          ...(attributes.priority !== undefined ? { priority: attributes.priority } : {}),
+          ...(attributes.deadline !== undefined ? { deadline: attributes.deadline } : {}),
+          ...(attributes.metadata !== undefined ? { metadata: JSON.stringify(attributes.metadata) } : {}),
+        })
+        .catch((err) => {
+          throw err instanceof OrderNameTaken ? nameTaken(attributes.name ?? '') : err;
+        });
+      await this.outbox.append(trx, orderEvents.updated, { order: toOrder(row), changed }, { aggregateId: id });
+    }
+    if (status !== undefined && status !== row.status) {
+      row = await this.transition(trx, row, status, 'manual');
+    }
+    return toOrder(row);
+  }
+
+  /**
+   * Moves an order along its graph with a compare-and-set; both manual changes and automatic
+   * advance come through here, so the graph is enforced in one place.
+   */
+  async transition(
+    trx: Transaction<ProductionDB>,
+    current: OrderRow,
+    to: OrderStatus,
+    cause: 'manual' | 'automatic',
+  ): Promise<OrderRow> {
+    const from = current.status as OrderStatus;
+    if (!canTransitionOrder(from, to)) {
+      throw new DomainError('invalid_transition', `an order cannot go from ${from} to ${to}`, {
+        from,
+        to,
+        current_status: from,
+      });
+    }
+    const row = await this.orders.transition(trx, current.id, from, to);
+    if (!row) {
+      throw new DomainError('conflict', `order ${current.id} changed while it was being updated; retry`, { from, to });
+    }
+    await this.outbox.append(trx, orderEvents.statusChanged, { order: toOrder(row), from, to, cause }, { aggregateId: row.id });
+    return row;
+  }
+
+  async delete(actor: Actor, id: string, trx: Transaction<ProductionDB>): Promise<{ id: string; deleted_at: string }> {
+    const row = await this.orders.find(trx, actor.org, id, { lock: 'update' });
+    if (!row) throw notFound('Order', id);
+    const deleted = await this.orders.softDelete(trx, id);
+    const deleted_at = deleted.deleted_at!.toISOString();
+    await this.outbox.append(trx, orderEvents.deleted, { order_id: id, organization_id: actor.org, deleted_at }, { aggregateId: id });
+    return { id, deleted_at };
+  }
+
+  private changedAttributes(row: OrderRow, attributes: Omit<UpdateOrderBody, 'status'>): string[] {
+    const changed: string[] = [];
+    if (attributes.name !== undefined && attributes.name !== row.name) changed.push('name');
+    if (attributes.target_count !== undefined && attributes.target_count !== row.target_count) changed.push('target_count');
+    if (attributes.priority !== undefined && attributes.priority !== row.priority) changed.push('priority');
+    if (attributes.deadline !== undefined) {
+      const next = attributes.deadline === null ? null : new Date(attributes.deadline).getTime();
+      if (next !== (row.deadline?.getTime() ?? null)) changed.push('deadline');
+    }
+    if (attributes.metadata !== undefined && JSON.stringify(attributes.metadata) !== JSON.stringify(row.metadata)) {
+      changed.push('metadata');
+    }
+    return changed;
+  }
+}
