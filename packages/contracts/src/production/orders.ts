@@ -74,16 +74,28 @@ export const UpdateOrderBody = z
   .meta({ id: 'UpdateOrderBody' });
 export type UpdateOrderBody = z.infer<typeof UpdateOrderBody>;
 
-export const OrderListQuery = PageQuery.extend({
-  status: commaList(OrderStatus).optional(),
-  priority: commaList(OrderPriority).optional(),
+const orderFilters = {
   scene_id: Uuid.optional(),
   /** Case-insensitive substring of the name. */
   q: z.string().trim().min(1).max(200).optional(),
   created_from: Timestamp.optional(),
   created_to: Timestamp.optional(),
+};
+
+/** The list query as HTTP carries it: `status=created,paused`. */
+export const OrderListQuery = PageQuery.extend({
+  status: commaList(OrderStatus).optional(),
+  priority: commaList(OrderPriority).optional(),
+  ...orderFilters,
 }).strict();
-export type OrderListQuery = z.infer<typeof OrderListQuery>;
+
+/** The same query once parsed, as it travels to the service. */
+export const OrderListFilter = PageQuery.extend({
+  status: z.array(OrderStatus).min(1).optional(),
+  priority: z.array(OrderPriority).min(1).optional(),
+  ...orderFilters,
+}).strict();
+export type OrderListQuery = z.infer<typeof OrderListFilter>;
 
 export const OrderPage = pageOf(Order).meta({ id: 'OrderPage' });
 
@@ -100,7 +112,7 @@ export const orderRpc = {
   list: defineRpc({
     subject: 'production.rpc.order.list',
     kind: 'query',
-    request: z.object({ query: OrderListQuery }),
+    request: z.object({ query: OrderListFilter }),
     reply: OrderPage,
   }),
   update: defineRpc({

@@ -1,0 +1,2 @@
+export { migrateAll, provision, SERVICE_MIGRATIONS } from './commands/setup.js';
+export { parseDuration, token } from './commands/token.js';

@@ -1,0 +1,88 @@
+#!/usr/bin/env node
+import { parseArgs } from 'node:util';
+import { BaseConfig, ConfigError, loadConfig, Namespace } from '@ferry/platform';
+import { dlqList, dlqReplay } from './commands/dlq.js';
+import { type Env, migrateAll, provision } from './commands/setup.js';
+import { token } from './commands/token.js';
+
+const USAGE = `ferry <command> [options]
+
+Commands:
+  setup                      provision JetStream streams/consumers and migrate every schema (idempotent)
+  provision [--replicas N]   create or update streams and durable consumers only
+  migrate [--service NAME]   apply pending migrations (production, transfer, qa, gateway)
+  token --org UUID [--role admin|operator|viewer] [--sub NAME] [--ttl 12h] [--secret-file F]
+                             mint a bearer JWT signed with FERRY_JWT_SECRET; prints only the token
+  dlq list [--consumer NAME] [--limit N]
+                             show dead-lettered messages (JSON lines)
+  dlq replay SEQ             republish DLQ entry SEQ to its original subject and remove it
+
+Environment: DATABASE_URL, NATS_URL, FERRY_NAMESPACE, FERRY_JWT_SECRET (see docs/operations.md).`;
+
+async function main(argv: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: {
+      org: { type: 'string' },
+      role: { type: 'string' },
+      sub: { type: 'string' },
+      ttl: { type: 'string' },
+      'secret-file': { type: 'string' },
+      service: { type: 'string' },
+      replicas: { type: 'string' },
+      consumer: { type: 'string' },
+      limit: { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
+  const [command, sub, arg] = positionals;
+  if (!command || values.help) {
+    console.log(USAGE);
+    return command || values.help ? 0 : 2;
+  }
+  const env = (): Env => {
+    const config = loadConfig(BaseConfig);
+    return { databaseUrl: config.DATABASE_URL, natsUrl: config.NATS_URL, ns: new Namespace(config.FERRY_NAMESPACE) };
+  };
+  switch (command) {
+    case 'setup':
+      await provision(env(), { replicas: values.replicas ? Number(values.replicas) : undefined });
+      await migrateAll(env());
+      return 0;
+    case 'provision':
+      await provision(env(), { replicas: values.replicas ? Number(values.replicas) : undefined });
+      return 0;
+    case 'migrate':
+      await migrateAll(env(), values.service);
+      return 0;
+    case 'token':
+      console.log(await token({ ...values, secretFile: values['secret-file'] }));
+      return 0;
+    case 'dlq':
+      if (sub === 'list') {
+        for (const entry of await dlqList(env(), { consumer: values.consumer, limit: values.limit ? Number(values.limit) : undefined })) {
+          console.log(JSON.stringify(entry));
+        }
+        return 0;
+      }
+      if (sub === 'replay' && arg && /^\d+$/.test(arg)) {
+        const { replayed, newStreamSeq } = await dlqReplay(env(), Number(arg));
+        console.log(`replayed DLQ ${arg} (${replayed.subject}, event ${replayed.eventId ?? '?'}) as stream seq ${newStreamSeq}`);
+        return 0;
+      }
+      console.error('usage: ferry dlq list | ferry dlq replay SEQ');
+      return 2;
+    default:
+      console.error(`unknown command ${command}\n\n${USAGE}`);
+      return 2;
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  (err) => {
+    console.error(`ferry: ${err instanceof ConfigError ? err.message : (err as Error).message}`);
+    process.exit(1);
+  },
+);

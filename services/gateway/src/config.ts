@@ -1,0 +1,19 @@
+import { BaseConfig } from '@ferry/platform';
+import { z } from 'zod';
+
+export const GatewayConfig = BaseConfig.extend({
+  PORT: z.coerce.number().int().min(0).max(65535).default(3000),
+  HOST: z.string().default('0.0.0.0'),
+  /**
+   * HS256 secret for operator/admin JWTs. No default on purpose: `npm start` generates one under
+   * .data/ for local runs; anywhere else it must be provided. At least 32 characters.
+   */
+  FERRY_JWT_SECRET: z.string().min(32, 'must be at least 32 characters (generate one: openssl rand -base64 48)'),
+  /** Largest accepted JSON body. Default 1 MiB (bulk routes allow more). */
+  BODY_LIMIT_BYTES: z.coerce.number().int().min(1024).default(1024 * 1024),
+  /** How long a downstream service may take to answer. Default 10 s. */
+  RPC_TIMEOUT_MS: z.coerce.number().int().min(100).default(10_000),
+  /** Idempotency keys are kept this long (published in docs/api.md). Default 24 h. */
+  IDEMPOTENCY_TTL_HOURS: z.coerce.number().min(1).max(24 * 30).default(24),
+});
+export type GatewayConfig = z.infer<typeof GatewayConfig>;

@@ -1,0 +1,346 @@
+import { createMetrics, evaluateReadiness, RpcClient } from '@ferry/platform';
+import { silentLogger } from '@ferry/platform/testing';
+import type { Hono } from 'hono';
+import { sql } from 'kysely';
+import { v7 as uuidv7 } from 'uuid';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { System } from '../../../test/support/system.js';
+import { mintAccessToken } from './auth/access-token.js';
+import { jwtStrategy } from './auth/authenticate.js';
+import type { GatewayDB } from './database.js';
+import { createGateway } from './gateway.js';
+import { IdempotencyStore } from './idempotency/idempotency.store.js';
+
+describe('gateway HTTP API (real production service behind NATS)', () => {
+  let system: System;
+  let app: Hono;
+  let gatewayDb: ReturnType<System['infra']['database']>;
+  const orgA = uuidv7();
+  const orgB = uuidv7();
+  const tokens: Record<string, string> = {};
+
+  beforeAll(async () => {
+    system = await System.create();
+    await system.start(['production']);
+    const logger = silentLogger();
+    const rpc = new RpcClient({ nc: system.infra.nc, ns: system.infra.ns, logger, timeoutMs: 5_000 });
+    gatewayDb = system.infra.database<GatewayDB>('gateway');
+    app = createGateway({
+      logger,
+      metrics: createMetrics('gateway-test'),
+      rpc: () => rpc,
+      idempotency: new IdempotencyStore(gatewayDb.db),
+      strategies: [jwtStrategy(system.jwtSecret)],
+      readiness: () => evaluateReadiness([], { phase: 'running' }),
+      bodyLimitBytes: 64 * 1024,
+      version: 'test',
+    });
+    tokens.admin = await system.token(orgA, 'admin');
+    tokens.operator = await system.token(orgA, 'operator');
+    tokens.viewer = await system.token(orgA, 'viewer');
+    tokens.otherOrg = await system.token(orgB, 'operator');
+  });
+  afterAll(() => system?.shutdown());
+
+  function request(method: string, path: string, options: { token?: string; body?: unknown; headers?: Record<string, string> } = {}) {
+    const headers: Record<string, string> = { ...options.headers };
+    if (options.token) headers.authorization = `Bearer ${options.token}`;
+    if (options.body !== undefined) headers['content-type'] ??= 'application/json';
+    return app.request(`/api/v1${path}`, {
+      method,
+      headers,
+      body: options.body === undefined ? undefined : typeof options.body === 'string' ? options.body : JSON.stringify(options.body),
+    });
+  }
+
+  async function newScene(token = tokens.operator!, name = `scene-${uuidv7()}`) {
+    const res = await request('POST', '/scenes', { token, body: { name } });
+    expect(res.status).toBe(201);
+    return (await res.json()) as { id: string };
+  }
+
+  const orderBody = (sceneId: string, name = `order-${uuidv7()}`) => ({ scene_id: sceneId, name, target_count: 10 });
+
+  describe('POST /orders', () => {
+    it('answers 401 without a token, with a problem body and WWW-Authenticate', async () => {
+      const res = await request('POST', '/orders', { body: {} });
+      expect(res.status).toBe(401);
+      expect(res.headers.get('content-type')).toBe('application/problem+json');
+      expect(res.headers.get('www-authenticate')).toMatch(/^Bearer/);
+      expect(await res.json()).toMatchObject({ status: 401, code: 'unauthenticated', type: '/api/v1/problems/unauthenticated' });
+    });
+
+    it('answers 401 for a forged, expired or malformed token', async () => {
+      const forged = await mintAccessToken({ secret: 'another-secret-of-at-least-32-chars!!', org: orgA, role: 'admin', sub: 'x' });
+      const expired = await mintAccessToken({ secret: system.jwtSecret, org: orgA, role: 'admin', sub: 'x', ttlSeconds: -10 });
+      for (const token of [forged, expired, 'not-a-token']) {
+        const res = await request('POST', '/orders', { token, body: {} });
+        expect(res.status).toBe(401);
+        expect(res.headers.get('www-authenticate')).toMatch(/invalid_token/);
+      }
+      const basic = await request('GET', '/orders', { headers: { authorization: 'Basic dXNlcjpwdw==' } });
+      expect(basic.status).toBe(401);
+    });
+
+    it('answers 403 to a viewer and 201 to an operator', async () => {
+      const scene = await newScene();
+      const viewer = await request('POST', '/orders', { token: tokens.viewer, body: orderBody(scene.id) });
+      expect(viewer.status).toBe(403);
+      expect(await viewer.json()).toMatchObject({ code: 'forbidden' });
+      const operator = await request('POST', '/orders', { token: tokens.operator, body: orderBody(scene.id, 'by-operator') });
+      expect(operator.status).toBe(201);
+      const order = await operator.json();
+      expect(order).toMatchObject({ name: 'by-operator', status: 'created', organization_id: orgA, scene_id: scene.id });
+      expect(operator.headers.get('location')).toBe(`/api/v1/orders/${order.id}`);
+      // A viewer may read what it may not write.
+      expect((await request('GET', `/orders/${order.id}`, { token: tokens.viewer })).status).toBe(200);
+    });
+
+    it('answers 400 naming each bad field, and creates nothing', async () => {
+      const before = (await (await request('GET', '/orders?limit=200', { token: tokens.admin })).json()).items.length;
+      const res = await request('POST', '/orders', {
+        token: tokens.operator,
+        body: { name: '', target_count: 0, priority: 'asap', deadline: 'tomorrow', extra: true },
+      });
+      expect(res.status).toBe(400);
+      const problem = await res.json();
+      expect(problem.code).toBe('validation_failed');
+      const fields = Object.fromEntries(problem.errors.map((e: { path: string; message: string }) => [e.path, e.message]));
+      expect(Object.keys(fields).sort()).toEqual(
+        ['body.deadline', 'body.extra', 'body.name', 'body.priority', 'body.scene_id', 'body.target_count'].sort(),
+      );
+      expect(fields['body.scene_id']).toBe('required');
+      expect(fields['body.extra']).toBe('unknown field');
+      const after = (await (await request('GET', '/orders?limit=200', { token: tokens.admin })).json()).items.length;
+      expect(after).toBe(before);
+    });
+
+    it('answers 409 for a name taken in the organization, 201 for the same name in another one', async () => {
+      const scene = await newScene();
+      const first = await request('POST', '/orders', { token: tokens.operator, body: orderBody(scene.id, 'weekly-500') });
+      expect(first.status).toBe(201);
+      const again = await request('POST', '/orders', { token: tokens.admin, body: orderBody(scene.id, 'weekly-500') });
+      expect(again.status).toBe(409);
+      expect(await again.json()).toMatchObject({ code: 'name_taken', details: { name: 'weekly-500' } });
+      const otherScene = await newScene(tokens.otherOrg);
+      const other = await request('POST', '/orders', { token: tokens.otherOrg, body: orderBody(otherScene.id, 'weekly-500') });
+      expect(other.status).toBe(201);
+    });
+
+    it('answers 404 for another organization’s order, never its data', async () => {
+      const scene = await newScene(tokens.otherOrg);
+      const res = await request('POST', '/orders', { token: tokens.otherOrg, body: orderBody(scene.id, 'secret-order') });
+      const theirs = await res.json();
+      for (const [method, body] of [
+        ['GET', undefined],
+        ['PATCH', { priority: 'high' }],
+        ['DELETE', undefined],
+      ] as const) {
+        const r = await request(method, `/orders/${theirs.id}`, { token: tokens.admin, body });
+        expect(r.status).toBe(404);
+        expect(JSON.stringify(await r.json())).not.toContain('secret-order');
+      }
+      const list = await (await request('GET', '/orders?q=secret-order', { token: tokens.admin })).json();
+      expect(list.items).toEqual([]);
+    });
+
+    it('lets a deleted order’s name be used again', async () => {
+      const scene = await newScene();
+      const first = await (await request('POST', '/orders', { token: tokens.operator, body: orderBody(scene.id, 'reusable') })).json();
+      expect((await request('DELETE', `/orders/${first.id}`, { token: tokens.operator })).status).toBe(204);
+      expect((await request('GET', `/orders/${first.id}`, { token: tokens.operator })).status).toBe(404);
+      const second = await request('POST', '/orders', { token: tokens.operator, body: orderBody(scene.id, 'reusable') });
+      expect(second.status).toBe(201);
+      expect((await second.json()).id).not.toBe(first.id);
+    });
+
+    it('answers 422 for a scene that is not in the organization', async () => {
+      const theirs = await newScene(tokens.otherOrg);
+      const res = await request('POST', '/orders', { token: tokens.operator, body: orderBody(theirs.id) });
+      expect(res.status).toBe(422);
+      expect(await res.json()).toMatchObject({ code: 'reference_not_found', errors: [{ path: 'body.scene_id' }] });
+    });
+
+    it('answers 415 for a non-JSON body, 400 for broken JSON and 413 for an oversized one', async () => {
+      const form = await request('POST', '/orders', { token: tokens.operator, body: 'a=b', headers: { 'content-type': 'application/x-www-form-urlencoded' } });
+      expect(form.status).toBe(415);
+      const broken = await request('POST', '/orders', { token: tokens.operator, body: '{"name":' });
+      expect(broken.status).toBe(400);
+      expect(await broken.json()).toMatchObject({ code: 'validation_failed', errors: [{ path: 'body' }] });
+      const huge = await request('POST', '/orders', { token: tokens.operator, body: { metadata: { x: 'y'.repeat(70 * 1024) } } });
+      expect(huge.status).toBe(413);
+    });
+  });
+
+  describe('other routes', () => {
+    it('validates path parameters and query strings, naming them', async () => {
+      const bad = await request('GET', '/orders/not-a-uuid', { token: tokens.viewer });
+      expect(bad.status).toBe(400);
+      expect((await bad.json()).errors[0].path).toBe('path.id');
+      const query = await request('GET', '/orders?limit=500&status=created,nope&color=red', { token: tokens.viewer });
+      expect(query.status).toBe(400);
+      const paths = (await query.json()).errors.map((e: { path: string }) => e.path).sort();
+      expect(paths).toEqual(['query.color', 'query.limit', 'query.status.1']);
+    });
+
+    it('pages lists with limit and an opaque cursor in a stable order', async () => {
+      const scene = await newScene(tokens.admin);
+      const created: string[] = [];
+      for (let i = 0; i < 5; i++) {
+        created.push((await (await request('POST', '/orders', { token: tokens.admin, body: orderBody(scene.id, `page-${i}`) })).json()).id);
+      }
+      const seen: string[] = [];
+      let cursor: string | null = null;
+      do {
+        const res = await request('GET', `/orders?scene_id=${scene.id}&limit=2${cursor ? `&cursor=${cursor}` : ''}`, { token: tokens.viewer });
+        const page = await res.json();
+        expect(page.items.length).toBeLessThanOrEqual(2);
+        seen.push(...page.items.map((o: { id: string }) => o.id));
+        cursor = page.next_cursor;
+      } while (cursor);
+      expect(seen).toEqual([...created].reverse());
+    });
+
+    it('moves an order along its status graph and refuses an illegal step with 409', async () => {
+      const scene = await newScene();
+      const order = await (await request('POST', '/orders', { token: tokens.operator, body: orderBody(scene.id) })).json();
+      const paused = await request('PATCH', `/orders/${order.id}`, { token: tokens.operator, body: { status: 'paused' } });
+      expect(await paused.json()).toMatchObject({ status: 'paused' });
+      const illegal = await request('PATCH', `/orders/${order.id}`, { token: tokens.operator, body: { status: 'completed' } });
+      expect(illegal.status).toBe(409);
+      expect(await illegal.json()).toMatchObject({ code: 'invalid_transition', details: { from: 'paused', to: 'completed' } });
+    });
+
+    it('refuses to delete a scene an order uses with 409 naming the order', async () => {
+      const scene = await newScene();
+      const order = await (await request('POST', '/orders', { token: tokens.operator, body: orderBody(scene.id, 'holds-scene') })).json();
+      const res = await request('DELETE', `/scenes/${scene.id}`, { token: tokens.operator });
+      expect(res.status).toBe(409);
+      expect(await res.json()).toMatchObject({
+        code: 'referenced',
+        details: { referenced_by: [{ type: 'order', id: order.id, name: 'holds-scene' }] },
+      });
+    });
+
+    it('answers an unknown route with a 404 problem and echoes the request id', async () => {
+      const res = await app.request('/api/v1/nothing', { headers: { 'x-request-id': 'my-req-1', authorization: `Bearer ${tokens.admin}` } });
+      expect(res.status).toBe(404);
+      expect(res.headers.get('x-request-id')).toBe('my-req-1');
+      expect(await res.json()).toMatchObject({ code: 'route_not_found', request_id: 'my-req-1' });
+    });
+  });
+
+  describe('Idempotency-Key', () => {
+    it('replays the stored status and body with Idempotency-Replayed: true', async () => {
+      const scene = await newScene();
+      const key = uuidv7();
+      const body = orderBody(scene.id, 'idem-replay');
+      const first = await request('POST', '/orders', { token: tokens.operator, body, headers: { 'idempotency-key': key } });
+      expect(first.status).toBe(201);
+      expect(first.headers.get('idempotency-replayed')).toBeNull();
+      const firstBody = await first.text();
+      // Same key, same request (keys in another order, quoted key form): replayed, not re-run.
+      const again = await request('POST', '/orders', {
+        token: tokens.operator,
+        body: { target_count: 10, name: 'idem-replay', scene_id: scene.id },
+        headers: { 'idempotency-key': `"${key}"` },
+      });
+      expect(again.status).toBe(201);
+      expect(again.headers.get('idempotency-replayed')).toBe('true');
+      expect(again.headers.get('location')).toBe(first.headers.get('location'));
+      expect(await again.text()).toBe(firstBody);
+    });
+
+    it('replays a stored 4xx too', async () => {
+      const scene = await newScene();
+      await request('POST', '/orders', { token: tokens.operator, body: orderBody(scene.id, 'idem-409') });
+      const key = uuidv7();
+      const first = await request('POST', '/orders', { token: tokens.operator, body: orderBody(scene.id, 'idem-409'), headers: { 'idempotency-key': key } });
+      expect(first.status).toBe(409);
+      const again = await request('POST', '/orders', { token: tokens.operator, body: orderBody(scene.id, 'idem-409'), headers: { 'idempotency-key': key } });
+      expect(again.status).toBe(409);
+      expect(again.headers.get('idempotency-replayed')).toBe('true');
+    });
+
+    it('answers 422 when the key is reused with another body, and 400 for a malformed key', async () => {
+      const scene = await newScene();
+      const key = uuidv7();
+      await request('POST', '/orders', { token: tokens.operator, body: orderBody(scene.id, 'idem-a'), headers: { 'idempotency-key': key } });
+      const other = await request('POST', '/orders', { token: tokens.operator, body: orderBody(scene.id, 'idem-b'), headers: { 'idempotency-key': key } });
+      expect(other.status).toBe(422);
+      expect(await other.json()).toMatchObject({ code: 'idempotency_key_reused' });
+      const bad = await request('POST', '/orders', { token: tokens.operator, body: orderBody(scene.id), headers: { 'idempotency-key': 'x'.repeat(300) } });
+      expect(bad.status).toBe(400);
+      expect(await bad.json()).toMatchObject({ code: 'idempotency_key_invalid' });
+    });
+
+    it('answers 409 with Retry-After while the first request with the key is still in flight', async () => {
+      const scene = await newScene();
+      const key = uuidv7();
+      const body = orderBody(scene.id, 'idem-in-flight');
+      const production = system.processes.get('production')!.child;
+      production.kill('SIGSTOP'); // the first request now waits on the service
+      try {
+        const first = request('POST', '/orders', { token: tokens.operator, body, headers: { 'idempotency-key': key } });
+        await new Promise((r) => setTimeout(r, 300));
+        const second = await request('POST', '/orders', { token: tokens.operator, body, headers: { 'idempotency-key': key } });
+        expect(second.status).toBe(409);
+        expect(second.headers.get('retry-after')).toMatch(/^\d+$/);
+        expect(await second.json()).toMatchObject({ code: 'idempotency_in_flight' });
+        production.kill('SIGCONT');
+        expect((await first).status).toBe(201);
+      } finally {
+        production.kill('SIGCONT');
+      }
+    });
+
+    it('creates one order from fifty concurrent identical requests', async () => {
+      const scene = await newScene();
+      const key = uuidv7();
+      const body = orderBody(scene.id, 'idem-fifty');
+      const responses = await Promise.all(
+        Array.from({ length: 50 }, () => request('POST', '/orders', { token: tokens.operator, body, headers: { 'idempotency-key': key } })),
+      );
+      const statuses = responses.map((r) => r.status);
+      expect(statuses.every((s) => s === 201 || s === 409)).toBe(true);
+      const ids = new Set(
+        await Promise.all(responses.filter((r) => r.status === 201).map(async (r) => (await r.json()).id as string)),
+      );
+      expect(ids.size).toBe(1);
+      const list = await (await request('GET', `/orders?q=idem-fifty`, { token: tokens.operator })).json();
+      expect(list.items).toHaveLength(1);
+    });
+
+    it('does not store a 5xx: with the service down the client retries the same key and gets one order', async () => {
+      const scene = await newScene();
+      const key = uuidv7();
+      const body = orderBody(scene.id, 'idem-outage');
+      await system.stop('production');
+      const down = await request('POST', '/orders', { token: tokens.operator, body, headers: { 'idempotency-key': key } });
+      expect(down.status).toBe(503);
+      expect(await down.json()).toMatchObject({ code: 'unavailable' });
+      await system.start(['production']);
+      const retry = await request('POST', '/orders', { token: tokens.operator, body, headers: { 'idempotency-key': key } });
+      expect(retry.status).toBe(201);
+      expect(retry.headers.get('idempotency-replayed')).toBeNull();
+    });
+
+    it('never applies a command twice when the gateway died after the service committed', async () => {
+      const scene = await newScene();
+      const key = uuidv7();
+      const body = orderBody(scene.id, 'idem-crash');
+      const first = await request('POST', '/orders', { token: tokens.operator, body, headers: { 'idempotency-key': key } });
+      const created = await first.json();
+      // Rewind the key to what a gateway that crashed before storing the response leaves behind:
+      // in progress, its lease lapsed, no response.
+      await sql`update idempotency_keys set state = 'in_progress', locked_until = now() - interval '1 second',
+                  response_status = null, response_body = null, response_headers = null
+                where idempotency_key = ${key}`.execute(gatewayDb.db);
+      const retry = await request('POST', '/orders', { token: tokens.operator, body, headers: { 'idempotency-key': key } });
+      expect(retry.status).toBe(201);
+      expect((await retry.json()).id).toBe(created.id); // the service's command log answered
+      const list = await (await request('GET', `/orders?q=idem-crash`, { token: tokens.operator })).json();
+      expect(list.items).toHaveLength(1);
+    });
+  });
+});

@@ -1,0 +1,9 @@
+export { InvalidTokenError, type MintOptions, mintAccessToken, verifyAccessToken } from './auth/access-token.js';
+export { type BearerStrategy, jwtStrategy } from './auth/authenticate.js';
+export { GatewayConfig } from './config.js';
+export type { GatewayDB } from './database.js';
+export { createGateway, type GatewayDeps } from './gateway.js';
+export { IdempotencyStore } from './idempotency/idempotency.store.js';
+export { GATEWAY_MIGRATIONS } from './manifest.js';
+export { buildOpenApiDocument } from './openapi/openapi-document.js';
+export { apiRoutes } from './routes/index.js';

@@ -1,0 +1,120 @@
+import { readFileSync } from 'node:fs';
+import { healthPing } from '@ferry/contracts';
+import {
+  assertMigrated,
+  connectNats,
+  createDatabase,
+  createLogger,
+  createMetrics,
+  evaluateReadiness,
+  loadConfig,
+  migrationSources,
+  Namespace,
+  type NatsConnection,
+  natsCheck,
+  postgresCheck,
+  RpcClient,
+  rpcCheck,
+} from '@ferry/platform';
+import { serve } from '@hono/node-server';
+import { jwtStrategy } from './auth/authenticate.js';
+import { GatewayConfig } from './config.js';
+import type { GatewayDB } from './database.js';
+import { createGateway } from './gateway.js';
+import { IdempotencyStore } from './idempotency/idempotency.store.js';
+import { GATEWAY_MIGRATIONS } from './manifest.js';
+
+let config: GatewayConfig;
+try {
+  config = loadConfig(GatewayConfig);
+} catch (err) {
+  process.stderr.write(`ferry-gateway: ${(err as Error).message}\n`);
+  process.exit(1);
+}
+
+const version = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+const logger = createLogger({ service: 'gateway', level: config.LOG_LEVEL });
+const metrics = createMetrics('gateway');
+const ns = new Namespace(config.FERRY_NAMESPACE);
+const schema = ns.schema('gateway');
+const database = createDatabase<GatewayDB>({
+  url: config.DATABASE_URL,
+  schema,
+  max: config.DB_POOL_MAX,
+  applicationName: 'ferry-gateway',
+  logger,
+});
+let nc: NatsConnection | undefined;
+let rpc: RpcClient | undefined;
+let phase: 'starting' | 'running' | 'stopping' = 'starting';
+let startingReason = 'connecting to nats';
+
+const checks = [
+  postgresCheck(database.pool),
+  natsCheck(() => nc),
+  ...(['production', 'transfer', 'qa'] as const).map((s) => rpcCheck(s, () => rpc, healthPing(s))),
+];
+const app = createGateway({
+  logger,
+  metrics,
+  rpc: () => rpc,
+  idempotency: new IdempotencyStore(database.db, { ttlHours: config.IDEMPOTENCY_TTL_HOURS }),
+  strategies: [jwtStrategy(config.FERRY_JWT_SECRET)],
+  readiness: () => evaluateReadiness(checks, { phase, reason: startingReason }),
+  bodyLimitBytes: config.BODY_LIMIT_BYTES,
+  version,
+});
+
+const server = serve({ fetch: app.fetch, port: config.PORT, hostname: config.HOST }, (info) =>
+  logger.info({ port: info.port }, 'gateway listening'),
+);
+
+let purgeTimer: NodeJS.Timeout | undefined;
+let stopping = false;
+async function shutdown(signal: string) {
+  if (stopping) return;
+  stopping = true;
+  phase = 'stopping';
+  logger.info({ signal }, 'shutting down');
+  const timer = setTimeout(() => {
+    logger.error('shutdown timed out; exiting');
+    process.exit(1);
+  }, config.SHUTDOWN_TIMEOUT_MS);
+  timer.unref();
+  clearInterval(purgeTimer);
+  // Stop accepting connections and let in-flight requests finish.
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  await nc?.drain().catch(() => undefined);
+  await database.close();
+  logger.info('stopped');
+  logger.flush();
+  setTimeout(() => process.exit(0), 50);
+}
+process.once('SIGTERM', () => void shutdown('SIGTERM'));
+process.once('SIGINT', () => void shutdown('SIGINT'));
+
+try {
+  nc = await connectNats({ servers: config.NATS_URL, name: 'ferry-gateway', logger });
+  rpc = new RpcClient({ nc, ns, logger, timeoutMs: config.RPC_TIMEOUT_MS });
+  startingReason = 'waiting for postgres';
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await database.pool.query('select 1');
+      break;
+    } catch (err) {
+      logger.warn({ err, attempt }, 'postgres not reachable yet');
+      await new Promise((r) => setTimeout(r, Math.min(500 * attempt, 5_000)));
+    }
+  }
+  await assertMigrated(database.pool, schema, migrationSources(GATEWAY_MIGRATIONS));
+  const store = new IdempotencyStore(database.db);
+  purgeTimer = setInterval(() => {
+    store.purgeExpired().catch((err) => logger.warn({ err }, 'idempotency purge failed'));
+  }, 600_000);
+  purgeTimer.unref();
+  phase = 'running';
+  logger.info({ namespace: ns.prefix || undefined }, 'ready');
+} catch (err) {
+  logger.fatal({ err }, (err as Error).message);
+  setTimeout(() => process.exit(1), 100);
+}

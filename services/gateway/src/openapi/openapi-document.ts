@@ -1,0 +1,165 @@
+import { ERROR_CODE_LIST, FieldError, Problem } from '@ferry/contracts';
+import { z } from 'zod';
+import { API_BASE, type RouteDefinition } from '../http/route.js';
+import { problemType, STATUS_OF } from '../http/problem.js';
+
+type JsonSchema = Record<string, unknown>;
+
+const REF = '#/components/schemas/';
+
+/** Component schemas from every schema with a `.meta({ id })`, split where input and output differ. */
+function components(): { schemas: Record<string, JsonSchema>; inputName: (id: string) => string } {
+  const generate = (io: 'input' | 'output', uri: (id: string) => string) =>
+    z.toJSONSchema(z.globalRegistry, { target: 'draft-2020-12', io, unrepresentable: 'any', uri }).schemas as Record<
+      string,
+      JsonSchema
+    >;
+  const strip = (s: JsonSchema) => {
+    const { $schema: _s, $id: _i, ...rest } = s;
+    return rest;
+  };
+  const output = generate('output', (id) => `${REF}${id}`);
+  const firstInput = generate('input', (id) => `${REF}${id}`);
+  const differs = new Set(Object.keys(output).filter((id) => JSON.stringify(strip(output[id]!)) !== JSON.stringify(strip(firstInput[id]!))));
+  const inputName = (id: string) => (differs.has(id) ? `${id}Input` : id);
+  const input = generate('input', (id) => `${REF}${inputName(id)}`);
+  const schemas: Record<string, JsonSchema> = {};
+  for (const [id, s] of Object.entries(output)) schemas[id] = strip(s);
+  for (const id of differs) schemas[inputName(id)] = strip(input[id]!);
+  return { schemas, inputName };
+}
+
+function schemaFor(schema: z.ZodType, io: 'input' | 'output', inputName: (id: string) => string): JsonSchema {
+  const id = z.globalRegistry.get(schema)?.id;
+  if (id) return { $ref: `${REF}${io === 'input' ? inputName(id) : id}` };
+  const { $schema: _, ...rest } = z.toJSONSchema(schema, { target: 'draft-2020-12', io, unrepresentable: 'any' }) as JsonSchema;
+  return rest;
+}
+
+function parameters(route: RouteDefinition): JsonSchema[] {
+  const out: JsonSchema[] = [];
+  for (const [where, schema] of [
+    ['path', route.params],
+    ['query', route.query],
+  ] as const) {
+    if (!schema) continue;
+    const json = z.toJSONSchema(schema, { target: 'draft-2020-12', io: 'input', unrepresentable: 'any' }) as {
+      properties?: Record<string, JsonSchema>;
+      required?: string[];
+    };
+    for (const [name, s] of Object.entries(json.properties ?? {})) {
+      const { description, ...rest } = s as JsonSchema & { description?: string };
+      out.push({
+        name,
+        in: where,
+        required: where === 'path' || (json.required ?? []).includes(name),
+        ...(description ? { description } : {}),
+        schema: rest,
+      });
+    }
+  }
+  return out;
+}
+
+function errorStatuses(route: RouteDefinition): Record<number, string> {
+  const out: Record<number, string> = {
+    400: 'The request is invalid; `errors` names each bad field.',
+    401: 'No valid bearer token.',
+    403: 'The caller’s role may not do this.',
+    500: 'Unexpected error; the request id identifies it in the logs.',
+    503: 'A service behind the gateway is unavailable.',
+    504: 'A service behind the gateway did not answer in time.',
+  };
+  if (route.path.includes(':')) out[404] = 'No such resource in the caller’s organization.';
+  if (route.body) {
+    out[413] = 'The body is too large.';
+    out[415] = 'The body is not application/json.';
+  }
+  if (route.idempotent) {
+    out[409] = 'A request with this Idempotency-Key is still in progress (retry after Retry-After seconds).';
+    out[422] = 'The Idempotency-Key was used with a different request.';
+  }
+  for (const [status, text] of Object.entries(route.errors ?? {})) {
+    const s = Number(status);
+    out[s] = out[s] ? `${text} Also: ${out[s]}` : text;
+  }
+  return out;
+}
+
+/** OpenAPI 3.1 for the routes, generated from the same zod schemas that validate requests. */
+export function buildOpenApiDocument(routes: readonly RouteDefinition[], info: { version: string }): JsonSchema {
+  // Make sure the problem schemas are registered even if no route names them.
+  void Problem;
+  void FieldError;
+  const { schemas, inputName } = components();
+  const paths: Record<string, Record<string, JsonSchema>> = {};
+  for (const route of routes) {
+    const path = `${API_BASE}${route.path}`.replace(/:([A-Za-z_]+)/g, '{$1}');
+    const responses: Record<string, JsonSchema> = {};
+    for (const [status, r] of Object.entries(route.responses)) {
+      responses[status] = {
+        description: r.description,
+        ...(r.schema ? { content: { 'application/json': { schema: schemaFor(r.schema, 'output', inputName) } } } : {}),
+        headers: { 'X-Request-Id': { $ref: '#/components/headers/RequestId' } },
+      };
+    }
+    for (const [status, description] of Object.entries(errorStatuses(route))) {
+      responses[status] = { description, content: { 'application/problem+json': { schema: { $ref: `${REF}Problem` } } } };
+    }
+    const params = parameters(route);
+    if (route.idempotent) params.push({ $ref: '#/components/parameters/IdempotencyKey' });
+    paths[path] ??= {};
+    paths[path]![route.method.toLowerCase()] = {
+      operationId: route.operationId,
+      summary: route.summary,
+      ...(route.description ? { description: route.description } : {}),
+      tags: [...route.tags],
+      'x-roles': [...route.roles],
+      ...(params.length > 0 ? { parameters: params } : {}),
+      ...(route.body
+        ? {
+            requestBody: {
+              required: true,
+              content: { 'application/json': { schema: schemaFor(route.body, 'input', inputName) } },
+            },
+          }
+        : {}),
+      responses,
+    };
+  }
+  const problemTypes = Object.fromEntries(ERROR_CODE_LIST.map((c) => [c, { status: STATUS_OF[c], type: problemType(c) }]));
+  return {
+    openapi: '3.1.0',
+    info: {
+      title: 'Ferry API',
+      version: info.version,
+      description:
+        'Orders → batches → tasks → verified uploads → episodes → QA. Every route except health and these docs needs ' +
+        '`Authorization: Bearer <token>`; data is scoped to the token’s organization. Errors are RFC 9457 problem+json ' +
+        'with a stable `code`. Command routes accept `Idempotency-Key` (kept 24 h).',
+    },
+    servers: [{ url: '/' }],
+    security: [{ bearer: [] }],
+    tags: [...new Set(routes.flatMap((r) => r.tags))].map((name) => ({ name })),
+    paths,
+    components: {
+      schemas,
+      securitySchemes: { bearer: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' } },
+      parameters: {
+        IdempotencyKey: {
+          name: 'Idempotency-Key',
+          in: 'header',
+          required: false,
+          description:
+            'Makes a retry safe: the first response is stored for 24 h and replayed (with `Idempotency-Replayed: true`) ' +
+            'for the same key and request; the same key with another request → 422; while the first is running → 409.',
+          schema: { type: 'string', minLength: 1, maxLength: 257 },
+        },
+      },
+      headers: {
+        RequestId: { description: 'The request id (yours from X-Request-Id, or generated).', schema: { type: 'string' } },
+      },
+    },
+    'x-problem-types': problemTypes,
+  };
+}

@@ -1,0 +1,1 @@
+export { QA_MIGRATIONS, QaConfig, qaService } from './manifest.js';

@@ -1,0 +1,1 @@
+export { TRANSFER_MIGRATIONS, TransferConfig, transferService } from './manifest.js';

@@ -1,0 +1,139 @@
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import type { Role } from '@ferry/contracts';
+import { mintAccessToken } from '@ferry/gateway';
+import { TestInfra } from '@ferry/platform/testing';
+
+const run = promisify(execFile);
+const ROOT = path.resolve(import.meta.dirname, '../..');
+
+export type ServiceName = 'production' | 'transfer' | 'qa' | 'gateway';
+const ALL: ServiceName[] = ['production', 'transfer', 'qa', 'gateway'];
+
+export interface ServiceProcess {
+  name: ServiceName;
+  child: ChildProcess;
+  /** Health port for production/transfer/qa; HTTP port for the gateway. */
+  port: number;
+  lines: Record<string, unknown>[];
+  raw: string[];
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+}
+
+/**
+ * The built services as real processes on a namespace of their own, set up with the real
+ * `ferry setup` command. For end-to-end tests and for HTTP tests that need real services behind NATS.
+ */
+export class System {
+  readonly processes = new Map<ServiceName, ServiceProcess>();
+  readonly jwtSecret = `test-secret-${'x'.repeat(40)}`;
+
+  private constructor(readonly infra: TestInfra) {}
+
+  static async create(): Promise<System> {
+    const infra = await TestInfra.create({ provision: false });
+    const system = new System(infra);
+    await run(process.execPath, [path.join(ROOT, 'packages/cli/dist/main.js'), 'setup'], {
+      env: { ...process.env, ...infra.env() },
+    });
+    return system;
+  }
+
+  /** Starts services and waits until each logs `ready` (or, with waitForReady false, until it listens). */
+  async start(
+    names: readonly ServiceName[] = ALL,
+    options: { env?: Record<string, string>; waitForReady?: boolean } = {},
+  ): Promise<void> {
+    await Promise.all(names.map((n) => this.spawn(n, options.env ?? {}, options.waitForReady ?? true)));
+  }
+
+  private spawn(name: ServiceName, env: Record<string, string>, waitForReady: boolean): Promise<ServiceProcess> {
+    const child = spawn(process.execPath, [path.join(ROOT, `services/${name}/dist/main.js`)], {
+      env: {
+        ...process.env,
+        ...this.infra.env(),
+        LOG_LEVEL: 'debug',
+        ...(name === 'gateway' ? { PORT: '0', HOST: '127.0.0.1', FERRY_JWT_SECRET: this.jwtSecret } : { HEALTH_PORT: '0', HEALTH_HOST: '127.0.0.1' }),
+        ...env,
+      },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    const proc: ServiceProcess = {
+      name,
+      child,
+      port: 0,
+      lines: [],
+      raw: [],
+      exited: new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal }))),
+    };
+    this.processes.set(name, proc);
+    let buffer = '';
+    const waiters: (() => void)[] = [];
+    const onData = (chunk: Buffer) => {
+      buffer += chunk.toString();
+      let nl = buffer.indexOf('\n');
+      while (nl >= 0) {
+        const line = buffer.slice(0, nl);
+        buffer = buffer.slice(nl + 1);
+        proc.raw.push(line);
+        try {
+          const json = JSON.parse(line) as Record<string, unknown>;
+          proc.lines.push(json);
+          if ((json.msg === 'health endpoint listening' || json.msg === 'gateway listening') && typeof json.port === 'number') {
+            proc.port = json.port;
+          }
+        } catch {
+          // not a log line (e.g. a fault-injection notice on stderr)
+        }
+        for (const w of waiters.splice(0)) w();
+        nl = buffer.indexOf('\n');
+      }
+    };
+    child.stdout!.on('data', onData);
+    child.stderr!.on('data', onData);
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`${name} did not start in 20 s:\n${proc.raw.join('\n')}`)), 20_000);
+      const check = () => {
+        const done = waitForReady ? proc.lines.some((l) => l.msg === 'ready') && proc.port > 0 : proc.port > 0;
+        if (done) {
+          clearTimeout(timer);
+          resolve(proc);
+        } else waiters.push(check);
+      };
+      void proc.exited.then(({ code, signal }) => {
+        clearTimeout(timer);
+        reject(new Error(`${name} exited (${code ?? signal}) while starting:\n${proc.raw.join('\n')}`));
+      });
+      check();
+    });
+  }
+
+  get gatewayUrl(): string {
+    return `http://127.0.0.1:${this.processes.get('gateway')!.port}`;
+  }
+
+  healthUrl(name: Exclude<ServiceName, 'gateway'>): string {
+    return `http://127.0.0.1:${this.processes.get(name)!.port}`;
+  }
+
+  token(org: string, role: Role = 'admin', sub = `${role}-test`): Promise<string> {
+    return mintAccessToken({ secret: this.jwtSecret, org, role, sub });
+  }
+
+  async stop(name: ServiceName, signal: NodeJS.Signals = 'SIGTERM') {
+    const proc = this.processes.get(name);
+    if (!proc) return;
+    if (proc.child.exitCode === null && proc.child.signalCode === null) proc.child.kill(signal);
+    const timer = setTimeout(() => proc.child.kill('SIGKILL'), 15_000);
+    const result = await proc.exited;
+    clearTimeout(timer);
+    this.processes.delete(name);
+    return result;
+  }
+
+  async shutdown(): Promise<void> {
+    await Promise.all([...this.processes.keys()].map((n) => this.stop(n)));
+    await this.infra.cleanup();
+  }
+}
