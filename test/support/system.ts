@@ -27,6 +27,7 @@ export interface ServiceProcess {
  */
 export class System {
   readonly processes = new Map<ServiceName, ServiceProcess>();
+  private readonly replicas: ServiceProcess[] = [];
   readonly jwtSecret = `test-secret-${'x'.repeat(40)}`;
 
   private constructor(readonly infra: TestInfra) {}
@@ -48,7 +49,12 @@ export class System {
     await Promise.all(names.map((n) => this.spawn(n, options.env ?? {}, options.waitForReady ?? true)));
   }
 
-  private spawn(name: ServiceName, env: Record<string, string>, waitForReady: boolean): Promise<ServiceProcess> {
+  /** One more process of `name` (another replica on the same namespace), stopped by shutdown(). */
+  async startReplica(name: ServiceName, env: Record<string, string> = {}): Promise<ServiceProcess> {
+    return this.spawn(name, env, true, false);
+  }
+
+  private spawn(name: ServiceName, env: Record<string, string>, waitForReady: boolean, primary = true): Promise<ServiceProcess> {
     const child = spawn(process.execPath, [path.join(ROOT, `services/${name}/dist/main.js`)], {
       env: {
         ...process.env,
@@ -67,7 +73,8 @@ export class System {
       raw: [],
       exited: new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal }))),
     };
-    this.processes.set(name, proc);
+    if (primary) this.processes.set(name, proc);
+    else this.replicas.push(proc);
     let buffer = '';
     const waiters: (() => void)[] = [];
     const onData = (chunk: Buffer) => {
@@ -133,6 +140,8 @@ export class System {
   }
 
   async shutdown(): Promise<void> {
+    for (const r of this.replicas) if (r.child.exitCode === null && r.child.signalCode === null) r.child.kill('SIGTERM');
+    await Promise.all(this.replicas.map((r) => r.exited));
     await Promise.all([...this.processes.keys()].map((n) => this.stop(n)));
     await this.infra.cleanup();
   }

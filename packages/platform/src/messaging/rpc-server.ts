@@ -113,8 +113,14 @@ export class RpcServer {
       reply = { ok: false, error: this.toErrorBody(err, def, requestId) };
     }
     const outcome = reply.ok ? 'ok' : reply.error.code;
+    const seconds = (performance.now() - started) / 1000;
     this.options.metrics?.rpcHandled.inc({ subject: def.subject, outcome });
-    this.options.metrics?.rpcDuration.observe({ subject: def.subject }, (performance.now() - started) / 1000);
+    this.options.metrics?.rpcDuration.observe({ subject: def.subject }, seconds);
+    // Commands at info (they change state), queries at debug; the request id ties them to the HTTP call.
+    this.options.logger[def.kind === 'command' ? 'info' : 'debug'](
+      { request_id: requestId, subject: def.subject, outcome, duration_ms: Math.round(seconds * 1000) },
+      'rpc handled',
+    );
     if (msg.reply) msg.respond(JSON.stringify(reply));
   }
 

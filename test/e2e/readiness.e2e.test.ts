@@ -1,0 +1,74 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { System } from '../support/system.js';
+
+const DEAD_POSTGRES = 'postgres://postgres@127.0.0.1:1/ferry';
+const DEAD_NATS = 'nats://127.0.0.1:1';
+
+/** /readyz names the dependency that is down, for the gateway and for a service (DESIGN §4, §9). */
+describe('readiness when a dependency is unreachable', () => {
+  let system: System;
+  beforeAll(async () => {
+    system = await System.create();
+  });
+  afterAll(() => system?.shutdown());
+
+  async function readyz(url: string) {
+    const res = await fetch(`${url}/readyz`);
+    return { status: res.status, body: (await res.json()) as { failed: string[]; checks: Record<string, { ok: boolean }> } };
+  }
+
+  it('production answers 503 naming postgres', async () => {
+    await system.start(['production'], { env: { DATABASE_URL: DEAD_POSTGRES }, waitForReady: false });
+    const { status, body } = await readyz(system.healthUrl('production'));
+    expect(status).toBe(503);
+    expect(body.failed).toContain('postgres');
+    expect(body.failed).not.toContain('nats');
+    expect((await fetch(`${system.healthUrl('production')}/healthz`)).status).toBe(200);
+    await system.stop('production');
+  });
+
+  it('production answers 503 naming nats', async () => {
+    await system.start(['production'], { env: { NATS_URL: DEAD_NATS }, waitForReady: false });
+    const { status, body } = await readyz(system.healthUrl('production'));
+    expect(status).toBe(503);
+    expect(body.failed).toContain('nats');
+    expect(body.failed).not.toContain('postgres');
+    await system.stop('production');
+  });
+
+  it('the gateway answers 503 naming postgres', async () => {
+    await system.start(['gateway'], { env: { DATABASE_URL: DEAD_POSTGRES }, waitForReady: false });
+    const { status, body } = await readyz(system.gatewayUrl);
+    expect(status).toBe(503);
+    expect(body.failed).toContain('postgres');
+    expect(body.failed).not.toContain('nats');
+    await system.stop('gateway');
+  });
+
+  it('the gateway answers 503 naming nats', async () => {
+    await system.start(['gateway'], { env: { NATS_URL: DEAD_NATS }, waitForReady: false });
+    const { status, body } = await readyz(system.gatewayUrl);
+    expect(status).toBe(503);
+    expect(body.failed).toContain('nats');
+    expect(body.failed).not.toContain('postgres');
+    await system.stop('gateway');
+  });
+
+  it('the gateway answers 503 naming a service that does not answer', async () => {
+    await system.start(['transfer', 'qa', 'gateway']);
+    const { status, body } = await readyz(system.gatewayUrl);
+    expect(status).toBe(503);
+    expect(body.failed).toEqual(['production']);
+    await system.start(['production']);
+    expect((await readyz(system.gatewayUrl)).status).toBe(200);
+  });
+
+  it('a service refuses to start, naming the problem, when its configuration is invalid', async () => {
+    const err = await system.start(['production'], { env: { HEALTH_PORT: 'abc' } }).catch((e) => e as Error);
+    expect(String(err)).toMatch(/exited \(1\)/);
+    expect(String(err)).toMatch(/HEALTH_PORT/);
+    system.processes.delete('production');
+    const gw = await system.start(['gateway'], { env: { FERRY_JWT_SECRET: 'short' } }).catch((e) => e as Error);
+    expect(String(gw)).toMatch(/FERRY_JWT_SECRET/);
+  });
+});
