@@ -3,6 +3,7 @@ import { streamMessages, waitFor } from '@ferry/platform/testing';
 import { sql } from 'kysely';
 import { v7 as uuidv7 } from 'uuid';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { json } from '../support/http.js';
 import { System } from '../support/system.js';
 
 /** The whole system as processes: gateway → NATS → production → Postgres → outbox → JetStream. */
@@ -24,13 +25,15 @@ describe('orders end to end', () => {
       headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json', ...headers },
       body: body === undefined ? undefined : JSON.stringify(body),
     });
-    return { status: res.status, headers: res.headers, body: res.status === 204 ? undefined : await res.json() };
+    return { status: res.status, headers: res.headers, body: res.status === 204 ? undefined : await json(res) };
   }
 
   async function createdEvents(orderId: string) {
     const msgs = await streamMessages(system.infra.jsm, system.infra.ns.stream('PRODUCTION'));
     return msgs.filter(
-      (m) => m.subject === system.infra.ns.subject('production.evt.order.created.v1') && m.json<{ order: { id: string } }>().order.id === orderId,
+      (m) =>
+        m.subject === system.infra.ns.subject('production.evt.order.created.v1') &&
+        m.json<{ order: { id: string } }>().order.id === orderId,
     );
   }
 
@@ -38,12 +41,17 @@ describe('orders end to end', () => {
   it('is ready once every service answers', async () => {
     const res = await fetch(`${system.gatewayUrl}/readyz`);
     expect(res.status).toBe(200);
-    expect((await res.json()).failed).toEqual([]);
+    expect((await json(res)).failed).toEqual([]);
     sceneId = (await api('POST', '/scenes', { name: 'e2e-scene' })).body.id;
   });
 
   it('publishes exactly one order.created per created order, carrying the request id', async () => {
-    const created = await api('POST', '/orders', { scene_id: sceneId, name: 'e2e-one', target_count: 3 }, { 'x-request-id': 'e2e-req-1' });
+    const created = await api(
+      'POST',
+      '/orders',
+      { scene_id: sceneId, name: 'e2e-one', target_count: 3 },
+      { 'x-request-id': 'e2e-req-1' },
+    );
     expect(created.status).toBe(201);
     const events = await waitFor(async () => {
       const e = await createdEvents(created.body.id);
@@ -58,14 +66,24 @@ describe('orders end to end', () => {
 
   it('shares one request id between the gateway’s and production’s log lines', async () => {
     const requestId = `trace-${uuidv7()}`;
-    const res = await api('POST', '/orders', { scene_id: sceneId, name: 'e2e-traced', target_count: 1 }, { 'x-request-id': requestId });
+    const res = await api(
+      'POST',
+      '/orders',
+      { scene_id: sceneId, name: 'e2e-traced', target_count: 1 },
+      { 'x-request-id': requestId },
+    );
     expect(res.headers.get('x-request-id')).toBe(requestId);
     await waitFor(() => system.processes.get('production')!.lines.some((l) => l.request_id === requestId));
     const gatewayLines = system.processes.get('gateway')!.lines.filter((l) => l.request_id === requestId);
     const productionLines = system.processes.get('production')!.lines.filter((l) => l.request_id === requestId);
     expect(gatewayLines).toContainEqual(expect.objectContaining({ msg: 'request', status: 201, service: 'gateway' }));
     expect(productionLines).toContainEqual(
-      expect.objectContaining({ msg: 'rpc handled', subject: 'production.rpc.order.create', outcome: 'ok', service: 'production' }),
+      expect.objectContaining({
+        msg: 'rpc handled',
+        subject: 'production.rpc.order.create',
+        outcome: 'ok',
+        service: 'production',
+      }),
     );
   });
 
@@ -79,7 +97,8 @@ describe('orders end to end', () => {
     expect(await createdEvents(created.body.id)).toHaveLength(1);
     const { db } = system.infra.database('production');
     const pending = async () =>
-      (await sql<{ n: number }>`select count(*)::int as n from outbox where published_at is null`.execute(db)).rows[0]!.n;
+      (await sql<{ n: number }>`select count(*)::int as n from outbox where published_at is null`.execute(db)).rows[0]!
+        .n;
     expect(await pending()).toBeGreaterThan(0);
 
     system.processes.delete('production');
@@ -91,11 +110,15 @@ describe('orders end to end', () => {
   it('publishes exactly one event per order when two production replicas (two relays) run at once', async () => {
     const replica = await system.startReplica('production');
     const results = await Promise.all(
-      Array.from({ length: 30 }, (_, i) => api('POST', '/orders', { scene_id: sceneId, name: `e2e-replicas-${i}`, target_count: 1 })),
+      Array.from({ length: 30 }, (_, i) =>
+        api('POST', '/orders', { scene_id: sceneId, name: `e2e-replicas-${i}`, target_count: 1 }),
+      ),
     );
     expect(results.map((r) => r.status)).toEqual(Array(30).fill(201));
     // Both replicas answered RPCs, so both relays had rows to publish.
-    expect(replica.lines.some((l) => l.msg === 'rpc handled' && l.subject === 'production.rpc.order.create')).toBe(true);
+    expect(replica.lines.some((l) => l.msg === 'rpc handled' && l.subject === 'production.rpc.order.create')).toBe(
+      true,
+    );
     for (const r of results) {
       await waitFor(async () => (await createdEvents(r.body.id)).length > 0, { what: `event for ${r.body.name}` });
     }

@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { json } from '../support/http.js';
 import { System } from '../support/system.js';
 
 const DEAD_POSTGRES = 'postgres://postgres@127.0.0.1:1/ferry';
@@ -14,7 +15,10 @@ describe('readiness when a dependency is unreachable', () => {
 
   async function readyz(url: string) {
     const res = await fetch(`${url}/readyz`);
-    return { status: res.status, body: (await res.json()) as { failed: string[]; checks: Record<string, { ok: boolean }> } };
+    return {
+      status: res.status,
+      body: (await json(res)) as { failed: string[]; checks: Record<string, { ok: boolean }> },
+    };
   }
 
   it('production answers 503 naming postgres', async () => {

@@ -54,13 +54,20 @@ export class System {
     return this.spawn(name, env, true, false);
   }
 
-  private spawn(name: ServiceName, env: Record<string, string>, waitForReady: boolean, primary = true): Promise<ServiceProcess> {
+  private spawn(
+    name: ServiceName,
+    env: Record<string, string>,
+    waitForReady: boolean,
+    primary = true,
+  ): Promise<ServiceProcess> {
     const child = spawn(process.execPath, [path.join(ROOT, `services/${name}/dist/main.js`)], {
       env: {
         ...process.env,
         ...this.infra.env(),
         LOG_LEVEL: 'debug',
-        ...(name === 'gateway' ? { PORT: '0', HOST: '127.0.0.1', FERRY_JWT_SECRET: this.jwtSecret } : { HEALTH_PORT: '0', HEALTH_HOST: '127.0.0.1' }),
+        ...(name === 'gateway'
+          ? { PORT: '0', HOST: '127.0.0.1', FERRY_JWT_SECRET: this.jwtSecret }
+          : { HEALTH_PORT: '0', HEALTH_HOST: '127.0.0.1' }),
         ...env,
       },
       stdio: ['ignore', 'pipe', 'pipe'],
@@ -87,7 +94,10 @@ export class System {
         try {
           const json = JSON.parse(line) as Record<string, unknown>;
           proc.lines.push(json);
-          if ((json.msg === 'health endpoint listening' || json.msg === 'gateway listening') && typeof json.port === 'number') {
+          if (
+            (json.msg === 'health endpoint listening' || json.msg === 'gateway listening') &&
+            typeof json.port === 'number'
+          ) {
             proc.port = json.port;
           }
         } catch {
@@ -100,7 +110,10 @@ export class System {
     child.stdout!.on('data', onData);
     child.stderr!.on('data', onData);
     return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`${name} did not start in 20 s:\n${proc.raw.join('\n')}`)), 20_000);
+      const timer = setTimeout(
+        () => reject(new Error(`${name} did not start in 20 s:\n${proc.raw.join('\n')}`)),
+        20_000,
+      );
       const check = () => {
         const done = waitForReady ? proc.lines.some((l) => l.msg === 'ready') && proc.port > 0 : proc.port > 0;
         if (done) {
@@ -140,7 +153,8 @@ export class System {
   }
 
   async shutdown(): Promise<void> {
-    for (const r of this.replicas) if (r.child.exitCode === null && r.child.signalCode === null) r.child.kill('SIGTERM');
+    for (const r of this.replicas)
+      if (r.child.exitCode === null && r.child.signalCode === null) r.child.kill('SIGTERM');
     await Promise.all(this.replicas.map((r) => r.exited));
     await Promise.all([...this.processes.keys()].map((n) => this.stop(n)));
     await this.infra.cleanup();

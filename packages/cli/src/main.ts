@@ -61,14 +61,19 @@ async function main(argv: string[]): Promise<number> {
       return 0;
     case 'dlq':
       if (sub === 'list') {
-        for (const entry of await dlqList(env(), { consumer: values.consumer, limit: values.limit ? Number(values.limit) : undefined })) {
+        for (const entry of await dlqList(env(), {
+          consumer: values.consumer,
+          limit: values.limit ? Number(values.limit) : undefined,
+        })) {
           console.log(JSON.stringify(entry));
         }
         return 0;
       }
       if (sub === 'replay' && arg && /^\d+$/.test(arg)) {
         const { replayed, newStreamSeq } = await dlqReplay(env(), Number(arg));
-        console.log(`replayed DLQ ${arg} (${replayed.subject}, event ${replayed.eventId ?? '?'}) as stream seq ${newStreamSeq}`);
+        console.log(
+          `replayed DLQ ${arg} (${replayed.subject}, event ${replayed.eventId ?? '?'}) as stream seq ${newStreamSeq}`,
+        );
         return 0;
       }
       console.error('usage: ferry dlq list | ferry dlq replay SEQ');

@@ -33,6 +33,13 @@ export function commaList<T extends z.ZodType<string, string>>(item: T) {
   return z
     .string()
     .max(4096)
-    .transform((raw) => [...new Set(raw.split(',').map((s) => s.trim()).filter(Boolean))])
+    .transform((raw) => [
+      ...new Set(
+        raw
+          .split(',')
+          .map((s) => s.trim())
+          .filter(Boolean),
+      ),
+    ])
     .pipe(z.array(item).min(1).max(50));
 }

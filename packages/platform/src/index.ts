@@ -12,7 +12,14 @@ export { LocalBlobStore } from './blob/local-blob-store.js';
 export { BaseConfig, ConfigError, loadConfig } from './config/config.js';
 export { createDatabase, createPool, type Database, type DatabaseOptions } from './db/database.js';
 export type { CommandLogTable, InboxTable, MessagingTables, OutboxTable } from './db/messaging-tables.js';
-export { assertMigrated, MigrationError, type MigrationSource, type MigrationStatus, migrate, migrationStatus } from './db/migrator.js';
+export {
+  assertMigrated,
+  MigrationError,
+  type MigrationSource,
+  type MigrationStatus,
+  migrate,
+  migrationStatus,
+} from './db/migrator.js';
 export { inTransaction, isRetryableTransactionError, isUniqueViolation, type Transaction } from './db/transaction.js';
 export { DomainError, isDomainError, notFound } from './errors/domain-error.js';
 export { type FaultPoint, faultPoint } from './faults/faults.js';
@@ -35,7 +42,13 @@ export { type AppendOptions, Outbox } from './messaging/outbox.js';
 export { OutboxRelay, type OutboxRelayOptions, type RelayBatchResult } from './messaging/outbox-relay.js';
 export { DEFAULT_RETRY_SCHEDULE_MS, retryDelay } from './messaging/retry-schedule.js';
 export { RpcClient, type RpcClientOptions } from './messaging/rpc-client.js';
-export { type RpcHandler, type RpcHandlerContext, RpcServer, type RpcServerOptions, zodIssues } from './messaging/rpc-server.js';
+export {
+  type RpcHandler,
+  type RpcHandlerContext,
+  RpcServer,
+  type RpcServerOptions,
+  zodIssues,
+} from './messaging/rpc-server.js';
 export {
   ADVISORIES_STREAM,
   consumerConfig,
@@ -60,7 +73,7 @@ export {
   type PlatformProviders,
   RPC_CLIENT,
 } from './nest/platform-module.js';
+export { decodeCursor, encodeCursor, isIdCursor, toPage } from './pagination/keyset-cursor.js';
 export { PLATFORM_MIGRATIONS } from './platform-migrations.js';
 export { Housekeeper } from './service/housekeeper.js';
 export { migrationSources, runService, ServiceConfig, type ServiceDefinition } from './service/run-service.js';
-export { decodeCursor, encodeCursor, isIdCursor, toPage } from './pagination/keyset-cursor.js';

@@ -10,10 +10,18 @@ export const GatewayConfig = BaseConfig.extend({
    */
   FERRY_JWT_SECRET: z.string().min(32, 'must be at least 32 characters (generate one: openssl rand -base64 48)'),
   /** Largest accepted JSON body. Default 1 MiB (bulk routes allow more). */
-  BODY_LIMIT_BYTES: z.coerce.number().int().min(1024).default(1024 * 1024),
+  BODY_LIMIT_BYTES: z.coerce
+    .number()
+    .int()
+    .min(1024)
+    .default(1024 * 1024),
   /** How long a downstream service may take to answer. Default 10 s. */
   RPC_TIMEOUT_MS: z.coerce.number().int().min(100).default(10_000),
   /** Idempotency keys are kept this long (published in docs/api.md). Default 24 h. */
-  IDEMPOTENCY_TTL_HOURS: z.coerce.number().min(1).max(24 * 30).default(24),
+  IDEMPOTENCY_TTL_HOURS: z.coerce
+    .number()
+    .min(1)
+    .max(24 * 30)
+    .default(24),
 });
 export type GatewayConfig = z.infer<typeof GatewayConfig>;

@@ -1,9 +1,10 @@
-import { createMetrics, evaluateReadiness, RpcClient } from '@ferry/platform';
+import { createMetrics, type Database, evaluateReadiness, RpcClient } from '@ferry/platform';
 import { silentLogger } from '@ferry/platform/testing';
 import type { Hono } from 'hono';
 import { sql } from 'kysely';
 import { v7 as uuidv7 } from 'uuid';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { json } from '../../../test/support/http.js';
 import { System } from '../../../test/support/system.js';
 import { mintAccessToken } from './auth/access-token.js';
 import { jwtStrategy } from './auth/authenticate.js';
@@ -14,7 +15,7 @@ import { IdempotencyStore } from './idempotency/idempotency.store.js';
 describe('gateway HTTP API (real production service behind NATS)', () => {
   let system: System;
   let app: Hono;
-  let gatewayDb: ReturnType<System['infra']['database']>;
+  let gatewayDb: Database<GatewayDB>;
   const orgA = uuidv7();
   const orgB = uuidv7();
   const tokens: Record<string, string> = {};
@@ -42,21 +43,30 @@ describe('gateway HTTP API (real production service behind NATS)', () => {
   });
   afterAll(() => system?.shutdown());
 
-  function request(method: string, path: string, options: { token?: string; body?: unknown; headers?: Record<string, string> } = {}) {
+  function request(
+    method: string,
+    path: string,
+    options: { token?: string; body?: unknown; headers?: Record<string, string> } = {},
+  ) {
     const headers: Record<string, string> = { ...options.headers };
     if (options.token) headers.authorization = `Bearer ${options.token}`;
     if (options.body !== undefined) headers['content-type'] ??= 'application/json';
     return app.request(`/api/v1${path}`, {
       method,
       headers,
-      body: options.body === undefined ? undefined : typeof options.body === 'string' ? options.body : JSON.stringify(options.body),
+      body:
+        options.body === undefined
+          ? undefined
+          : typeof options.body === 'string'
+            ? options.body
+            : JSON.stringify(options.body),
     });
   }
 
   async function newScene(token = tokens.operator!, name = `scene-${uuidv7()}`) {
     const res = await request('POST', '/scenes', { token, body: { name } });
     expect(res.status).toBe(201);
-    return (await res.json()) as { id: string };
+    return (await json(res)) as { id: string };
   }
 
   const orderBody = (sceneId: string, name = `order-${uuidv7()}`) => ({ scene_id: sceneId, name, target_count: 10 });
@@ -67,12 +77,27 @@ describe('gateway HTTP API (real production service behind NATS)', () => {
       expect(res.status).toBe(401);
       expect(res.headers.get('content-type')).toBe('application/problem+json');
       expect(res.headers.get('www-authenticate')).toMatch(/^Bearer/);
-      expect(await res.json()).toMatchObject({ status: 401, code: 'unauthenticated', type: '/api/v1/problems/unauthenticated' });
+      expect(await json(res)).toMatchObject({
+        status: 401,
+        code: 'unauthenticated',
+        type: '/api/v1/problems/unauthenticated',
+      });
     });
 
     it('answers 401 for a forged, expired or malformed token', async () => {
-      const forged = await mintAccessToken({ secret: 'another-secret-of-at-least-32-chars!!', org: orgA, role: 'admin', sub: 'x' });
-      const expired = await mintAccessToken({ secret: system.jwtSecret, org: orgA, role: 'admin', sub: 'x', ttlSeconds: -10 });
+      const forged = await mintAccessToken({
+        secret: 'another-secret-of-at-least-32-chars!!',
+        org: orgA,
+        role: 'admin',
+        sub: 'x',
+      });
+      const expired = await mintAccessToken({
+        secret: system.jwtSecret,
+        org: orgA,
+        role: 'admin',
+        sub: 'x',
+        ttlSeconds: -10,
+      });
       for (const token of [forged, expired, 'not-a-token']) {
         const res = await request('POST', '/orders', { token, body: {} });
         expect(res.status).toBe(401);
@@ -86,51 +111,70 @@ describe('gateway HTTP API (real production service behind NATS)', () => {
       const scene = await newScene();
       const viewer = await request('POST', '/orders', { token: tokens.viewer, body: orderBody(scene.id) });
       expect(viewer.status).toBe(403);
-      expect(await viewer.json()).toMatchObject({ code: 'forbidden' });
-      const operator = await request('POST', '/orders', { token: tokens.operator, body: orderBody(scene.id, 'by-operator') });
+      expect(await json(viewer)).toMatchObject({ code: 'forbidden' });
+      const operator = await request('POST', '/orders', {
+        token: tokens.operator,
+        body: orderBody(scene.id, 'by-operator'),
+      });
       expect(operator.status).toBe(201);
-      const order = await operator.json();
-      expect(order).toMatchObject({ name: 'by-operator', status: 'created', organization_id: orgA, scene_id: scene.id });
+      const order = await json(operator);
+      expect(order).toMatchObject({
+        name: 'by-operator',
+        status: 'created',
+        organization_id: orgA,
+        scene_id: scene.id,
+      });
       expect(operator.headers.get('location')).toBe(`/api/v1/orders/${order.id}`);
       // A viewer may read what it may not write.
       expect((await request('GET', `/orders/${order.id}`, { token: tokens.viewer })).status).toBe(200);
     });
 
     it('answers 400 naming each bad field, and creates nothing', async () => {
-      const before = (await (await request('GET', '/orders?limit=200', { token: tokens.admin })).json()).items.length;
+      const before = (await json(await request('GET', '/orders?limit=200', { token: tokens.admin }))).items.length;
       const res = await request('POST', '/orders', {
         token: tokens.operator,
         body: { name: '', target_count: 0, priority: 'asap', deadline: 'tomorrow', extra: true },
       });
       expect(res.status).toBe(400);
-      const problem = await res.json();
+      const problem = await json(res);
       expect(problem.code).toBe('validation_failed');
-      const fields = Object.fromEntries(problem.errors.map((e: { path: string; message: string }) => [e.path, e.message]));
+      const fields = Object.fromEntries(
+        problem.errors.map((e: { path: string; message: string }) => [e.path, e.message]),
+      );
       expect(Object.keys(fields).sort()).toEqual(
         ['body.deadline', 'body.extra', 'body.name', 'body.priority', 'body.scene_id', 'body.target_count'].sort(),
       );
       expect(fields['body.scene_id']).toBe('required');
       expect(fields['body.extra']).toBe('unknown field');
-      const after = (await (await request('GET', '/orders?limit=200', { token: tokens.admin })).json()).items.length;
+      const after = (await json(await request('GET', '/orders?limit=200', { token: tokens.admin }))).items.length;
       expect(after).toBe(before);
     });
 
     it('answers 409 for a name taken in the organization, 201 for the same name in another one', async () => {
       const scene = await newScene();
-      const first = await request('POST', '/orders', { token: tokens.operator, body: orderBody(scene.id, 'weekly-500') });
+      const first = await request('POST', '/orders', {
+        token: tokens.operator,
+        body: orderBody(scene.id, 'weekly-500'),
+      });
       expect(first.status).toBe(201);
       const again = await request('POST', '/orders', { token: tokens.admin, body: orderBody(scene.id, 'weekly-500') });
       expect(again.status).toBe(409);
-      expect(await again.json()).toMatchObject({ code: 'name_taken', details: { name: 'weekly-500' } });
+      expect(await json(again)).toMatchObject({ code: 'name_taken', details: { name: 'weekly-500' } });
       const otherScene = await newScene(tokens.otherOrg);
-      const other = await request('POST', '/orders', { token: tokens.otherOrg, body: orderBody(otherScene.id, 'weekly-500') });
+      const other = await request('POST', '/orders', {
+        token: tokens.otherOrg,
+        body: orderBody(otherScene.id, 'weekly-500'),
+      });
       expect(other.status).toBe(201);
     });
 
     it('answers 404 for another organization’s order, never its data', async () => {
       const scene = await newScene(tokens.otherOrg);
-      const res = await request('POST', '/orders', { token: tokens.otherOrg, body: orderBody(scene.id, 'secret-order') });
-      const theirs = await res.json();
+      const res = await request('POST', '/orders', {
+        token: tokens.otherOrg,
+        body: orderBody(scene.id, 'secret-order'),
+      });
+      const theirs = await json(res);
       for (const [method, body] of [
         ['GET', undefined],
         ['PATCH', { priority: 'high' }],
@@ -138,36 +182,48 @@ describe('gateway HTTP API (real production service behind NATS)', () => {
       ] as const) {
         const r = await request(method, `/orders/${theirs.id}`, { token: tokens.admin, body });
         expect(r.status).toBe(404);
-        expect(JSON.stringify(await r.json())).not.toContain('secret-order');
+        expect(JSON.stringify(await json(r))).not.toContain('secret-order');
       }
-      const list = await (await request('GET', '/orders?q=secret-order', { token: tokens.admin })).json();
+      const list = await json(await request('GET', '/orders?q=secret-order', { token: tokens.admin }));
       expect(list.items).toEqual([]);
     });
 
     it('lets a deleted order’s name be used again', async () => {
       const scene = await newScene();
-      const first = await (await request('POST', '/orders', { token: tokens.operator, body: orderBody(scene.id, 'reusable') })).json();
+      const first = await json(
+        await request('POST', '/orders', { token: tokens.operator, body: orderBody(scene.id, 'reusable') }),
+      );
       expect((await request('DELETE', `/orders/${first.id}`, { token: tokens.operator })).status).toBe(204);
       expect((await request('GET', `/orders/${first.id}`, { token: tokens.operator })).status).toBe(404);
-      const second = await request('POST', '/orders', { token: tokens.operator, body: orderBody(scene.id, 'reusable') });
+      const second = await request('POST', '/orders', {
+        token: tokens.operator,
+        body: orderBody(scene.id, 'reusable'),
+      });
       expect(second.status).toBe(201);
-      expect((await second.json()).id).not.toBe(first.id);
+      expect((await json(second)).id).not.toBe(first.id);
     });
 
     it('answers 422 for a scene that is not in the organization', async () => {
       const theirs = await newScene(tokens.otherOrg);
       const res = await request('POST', '/orders', { token: tokens.operator, body: orderBody(theirs.id) });
       expect(res.status).toBe(422);
-      expect(await res.json()).toMatchObject({ code: 'reference_not_found', errors: [{ path: 'body.scene_id' }] });
+      expect(await json(res)).toMatchObject({ code: 'reference_not_found', errors: [{ path: 'body.scene_id' }] });
     });
 
     it('answers 415 for a non-JSON body, 400 for broken JSON and 413 for an oversized one', async () => {
-      const form = await request('POST', '/orders', { token: tokens.operator, body: 'a=b', headers: { 'content-type': 'application/x-www-form-urlencoded' } });
+      const form = await request('POST', '/orders', {
+        token: tokens.operator,
+        body: 'a=b',
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      });
       expect(form.status).toBe(415);
       const broken = await request('POST', '/orders', { token: tokens.operator, body: '{"name":' });
       expect(broken.status).toBe(400);
-      expect(await broken.json()).toMatchObject({ code: 'validation_failed', errors: [{ path: 'body' }] });
-      const huge = await request('POST', '/orders', { token: tokens.operator, body: { metadata: { x: 'y'.repeat(70 * 1024) } } });
+      expect(await json(broken)).toMatchObject({ code: 'validation_failed', errors: [{ path: 'body' }] });
+      const huge = await request('POST', '/orders', {
+        token: tokens.operator,
+        body: { metadata: { x: 'y'.repeat(70 * 1024) } },
+      });
       expect(huge.status).toBe(413);
     });
   });
@@ -176,10 +232,10 @@ describe('gateway HTTP API (real production service behind NATS)', () => {
     it('validates path parameters and query strings, naming them', async () => {
       const bad = await request('GET', '/orders/not-a-uuid', { token: tokens.viewer });
       expect(bad.status).toBe(400);
-      expect((await bad.json()).errors[0].path).toBe('path.id');
+      expect((await json(bad)).errors[0].path).toBe('path.id');
       const query = await request('GET', '/orders?limit=500&status=created,nope&color=red', { token: tokens.viewer });
       expect(query.status).toBe(400);
-      const paths = (await query.json()).errors.map((e: { path: string }) => e.path).sort();
+      const paths = (await json(query)).errors.map((e: { path: string }) => e.path).sort();
       expect(paths).toEqual(['query.color', 'query.limit', 'query.status.1']);
     });
 
@@ -187,13 +243,21 @@ describe('gateway HTTP API (real production service behind NATS)', () => {
       const scene = await newScene(tokens.admin);
       const created: string[] = [];
       for (let i = 0; i < 5; i++) {
-        created.push((await (await request('POST', '/orders', { token: tokens.admin, body: orderBody(scene.id, `page-${i}`) })).json()).id);
+        created.push(
+          (
+            await json(
+              await request('POST', '/orders', { token: tokens.admin, body: orderBody(scene.id, `page-${i}`) }),
+            )
+          ).id,
+        );
       }
       const seen: string[] = [];
       let cursor: string | null = null;
       do {
-        const res = await request('GET', `/orders?scene_id=${scene.id}&limit=2${cursor ? `&cursor=${cursor}` : ''}`, { token: tokens.viewer });
-        const page = await res.json();
+        const res = await request('GET', `/orders?scene_id=${scene.id}&limit=2${cursor ? `&cursor=${cursor}` : ''}`, {
+          token: tokens.viewer,
+        });
+        const page = await json(res);
         expect(page.items.length).toBeLessThanOrEqual(2);
         seen.push(...page.items.map((o: { id: string }) => o.id));
         cursor = page.next_cursor;
@@ -203,30 +267,43 @@ describe('gateway HTTP API (real production service behind NATS)', () => {
 
     it('moves an order along its status graph and refuses an illegal step with 409', async () => {
       const scene = await newScene();
-      const order = await (await request('POST', '/orders', { token: tokens.operator, body: orderBody(scene.id) })).json();
-      const paused = await request('PATCH', `/orders/${order.id}`, { token: tokens.operator, body: { status: 'paused' } });
-      expect(await paused.json()).toMatchObject({ status: 'paused' });
-      const illegal = await request('PATCH', `/orders/${order.id}`, { token: tokens.operator, body: { status: 'completed' } });
+      const order = await json(await request('POST', '/orders', { token: tokens.operator, body: orderBody(scene.id) }));
+      const paused = await request('PATCH', `/orders/${order.id}`, {
+        token: tokens.operator,
+        body: { status: 'paused' },
+      });
+      expect(await json(paused)).toMatchObject({ status: 'paused' });
+      const illegal = await request('PATCH', `/orders/${order.id}`, {
+        token: tokens.operator,
+        body: { status: 'completed' },
+      });
       expect(illegal.status).toBe(409);
-      expect(await illegal.json()).toMatchObject({ code: 'invalid_transition', details: { from: 'paused', to: 'completed' } });
+      expect(await json(illegal)).toMatchObject({
+        code: 'invalid_transition',
+        details: { from: 'paused', to: 'completed' },
+      });
     });
 
     it('refuses to delete a scene an order uses with 409 naming the order', async () => {
       const scene = await newScene();
-      const order = await (await request('POST', '/orders', { token: tokens.operator, body: orderBody(scene.id, 'holds-scene') })).json();
+      const order = await json(
+        await request('POST', '/orders', { token: tokens.operator, body: orderBody(scene.id, 'holds-scene') }),
+      );
       const res = await request('DELETE', `/scenes/${scene.id}`, { token: tokens.operator });
       expect(res.status).toBe(409);
-      expect(await res.json()).toMatchObject({
+      expect(await json(res)).toMatchObject({
         code: 'referenced',
         details: { referenced_by: [{ type: 'order', id: order.id, name: 'holds-scene' }] },
       });
     });
 
     it('answers an unknown route with a 404 problem and echoes the request id', async () => {
-      const res = await app.request('/api/v1/nothing', { headers: { 'x-request-id': 'my-req-1', authorization: `Bearer ${tokens.admin}` } });
+      const res = await app.request('/api/v1/nothing', {
+        headers: { 'x-request-id': 'my-req-1', authorization: `Bearer ${tokens.admin}` },
+      });
       expect(res.status).toBe(404);
       expect(res.headers.get('x-request-id')).toBe('my-req-1');
-      expect(await res.json()).toMatchObject({ code: 'route_not_found', request_id: 'my-req-1' });
+      expect(await json(res)).toMatchObject({ code: 'route_not_found', request_id: 'my-req-1' });
     });
   });
 
@@ -235,7 +312,11 @@ describe('gateway HTTP API (real production service behind NATS)', () => {
       const scene = await newScene();
       const key = uuidv7();
       const body = orderBody(scene.id, 'idem-replay');
-      const first = await request('POST', '/orders', { token: tokens.operator, body, headers: { 'idempotency-key': key } });
+      const first = await request('POST', '/orders', {
+        token: tokens.operator,
+        body,
+        headers: { 'idempotency-key': key },
+      });
       expect(first.status).toBe(201);
       expect(first.headers.get('idempotency-replayed')).toBeNull();
       const firstBody = await first.text();
@@ -255,9 +336,17 @@ describe('gateway HTTP API (real production service behind NATS)', () => {
       const scene = await newScene();
       await request('POST', '/orders', { token: tokens.operator, body: orderBody(scene.id, 'idem-409') });
       const key = uuidv7();
-      const first = await request('POST', '/orders', { token: tokens.operator, body: orderBody(scene.id, 'idem-409'), headers: { 'idempotency-key': key } });
+      const first = await request('POST', '/orders', {
+        token: tokens.operator,
+        body: orderBody(scene.id, 'idem-409'),
+        headers: { 'idempotency-key': key },
+      });
       expect(first.status).toBe(409);
-      const again = await request('POST', '/orders', { token: tokens.operator, body: orderBody(scene.id, 'idem-409'), headers: { 'idempotency-key': key } });
+      const again = await request('POST', '/orders', {
+        token: tokens.operator,
+        body: orderBody(scene.id, 'idem-409'),
+        headers: { 'idempotency-key': key },
+      });
       expect(again.status).toBe(409);
       expect(again.headers.get('idempotency-replayed')).toBe('true');
     });
@@ -265,13 +354,25 @@ describe('gateway HTTP API (real production service behind NATS)', () => {
     it('answers 422 when the key is reused with another body, and 400 for a malformed key', async () => {
       const scene = await newScene();
       const key = uuidv7();
-      await request('POST', '/orders', { token: tokens.operator, body: orderBody(scene.id, 'idem-a'), headers: { 'idempotency-key': key } });
-      const other = await request('POST', '/orders', { token: tokens.operator, body: orderBody(scene.id, 'idem-b'), headers: { 'idempotency-key': key } });
+      await request('POST', '/orders', {
+        token: tokens.operator,
+        body: orderBody(scene.id, 'idem-a'),
+        headers: { 'idempotency-key': key },
+      });
+      const other = await request('POST', '/orders', {
+        token: tokens.operator,
+        body: orderBody(scene.id, 'idem-b'),
+        headers: { 'idempotency-key': key },
+      });
       expect(other.status).toBe(422);
-      expect(await other.json()).toMatchObject({ code: 'idempotency_key_reused' });
-      const bad = await request('POST', '/orders', { token: tokens.operator, body: orderBody(scene.id), headers: { 'idempotency-key': 'x'.repeat(300) } });
+      expect(await json(other)).toMatchObject({ code: 'idempotency_key_reused' });
+      const bad = await request('POST', '/orders', {
+        token: tokens.operator,
+        body: orderBody(scene.id),
+        headers: { 'idempotency-key': 'x'.repeat(300) },
+      });
       expect(bad.status).toBe(400);
-      expect(await bad.json()).toMatchObject({ code: 'idempotency_key_invalid' });
+      expect(await json(bad)).toMatchObject({ code: 'idempotency_key_invalid' });
     });
 
     it('answers 409 with Retry-After while the first request with the key is still in flight', async () => {
@@ -283,10 +384,14 @@ describe('gateway HTTP API (real production service behind NATS)', () => {
       try {
         const first = request('POST', '/orders', { token: tokens.operator, body, headers: { 'idempotency-key': key } });
         await new Promise((r) => setTimeout(r, 300));
-        const second = await request('POST', '/orders', { token: tokens.operator, body, headers: { 'idempotency-key': key } });
+        const second = await request('POST', '/orders', {
+          token: tokens.operator,
+          body,
+          headers: { 'idempotency-key': key },
+        });
         expect(second.status).toBe(409);
         expect(second.headers.get('retry-after')).toMatch(/^\d+$/);
-        expect(await second.json()).toMatchObject({ code: 'idempotency_in_flight' });
+        expect(await json(second)).toMatchObject({ code: 'idempotency_in_flight' });
         production.kill('SIGCONT');
         expect((await first).status).toBe(201);
       } finally {
@@ -299,15 +404,17 @@ describe('gateway HTTP API (real production service behind NATS)', () => {
       const key = uuidv7();
       const body = orderBody(scene.id, 'idem-fifty');
       const responses = await Promise.all(
-        Array.from({ length: 50 }, () => request('POST', '/orders', { token: tokens.operator, body, headers: { 'idempotency-key': key } })),
+        Array.from({ length: 50 }, () =>
+          request('POST', '/orders', { token: tokens.operator, body, headers: { 'idempotency-key': key } }),
+        ),
       );
       const statuses = responses.map((r) => r.status);
       expect(statuses.every((s) => s === 201 || s === 409)).toBe(true);
       const ids = new Set(
-        await Promise.all(responses.filter((r) => r.status === 201).map(async (r) => (await r.json()).id as string)),
+        await Promise.all(responses.filter((r) => r.status === 201).map(async (r) => (await json(r)).id as string)),
       );
       expect(ids.size).toBe(1);
-      const list = await (await request('GET', `/orders?q=idem-fifty`, { token: tokens.operator })).json();
+      const list = await json(await request('GET', `/orders?q=idem-fifty`, { token: tokens.operator }));
       expect(list.items).toHaveLength(1);
     });
 
@@ -316,11 +423,19 @@ describe('gateway HTTP API (real production service behind NATS)', () => {
       const key = uuidv7();
       const body = orderBody(scene.id, 'idem-outage');
       await system.stop('production');
-      const down = await request('POST', '/orders', { token: tokens.operator, body, headers: { 'idempotency-key': key } });
+      const down = await request('POST', '/orders', {
+        token: tokens.operator,
+        body,
+        headers: { 'idempotency-key': key },
+      });
       expect(down.status).toBe(503);
-      expect(await down.json()).toMatchObject({ code: 'unavailable' });
+      expect(await json(down)).toMatchObject({ code: 'unavailable' });
       await system.start(['production']);
-      const retry = await request('POST', '/orders', { token: tokens.operator, body, headers: { 'idempotency-key': key } });
+      const retry = await request('POST', '/orders', {
+        token: tokens.operator,
+        body,
+        headers: { 'idempotency-key': key },
+      });
       expect(retry.status).toBe(201);
       expect(retry.headers.get('idempotency-replayed')).toBeNull();
     });
@@ -329,17 +444,25 @@ describe('gateway HTTP API (real production service behind NATS)', () => {
       const scene = await newScene();
       const key = uuidv7();
       const body = orderBody(scene.id, 'idem-crash');
-      const first = await request('POST', '/orders', { token: tokens.operator, body, headers: { 'idempotency-key': key } });
-      const created = await first.json();
+      const first = await request('POST', '/orders', {
+        token: tokens.operator,
+        body,
+        headers: { 'idempotency-key': key },
+      });
+      const created = await json(first);
       // Rewind the key to what a gateway that crashed before storing the response leaves behind:
       // in progress, its lease lapsed, no response.
       await sql`update idempotency_keys set state = 'in_progress', locked_until = now() - interval '1 second',
                   response_status = null, response_body = null, response_headers = null
                 where idempotency_key = ${key}`.execute(gatewayDb.db);
-      const retry = await request('POST', '/orders', { token: tokens.operator, body, headers: { 'idempotency-key': key } });
+      const retry = await request('POST', '/orders', {
+        token: tokens.operator,
+        body,
+        headers: { 'idempotency-key': key },
+      });
       expect(retry.status).toBe(201);
-      expect((await retry.json()).id).toBe(created.id); // the service's command log answered
-      const list = await (await request('GET', `/orders?q=idem-crash`, { token: tokens.operator })).json();
+      expect((await json(retry)).id).toBe(created.id); // the service's command log answered
+      const list = await json(await request('GET', `/orders?q=idem-crash`, { token: tokens.operator }));
       expect(list.items).toHaveLength(1);
     });
   });

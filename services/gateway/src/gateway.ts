@@ -60,9 +60,12 @@ export function createGateway(deps: GatewayDeps): Hono {
   });
 
   app.notFound((c) =>
-    problemResponse(problemBody('route_not_found', `no route ${c.req.method} ${c.req.path}`, c.get('requestId') ?? 'unknown'), {
-      'X-Request-Id': c.get('requestId') ?? 'unknown',
-    }),
+    problemResponse(
+      problemBody('route_not_found', `no route ${c.req.method} ${c.req.path}`, c.get('requestId') ?? 'unknown'),
+      {
+        'X-Request-Id': c.get('requestId') ?? 'unknown',
+      },
+    ),
   );
   app.onError((err, c) => errorToResponse(err, c));
   return app;

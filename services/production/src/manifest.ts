@@ -15,7 +15,9 @@ export const ProductionConfig = ServiceConfig.extend({
 export type ProductionConfig = z.infer<typeof ProductionConfig>;
 
 function leaves<T>(tree: object, isLeaf: (v: unknown) => boolean): T[] {
-  return Object.values(tree).flatMap((v) => (isLeaf(v) ? [v as T] : typeof v === 'object' && v ? leaves<T>(v, isLeaf) : []));
+  return Object.values(tree).flatMap((v) =>
+    isLeaf(v) ? [v as T] : typeof v === 'object' && v ? leaves<T>(v, isLeaf) : [],
+  );
 }
 
 export const productionService: ServiceDefinition<ProductionConfig> = {

@@ -1,11 +1,5 @@
-import {
-  type MigrationSource,
-  migrate,
-  migrationSources,
-  Namespace,
-  provisionTopology,
-} from '@ferry/platform';
 import { GATEWAY_MIGRATIONS } from '@ferry/gateway';
+import { type MigrationSource, migrate, migrationSources, Namespace, provisionTopology } from '@ferry/platform';
 import { PRODUCTION_MIGRATIONS } from '@ferry/production';
 import { QA_MIGRATIONS } from '@ferry/qa';
 import { TRANSFER_MIGRATIONS } from '@ferry/transfer';

@@ -50,9 +50,9 @@ describe('LocalBlobStore', () => {
   });
 
   it('refuses an object over the size limit and leaves nothing behind', async () => {
-    await expect(store.put('org/big.bin', Readable.from([randomBytes(1000), randomBytes(1000)]), { maxBytes: 1500 })).rejects.toBeInstanceOf(
-      BlobTooLargeError,
-    );
+    await expect(
+      store.put('org/big.bin', Readable.from([randomBytes(1000), randomBytes(1000)]), { maxBytes: 1500 }),
+    ).rejects.toBeInstanceOf(BlobTooLargeError);
     expect(await store.stat('org/big.bin')).toBeNull();
     expect((await readdir(path.join(root, 'org'))).filter((f) => f.includes('.tmp-'))).toEqual([]);
   });
@@ -60,22 +60,26 @@ describe('LocalBlobStore', () => {
   it('resumes an interrupted upload from the size it reports', async () => {
     const key = 'org/dev/up2/recording.mcap';
     const all = randomBytes(300_000);
-    expect(await store.append(key, Readable.from([all.subarray(0, 100_000)]), { offset: 0 })).toEqual({ size: 100_000 });
+    expect(await store.append(key, Readable.from([all.subarray(0, 100_000)]), { offset: 0 })).toEqual({
+      size: 100_000,
+    });
     // A client that lost track and resends from 0 is told where the object really is.
     const err = await store.append(key, Readable.from([all]), { offset: 0 }).catch((e) => e);
     expect(err).toBeInstanceOf(BlobOffsetMismatchError);
     expect(err).toMatchObject({ expected: 0, actual: 100_000 });
     const current = (await store.stat(key))!.size;
-    expect(await store.append(key, Readable.from([all.subarray(current)]), { offset: current })).toEqual({ size: 300_000 });
+    expect(await store.append(key, Readable.from([all.subarray(current)]), { offset: current })).toEqual({
+      size: 300_000,
+    });
     expect(await store.sha256(key)).toBe(createHash('sha256').update(all).digest('hex'));
   });
 
   it('enforces the size limit across appends', async () => {
     const key = 'org/dev/up3/x.bin';
     await store.append(key, Readable.from([randomBytes(600)]), { offset: 0, maxBytes: 1000 });
-    await expect(store.append(key, Readable.from([randomBytes(600)]), { offset: 600, maxBytes: 1000 })).rejects.toBeInstanceOf(
-      BlobTooLargeError,
-    );
+    await expect(
+      store.append(key, Readable.from([randomBytes(600)]), { offset: 600, maxBytes: 1000 }),
+    ).rejects.toBeInstanceOf(BlobTooLargeError);
   });
 
   it('reads byte ranges, reports missing objects, and deletes idempotently', async () => {

@@ -64,7 +64,11 @@ export class LocalBlobStore implements BlobStore {
     return m.result();
   }
 
-  async append(key: string, source: BlobSource, options: BlobWriteOptions & { offset: number }): Promise<{ size: number }> {
+  async append(
+    key: string,
+    source: BlobSource,
+    options: BlobWriteOptions & { offset: number },
+  ): Promise<{ size: number }> {
     const target = this.pathOf(key);
     await mkdir(path.dirname(target), { recursive: true });
     const current = (await this.stat(key))?.size ?? 0;
@@ -72,7 +76,11 @@ export class LocalBlobStore implements BlobStore {
     const m = meter(options.maxBytes, current);
     // On failure the bytes already written stay: the client resumes from the size stat() reports.
     // `flush` fsyncs before close, so a reported size is on disk.
-    await pipeline(source, m.transform, createWriteStream(target, { flags: current === 0 ? 'w' : 'r+', start: current, flush: true }));
+    await pipeline(
+      source,
+      m.transform,
+      createWriteStream(target, { flags: current === 0 ? 'w' : 'r+', start: current, flush: true }),
+    );
     return { size: current + m.result().size };
   }
 

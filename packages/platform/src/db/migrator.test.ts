@@ -53,7 +53,9 @@ describe('migrate', () => {
     const schema = fresh();
     const status = await migrationStatus(pool, schema, [{ name: 'svc', dir }]);
     expect(status).toEqual({ applied: [], pending: ['svc/0001_things.sql', 'svc/0002_more.sql'] });
-    await expect(assertMigrated(pool, schema, [{ name: 'svc', dir }])).rejects.toThrow(/missing migrations svc\/0001_things.sql/);
+    await expect(assertMigrated(pool, schema, [{ name: 'svc', dir }])).rejects.toThrow(
+      /missing migrations svc\/0001_things.sql/,
+    );
   });
 
   it('refuses an applied migration whose file was edited afterwards', async () => {

@@ -48,10 +48,15 @@ export function rpcCheck(name: string, getClient: () => RpcClient | undefined, p
     async check() {
       const client = getClient();
       if (!client) throw new Error('nats not connected yet');
-      const reply = (await client.call(ping, {}, {
-        request_id: 'readyz',
-        actor: { kind: 'system', sub: 'readyz', org: '00000000-0000-0000-0000-000000000000', role: null },
-      }, { timeoutMs: 1_500 })) as { postgres: boolean };
+      const reply = (await client.call(
+        ping,
+        {},
+        {
+          request_id: 'readyz',
+          actor: { kind: 'system', sub: 'readyz', org: '00000000-0000-0000-0000-000000000000', role: null },
+        },
+        { timeoutMs: 1_500 },
+      )) as { postgres: boolean };
       if (!reply.postgres) throw new Error(`${name} cannot reach its database`);
     },
   };

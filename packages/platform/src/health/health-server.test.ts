@@ -6,6 +6,8 @@ import { silentLogger, testDatabaseUrl, testNatsUrl } from '../testing/index.js'
 import { natsCheck, postgresCheck } from './checks.js';
 import { HealthServer } from './health-server.js';
 
+const json = (res: Response): Promise<any> => res.json();
+
 describe('HealthServer', () => {
   const closers: (() => Promise<unknown>)[] = [];
   afterAll(async () => {
@@ -13,12 +15,21 @@ describe('HealthServer', () => {
   });
 
   async function serve(checks: ConstructorParameters<typeof HealthServer>[0]['checks']) {
-    const server = new HealthServer({ port: 0, host: '127.0.0.1', checks, metrics: createMetrics('health-test'), logger: silentLogger() });
+    const server = new HealthServer({
+      port: 0,
+      host: '127.0.0.1',
+      checks,
+      metrics: createMetrics('health-test'),
+      logger: silentLogger(),
+    });
     await server.listen();
     closers.push(() => server.close());
     const get = async (path: string) => {
       const res = await fetch(`http://127.0.0.1:${server.port}${path}`);
-      return { status: res.status, body: res.headers.get('content-type')?.includes('json') ? await res.json() : await res.text() };
+      return {
+        status: res.status,
+        body: res.headers.get('content-type')?.includes('json') ? await json(res) : await res.text(),
+      };
     };
     return { server, get };
   }
@@ -26,7 +37,10 @@ describe('HealthServer', () => {
   it('is ready when postgres and nats answer, and serves liveness and metrics', async () => {
     const pool = new pg.Pool({ connectionString: testDatabaseUrl(), max: 1 });
     const nc = await connect({ servers: testNatsUrl() });
-    closers.push(() => pool.end(), () => nc.close());
+    closers.push(
+      () => pool.end(),
+      () => nc.close(),
+    );
     const { server, get } = await serve([postgresCheck(pool), natsCheck(() => nc)]);
     expect((await get('/readyz')).status).toBe(503); // still starting
     server.markRunning();
@@ -41,9 +55,16 @@ describe('HealthServer', () => {
   });
 
   it('answers 503 naming postgres when the database is unreachable', async () => {
-    const pool = new pg.Pool({ connectionString: 'postgres://postgres@127.0.0.1:1/none', max: 1, connectionTimeoutMillis: 500 });
+    const pool = new pg.Pool({
+      connectionString: 'postgres://postgres@127.0.0.1:1/none',
+      max: 1,
+      connectionTimeoutMillis: 500,
+    });
     const nc = await connect({ servers: testNatsUrl() });
-    closers.push(() => pool.end(), () => nc.close());
+    closers.push(
+      () => pool.end(),
+      () => nc.close(),
+    );
     const { server, get } = await serve([postgresCheck(pool), natsCheck(() => nc)]);
     server.markRunning();
     const res = await get('/readyz');

@@ -27,7 +27,10 @@ export async function connectNats(options: NatsOptions): Promise<NatsConnection>
   void (async () => {
     for await (const status of nc.status()) {
       if (status.type === 'disconnect' || status.type === 'reconnect' || status.type === 'error') {
-        options.logger.warn({ nats_status: status.type, server: 'server' in status ? status.server : undefined }, 'nats connection status');
+        options.logger.warn(
+          { nats_status: status.type, server: 'server' in status ? status.server : undefined },
+          'nats connection status',
+        );
       }
     }
   })();

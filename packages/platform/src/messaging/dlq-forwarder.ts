@@ -25,9 +25,7 @@ const Advisory = z.object({
 export class DlqForwarder {
   private readonly loop: PullLoop;
 
-  constructor(
-    private readonly deps: { js: JetStreamClient; jsm: JetStreamManager; ns: Namespace; logger: Logger },
-  ) {
+  constructor(private readonly deps: { js: JetStreamClient; jsm: JetStreamManager; ns: Namespace; logger: Logger }) {
     this.loop = new PullLoop({
       js: deps.js,
       stream: deps.ns.stream(ADVISORIES_STREAM),

@@ -1,5 +1,5 @@
 import { HEADERS } from '@ferry/contracts';
-import { headers as natsHeaders, type MsgHdrs } from '@nats-io/transport-node';
+import { type MsgHdrs, headers as natsHeaders } from '@nats-io/transport-node';
 
 export interface EventMeta {
   eventId?: string;

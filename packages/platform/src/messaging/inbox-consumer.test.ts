@@ -31,7 +31,9 @@ describe('InboxConsumer', () => {
   beforeAll(async () => {
     infra = await TestInfra.create({ services: [{ name: 'cons' }] });
     database = infra.database('cons');
-    await sql`create table effects (id serial primary key, event_id text not null, n int not null)`.execute(database.db);
+    await sql`create table effects (id serial primary key, event_id text not null, n int not null)`.execute(
+      database.db,
+    );
     dlq = new DeadLetterQueue(infra.jsm, infra.js, infra.ns);
   });
   afterAll(() => infra.cleanup());
@@ -84,7 +86,9 @@ describe('InboxConsumer', () => {
   }
 
   async function effects(): Promise<{ event_id: string; n: number }[]> {
-    return (await sql<{ event_id: string; n: number }>`select event_id, n from effects order by id`.execute(database.db)).rows;
+    return (
+      await sql<{ event_id: string; n: number }>`select event_id, n from effects order by id`.execute(database.db)
+    ).rows;
   }
 
   async function settled(durable: string) {
@@ -228,7 +232,12 @@ describe('InboxConsumer', () => {
       timeoutMs: 10_000,
       what: 'forwarded DLQ entry',
     });
-    expect(entry).toMatchObject({ consumer: durable, deliveries: 2, eventId: id, reason: 'max deliveries (2) exhausted' });
+    expect(entry).toMatchObject({
+      consumer: durable,
+      deliveries: 2,
+      eventId: id,
+      reason: 'max deliveries (2) exhausted',
+    });
     expect(JSON.parse(entry.data)).toEqual({ n: 7 });
   });
 });

@@ -92,7 +92,8 @@ export class InboxConsumer {
       throw new PermanentFailure('payload is not JSON');
     }
     const parsed = def.schema.safeParse(json);
-    if (!parsed.success) throw new PermanentFailure(`payload does not match ${def.type}: ${z.prettifyError(parsed.error)}`);
+    if (!parsed.success)
+      throw new PermanentFailure(`payload does not match ${def.type}: ${z.prettifyError(parsed.error)}`);
     return { def, payload: parsed.data, eventId: meta.eventId };
   }
 

@@ -33,13 +33,16 @@ describe('OutboxRelay', () => {
   async function appendProbes(count: number, from = 0): Promise<string[]> {
     return database.db.transaction().execute(async (trx) => {
       const ids: string[] = [];
-      for (let i = 0; i < count; i++) ids.push(await outbox.append(trx, probeEvent, { n: from + i, fail: 'never' }, { aggregateId: 'p' }));
+      for (let i = 0; i < count; i++)
+        ids.push(await outbox.append(trx, probeEvent, { n: from + i, fail: 'never' }, { aggregateId: 'p' }));
       return ids;
     });
   }
 
   async function unpublished(): Promise<number> {
-    const { rows } = await sql<{ n: number }>`select count(*)::int as n from outbox where published_at is null`.execute(database.db);
+    const { rows } = await sql<{ n: number }>`select count(*)::int as n from outbox where published_at is null`.execute(
+      database.db,
+    );
     return rows[0]!.n;
   }
 
@@ -78,7 +81,9 @@ describe('OutboxRelay', () => {
 
   it('refuses to write an event that does not match its contract', async () => {
     await expect(
-      database.db.transaction().execute((trx) => outbox.append(trx, probeEvent, { n: 'x' } as never, { aggregateId: 'p' })),
+      database.db
+        .transaction()
+        .execute((trx) => outbox.append(trx, probeEvent, { n: 'x' } as never, { aggregateId: 'p' })),
     ).rejects.toThrow();
   });
 
@@ -113,16 +118,18 @@ describe('OutboxRelay', () => {
         return { relay: relay({ db: db.db, js: jetstream(nc), batchSize: 50, pollIntervalMs: 20 }), nc };
       }),
     );
-    const results = await Promise.all(relays.map(async ({ relay: r }) => {
-      let published = 0;
-      let duplicates = 0;
-      for (;;) {
-        const res = await r.relayBatch();
-        published += res.published;
-        duplicates += res.duplicates;
-        if (res.claimed === 0) return { published, duplicates };
-      }
-    }));
+    const results = await Promise.all(
+      relays.map(async ({ relay: r }) => {
+        let published = 0;
+        let duplicates = 0;
+        for (;;) {
+          const res = await r.relayBatch();
+          published += res.published;
+          duplicates += res.duplicates;
+          if (res.claimed === 0) return { published, duplicates };
+        }
+      }),
+    );
     await Promise.all(relays.map(({ nc }) => nc.close()));
     expect(results.reduce((a, r) => a + r.published, 0)).toBe(600);
     expect(results.reduce((a, r) => a + r.duplicates, 0)).toBe(0);

@@ -74,7 +74,9 @@ export class OutboxRelay {
   async start(): Promise<void> {
     if (this.running) return;
     this.running = true;
-    await this.listen().catch((err) => this.options.logger.warn({ err }, 'outbox LISTEN failed; polling until it recovers'));
+    await this.listen().catch((err) =>
+      this.options.logger.warn({ err }, 'outbox LISTEN failed; polling until it recovers'),
+    );
     this.loop = this.run();
   }
 
@@ -88,7 +90,10 @@ export class OutboxRelay {
   }
 
   private async listen(): Promise<void> {
-    const client = new pg.Client({ connectionString: this.options.databaseUrl, application_name: 'ferry-outbox-listen' });
+    const client = new pg.Client({
+      connectionString: this.options.databaseUrl,
+      application_name: 'ferry-outbox-listen',
+    });
     const retry = () => {
       if (!this.running || this.listener !== client) return;
       this.listener = undefined;
@@ -177,7 +182,10 @@ export class OutboxRelay {
           result.failed++;
           const attempts = row.attempts + 1;
           const delayMs = Math.min(this.maxRetryDelayMs, 500 * 2 ** Math.min(attempts, 16));
-          this.options.logger.warn({ err: ack.reason, event_id: row.id, subject: row.subject, attempts }, 'outbox publish failed');
+          this.options.logger.warn(
+            { err: ack.reason, event_id: row.id, subject: row.subject, attempts },
+            'outbox publish failed',
+          );
           await trx
             .updateTable('outbox')
             .set({

@@ -1,9 +1,4 @@
-import {
-  HEADERS,
-  type RpcCallContext,
-  type RpcDefinition,
-  RpcReplyEnvelope,
-} from '@ferry/contracts';
+import { HEADERS, type RpcCallContext, type RpcDefinition, RpcReplyEnvelope } from '@ferry/contracts';
 import { type NatsConnection, NoRespondersError, RequestError, TimeoutError } from '@nats-io/transport-node';
 import type { z } from 'zod';
 import { DomainError } from '../errors/domain-error.js';
@@ -48,21 +43,35 @@ export class RpcClient {
     const request = def.request.parse(data);
     let raw: unknown;
     try {
-      const msg = await this.options.nc.request(this.options.ns.subject(def.subject), JSON.stringify({ ctx, data: request }), {
-        timeout: options.timeoutMs ?? this.options.timeoutMs ?? 10_000,
-        headers: toNatsHeaders({ [HEADERS.correlationId]: ctx.request_id }),
-      });
+      const msg = await this.options.nc.request(
+        this.options.ns.subject(def.subject),
+        JSON.stringify({ ctx, data: request }),
+        {
+          timeout: options.timeoutMs ?? this.options.timeoutMs ?? 10_000,
+          headers: toNatsHeaders({ [HEADERS.correlationId]: ctx.request_id }),
+        },
+      );
       raw = msg.json();
     } catch (err) {
       if (isNoResponders(err)) {
-        throw new DomainError('unavailable', `the ${def.service} service is not answering`, { service: def.service }, {
-          cause: err,
-        });
+        throw new DomainError(
+          'unavailable',
+          `the ${def.service} service is not answering`,
+          { service: def.service },
+          {
+            cause: err,
+          },
+        );
       }
       if (isTimeout(err)) {
-        throw new DomainError('upstream_timeout', `the ${def.service} service did not answer in time`, {
-          service: def.service,
-        }, { cause: err });
+        throw new DomainError(
+          'upstream_timeout',
+          `the ${def.service} service did not answer in time`,
+          {
+            service: def.service,
+          },
+          { cause: err },
+        );
       }
       throw err;
     }

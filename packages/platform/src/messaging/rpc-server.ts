@@ -106,7 +106,9 @@ export class RpcServer {
       }
       const call = envelope.data.ctx;
       const result = await runWithTrace({ requestId, causationId: call.command_id }, () =>
-        def.kind === 'command' ? this.runCommand(def, handler, data.data, call) : handler(data.data, { call } as RpcHandlerContext),
+        def.kind === 'command'
+          ? this.runCommand(def, handler, data.data, call)
+          : handler(data.data, { call } as RpcHandlerContext),
       );
       reply = { ok: true, data: result };
     } catch (err) {
@@ -149,7 +151,9 @@ export class RpcServer {
       }
       const value = def.reply.parse(await handler(data, { call, trx }));
       if (call.command_id) {
-        await sql`update command_log set reply = ${JSON.stringify(value)}::jsonb where command_id = ${call.command_id}`.execute(trx);
+        await sql`update command_log set reply = ${JSON.stringify(value)}::jsonb where command_id = ${call.command_id}`.execute(
+          trx,
+        );
       }
       return value;
     });

@@ -28,7 +28,12 @@ const record = defineRpc({
   request: z.object({ n: z.number().int(), reject: z.boolean().default(false) }),
   reply: z.object({ id: z.number().int(), n: z.number().int() }),
 });
-const nobody = defineRpc({ subject: 'production.rpc.probe.nobody', kind: 'query', request: z.object({}), reply: z.object({}) });
+const nobody = defineRpc({
+  subject: 'production.rpc.probe.nobody',
+  kind: 'query',
+  request: z.object({}),
+  reply: z.object({}),
+});
 
 const ctx = (extra: Partial<RpcCallContext> = {}): RpcCallContext => ({
   request_id: 'req-rpc-1',
@@ -47,7 +52,13 @@ describe('RpcServer and RpcClient', () => {
     infra = await TestInfra.create({ services: [{ name: 'rpc' }], provision: false });
     database = infra.database('rpc');
     await sql`create table records (id serial primary key, n int not null)`.execute(database.db);
-    server = new RpcServer({ nc: infra.nc, ns: infra.ns, service: 'production', db: database.db, logger: captured.logger });
+    server = new RpcServer({
+      nc: infra.nc,
+      ns: infra.ns,
+      service: 'production',
+      db: database.db,
+      logger: captured.logger,
+    });
     server.register(echo, async (data: { text: string; delayMs?: number }) => {
       if (data.delayMs) await new Promise((r) => setTimeout(r, data.delayMs));
       return { text: data.text, requestId: currentTrace().requestId };
@@ -78,7 +89,10 @@ describe('RpcServer and RpcClient', () => {
   });
 
   it('rejects a request that does not match the contract before any handler runs', async () => {
-    const raw = await infra.nc.request(infra.ns.subject(echo.subject), JSON.stringify({ ctx: ctx(), data: { text: '' } }));
+    const raw = await infra.nc.request(
+      infra.ns.subject(echo.subject),
+      JSON.stringify({ ctx: ctx(), data: { text: '' } }),
+    );
     expect(raw.json()).toMatchObject({
       ok: false,
       error: { code: 'validation_failed', details: { errors: [{ path: 'text' }] } },
@@ -140,14 +154,22 @@ describe('RpcServer and RpcClient', () => {
   });
 
   it('spreads requests over replicas in the queue group, each answered once', async () => {
-    const second = new RpcServer({ nc: infra.nc, ns: infra.ns, service: 'production', db: database.db, logger: silentLogger() });
+    const second = new RpcServer({
+      nc: infra.nc,
+      ns: infra.ns,
+      service: 'production',
+      db: database.db,
+      logger: silentLogger(),
+    });
     let seenBySecond = 0;
     second.register(echo, async (data: { text: string }) => {
       seenBySecond++;
       return { text: data.text };
     });
     second.start();
-    const replies = await Promise.all(Array.from({ length: 100 }, (_, i) => client.call(echo, { text: `m${i}` }, ctx())));
+    const replies = await Promise.all(
+      Array.from({ length: 100 }, (_, i) => client.call(echo, { text: `m${i}` }, ctx())),
+    );
     await second.stop();
     expect(replies.map((r) => r.text)).toEqual(Array.from({ length: 100 }, (_, i) => `m${i}`));
     expect(seenBySecond).toBeGreaterThan(0);

@@ -10,9 +10,10 @@ describe('provisionTopology', () => {
   afterAll(() => infra.cleanup());
 
   it('names what is missing when a service boots against an unprovisioned server', async () => {
-    const err = await verifyTopology(infra.jsm, infra.ns, { streams: ['PRODUCTION'], consumers: [probeConsumer()] }).catch(
-      (e) => e,
-    );
+    const err = await verifyTopology(infra.jsm, infra.ns, {
+      streams: ['PRODUCTION'],
+      consumers: [probeConsumer()],
+    }).catch((e) => e);
     expect(err).toBeInstanceOf(TopologyError);
     expect(err.message).toContain(`stream ${infra.ns.stream('PRODUCTION')}`);
     expect(err.message).toContain(`consumer ${infra.ns.stream('PRODUCTION')}/production__probe`);

@@ -56,7 +56,11 @@ export function createMetrics(service: string): Metrics {
       help: 'Outbox publishes JetStream reported as duplicate (republished after a relay crash).',
       registers,
     }),
-    outboxFailures: new Counter({ name: 'ferry_outbox_failures_total', help: 'Outbox publish attempts that failed.', registers }),
+    outboxFailures: new Counter({
+      name: 'ferry_outbox_failures_total',
+      help: 'Outbox publish attempts that failed.',
+      registers,
+    }),
     deadLettered: new Counter({
       name: 'ferry_dead_lettered_total',
       help: 'Messages sent to the DLQ by this process.',

@@ -1,8 +1,8 @@
 import { defineRpc, HEADERS, type RpcCallContext } from '@ferry/contracts';
+import type { INestMicroservice } from '@nestjs/common';
 import { Controller, Inject, Injectable, Module } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { Ctx, Payload } from '@nestjs/microservices';
-import type { INestMicroservice } from '@nestjs/common';
 import { Kysely, sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
@@ -135,7 +135,9 @@ describe('FerryTransport', () => {
       const info = await infra.jsm.consumers.info(infra.ns.stream('PRODUCTION'), consumer.durable);
       return info.num_ack_pending === 0 && info.delivered.stream_seq >= 1;
     });
-    const { rows } = await sql<{ name: string }>`select name from greetings where name like 'probe-%'`.execute(database.db);
+    const { rows } = await sql<{ name: string }>`select name from greetings where name like 'probe-%'`.execute(
+      database.db,
+    );
     expect(rows).toEqual([{ name: 'probe-1' }]);
   });
 
@@ -145,7 +147,8 @@ describe('FerryTransport', () => {
       rpc: new RpcServer({ nc: infra.nc, ns: infra.ns, service: 'production', db: database.db, logger }),
       rpcs: [],
       consumers: [consumer],
-      createConsumer: (def, handler) => new InboxConsumer({ def, handler, db: database.db, js: infra.js, ns: infra.ns, logger }),
+      createConsumer: (def, handler) =>
+        new InboxConsumer({ def, handler, db: database.db, js: infra.js, ns: infra.ns, logger }),
     });
     transport.addHandler(greet.subject, async () => ({}));
     const err = await new Promise((resolve) => transport.listen(resolve));

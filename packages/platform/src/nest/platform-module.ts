@@ -27,6 +27,7 @@ export interface PlatformProviders {
 
 /** Makes the runtime (database, outbox, logger, config…) injectable in every module of a service. */
 @Module({})
+// biome-ignore lint/complexity/noStaticOnlyClass: Nest dynamic modules are classes with a static forRoot.
 export class PlatformModule {
   static forRoot(p: PlatformProviders): DynamicModule {
     const providers = [

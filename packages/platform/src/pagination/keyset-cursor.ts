@@ -46,6 +46,9 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 /** The common cursor: newest first by UUIDv7 id. */
 export function isIdCursor(value: unknown): value is { id: string } {
   return (
-    typeof value === 'object' && value !== null && typeof (value as { id?: unknown }).id === 'string' && UUID.test((value as { id: string }).id)
+    typeof value === 'object' &&
+    value !== null &&
+    typeof (value as { id?: unknown }).id === 'string' &&
+    UUID.test((value as { id: string }).id)
   );
 }

@@ -24,7 +24,9 @@ describe('Housekeeper', () => {
     expect(removed).toEqual({ outbox: 1, inbox: 1, command_log: 1 });
     const { rows } = await sql<{ message_id: string }>`select message_id from inbox`.execute(db);
     expect(rows).toEqual([{ message_id: 'recent' }]);
-    const unpublished = await sql<{ n: number }>`select count(*)::int as n from outbox where published_at is null`.execute(db);
+    const unpublished = await sql<{
+      n: number;
+    }>`select count(*)::int as n from outbox where published_at is null`.execute(db);
     expect(unpublished.rows[0]!.n).toBe(1);
   });
 });

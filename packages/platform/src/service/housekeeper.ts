@@ -22,9 +22,12 @@ export class Housekeeper {
   start(): void {
     const interval = this.options.intervalMs ?? 600_000;
     const tick = () => {
-      this.running = this.pass().then(() => undefined, (err) => {
-        this.options.logger.warn({ err }, 'housekeeping pass failed');
-      });
+      this.running = this.pass().then(
+        () => undefined,
+        (err) => {
+          this.options.logger.warn({ err }, 'housekeeping pass failed');
+        },
+      );
       this.timer = setTimeout(tick, interval * (0.9 + Math.random() * 0.2));
       this.timer.unref();
     };

@@ -1,10 +1,10 @@
 import 'reflect-metadata';
 import type { ConsumerDefinition, RpcDefinition, StreamName } from '@ferry/contracts';
 import { healthPing } from '@ferry/contracts';
-import { type DynamicModule, Module, type Type } from '@nestjs/common';
-import { NestFactory } from '@nestjs/core';
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
+import { type DynamicModule, Module, type Type } from '@nestjs/common';
+import { NestFactory } from '@nestjs/core';
 import { z } from 'zod';
 import type { BlobStore } from '../blob/blob-store.js';
 import { BaseConfig, loadConfig } from '../config/config.js';
@@ -208,7 +208,10 @@ export async function runService<C extends ServiceConfig>(def: ServiceDefinition
       await database.close();
     };
     health.markRunning();
-    logger.info({ namespace: ns.prefix || undefined, rpcs: rpc.subjects.length, consumers: def.consumers.length }, 'ready');
+    logger.info(
+      { namespace: ns.prefix || undefined, rpcs: rpc.subjects.length, consumers: def.consumers.length },
+      'ready',
+    );
   } catch (err) {
     fatal(err);
   }

@@ -20,7 +20,9 @@ export function testNatsUrl(): string {
 
 /** `t` + 10 random base-36 characters: short enough for stream names, unique per test file. */
 export function uniqueNamespace(): string {
-  return `t${BigInt(`0x${randomBytes(8).toString('hex')}`).toString(36).slice(0, 10)}`;
+  return `t${BigInt(`0x${randomBytes(8).toString('hex')}`)
+    .toString(36)
+    .slice(0, 10)}`;
 }
 
 export interface TestInfraOptions {
@@ -97,10 +99,9 @@ export class TestInfra {
     await Promise.allSettled(this.databases.map((d) => d.close()));
     const pool = new pg.Pool({ connectionString: this.databaseUrl, max: 1 });
     try {
-      const { rows } = await pool.query<{ nspname: string }>(
-        `select nspname from pg_namespace where nspname like $1`,
-        [`${this.ns.prefix}\\_%`],
-      );
+      const { rows } = await pool.query<{ nspname: string }>(`select nspname from pg_namespace where nspname like $1`, [
+        `${this.ns.prefix}\\_%`,
+      ]);
       for (const { nspname } of rows) await pool.query(`drop schema if exists "${nspname}" cascade`);
     } finally {
       await pool.end();

@@ -11,5 +11,3 @@ declare module 'hono' {
     actor: Actor;
   }
 }
-
-export {};

@@ -10,7 +10,10 @@ import { problemBody, problemResponse } from './problem.js';
 export function errorToResponse(err: unknown, c: Context): Response {
   const requestId = c.get('requestId') ?? 'unknown';
   if (isDomainError(err)) {
-    const { errors, www_authenticate, retry_after_seconds, ...details } = (err.details ?? {}) as Record<string, unknown>;
+    const { errors, www_authenticate, retry_after_seconds, ...details } = (err.details ?? {}) as Record<
+      string,
+      unknown
+    >;
     const headers: Record<string, string> = {};
     if (typeof www_authenticate === 'string') headers['WWW-Authenticate'] = www_authenticate;
     if (typeof retry_after_seconds === 'number') {
@@ -29,7 +32,10 @@ export function errorToResponse(err: unknown, c: Context): Response {
     );
   }
   c.get('log')?.error({ err }, 'unhandled error');
-  return problemResponse(problemBody('internal', 'an unexpected error occurred; quote the request id when reporting it', requestId), {
-    'X-Request-Id': requestId,
-  });
+  return problemResponse(
+    problemBody('internal', 'an unexpected error occurred; quote the request id when reporting it', requestId),
+    {
+      'X-Request-Id': requestId,
+    },
+  );
 }

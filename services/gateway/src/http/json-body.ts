@@ -13,9 +13,13 @@ export async function readJsonBody(c: Context, limit: number): Promise<unknown> 
   if (!c.req.raw.body || length === 0) return undefined;
   const type = c.req.header('content-type') ?? '';
   if (!JSON_TYPE.test(type)) {
-    throw new DomainError('unsupported_media_type', `send the body as application/json (got ${type || 'no content type'})`);
+    throw new DomainError(
+      'unsupported_media_type',
+      `send the body as application/json (got ${type || 'no content type'})`,
+    );
   }
-  const tooLarge = () => new DomainError('payload_too_large', `the body exceeds ${limit} bytes`, { limit_bytes: limit });
+  const tooLarge = () =>
+    new DomainError('payload_too_large', `the body exceeds ${limit} bytes`, { limit_bytes: limit });
   if (Number.isFinite(length) && length > limit) throw tooLarge();
   const reader = c.req.raw.body.getReader();
   const chunks: Uint8Array[] = [];

@@ -69,6 +69,11 @@ export function problemResponse(body: Problem, headers: Record<string, string> =
   });
 }
 
-export function describeProblem(code: ErrorCode): { code: ErrorCode; status: number; title: string; description: string } {
+export function describeProblem(code: ErrorCode): {
+  code: ErrorCode;
+  status: number;
+  title: string;
+  description: string;
+} {
   return { code, status: STATUS_OF[code], title: titleOf(code), description: ERROR_CODES[code] };
 }

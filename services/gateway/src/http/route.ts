@@ -5,8 +5,8 @@ import { v4 as uuidv4 } from 'uuid';
 import type { z } from 'zod';
 import type { IdempotencyStore } from '../idempotency/idempotency.store.js';
 import { fingerprintOf, parseIdempotencyKey } from '../idempotency/idempotency-key.js';
-import { readJsonBody } from './json-body.js';
 import { errorToResponse } from './error-response.js';
+import { readJsonBody } from './json-body.js';
 
 export const API_BASE = '/api/v1';
 
@@ -30,7 +30,11 @@ export interface RouteContext {
 type AnySchema = z.ZodType;
 type Infer<S> = S extends z.ZodType ? z.infer<S> : undefined;
 
-export interface RouteDefinition<P extends AnySchema | undefined = any, Q extends AnySchema | undefined = any, B extends AnySchema | undefined = any> {
+export interface RouteDefinition<
+  P extends AnySchema | undefined = any,
+  Q extends AnySchema | undefined = any,
+  B extends AnySchema | undefined = any,
+> {
   method: HttpMethod;
   /** Hono-style path under /api/v1, e.g. `/orders/:id`. */
   path: string;
@@ -54,9 +58,11 @@ export interface RouteDefinition<P extends AnySchema | undefined = any, Q extend
   handle(input: { params: Infer<P>; query: Infer<Q>; body: Infer<B> }, ctx: RouteContext): Promise<RouteResult>;
 }
 
-export function defineRoute<P extends AnySchema | undefined, Q extends AnySchema | undefined, B extends AnySchema | undefined>(
-  def: RouteDefinition<P, Q, B>,
-): RouteDefinition<P, Q, B> {
+export function defineRoute<
+  P extends AnySchema | undefined,
+  Q extends AnySchema | undefined,
+  B extends AnySchema | undefined,
+>(def: RouteDefinition<P, Q, B>): RouteDefinition<P, Q, B> {
   return def;
 }
 

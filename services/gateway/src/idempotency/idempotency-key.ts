@@ -14,7 +14,10 @@ export function parseIdempotencyKey(header: string | undefined): string | undefi
   const value = header.trim();
   const key = QUOTED.exec(value)?.[1] ?? (BARE.test(value) ? value : undefined);
   if (!key) {
-    throw new DomainError('idempotency_key_invalid', 'Idempotency-Key must be 1–255 printable characters, optionally quoted');
+    throw new DomainError(
+      'idempotency_key_invalid',
+      'Idempotency-Key must be 1–255 printable characters, optionally quoted',
+    );
   }
   return key;
 }
@@ -32,8 +35,16 @@ function canonical(value: unknown): unknown {
 }
 
 /** sha256 of the validated request, with object keys sorted: key order never makes two bodies differ. */
-export function fingerprintOf(request: { method: string; path: string; params: unknown; query: unknown; body: unknown }): string {
-  return createHash('sha256').update(JSON.stringify(canonical(request))).digest('hex');
+export function fingerprintOf(request: {
+  method: string;
+  path: string;
+  params: unknown;
+  query: unknown;
+  body: unknown;
+}): string {
+  return createHash('sha256')
+    .update(JSON.stringify(canonical(request)))
+    .digest('hex');
 }
 
 export function scopeHashOf(scope: { org: string; sub: string; method: string; route: string; key: string }): string {

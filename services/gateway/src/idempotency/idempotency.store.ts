@@ -117,11 +117,16 @@ export class IdempotencyStore {
       .where('locked_until', '<', sql<Date>`now()`)
       .returning('command_id')
       .executeTakeFirst();
-    return taken ? { kind: 'owner', scopeHash, commandId: taken.command_id } : { kind: 'in_flight', retryAfterSeconds: 1 };
+    return taken
+      ? { kind: 'owner', scopeHash, commandId: taken.command_id }
+      : { kind: 'in_flight', retryAfterSeconds: 1 };
   }
 
   /** Stores the response a retry will replay. */
-  async complete(scopeHash: string, response: { status: number; headers: Record<string, string>; body: string }): Promise<void> {
+  async complete(
+    scopeHash: string,
+    response: { status: number; headers: Record<string, string>; body: string },
+  ): Promise<void> {
     await this.db
       .updateTable('idempotency_keys')
       .set({
@@ -147,7 +152,10 @@ export class IdempotencyStore {
 
   /** Deletes expired keys (the gateway's housekeeping). */
   async purgeExpired(): Promise<number> {
-    const res = await this.db.deleteFrom('idempotency_keys').where('expires_at', '<', sql<Date>`now()`).executeTakeFirst();
+    const res = await this.db
+      .deleteFrom('idempotency_keys')
+      .where('expires_at', '<', sql<Date>`now()`)
+      .executeTakeFirst();
     return Number(res.numDeletedRows);
   }
 }

@@ -1,7 +1,7 @@
 import { ERROR_CODE_LIST, FieldError, Problem } from '@ferry/contracts';
 import { z } from 'zod';
-import { API_BASE, type RouteDefinition } from '../http/route.js';
 import { problemType, STATUS_OF } from '../http/problem.js';
+import { API_BASE, type RouteDefinition } from '../http/route.js';
 
 type JsonSchema = Record<string, unknown>;
 
@@ -20,7 +20,9 @@ function components(): { schemas: Record<string, JsonSchema>; inputName: (id: st
   };
   const output = generate('output', (id) => `${REF}${id}`);
   const firstInput = generate('input', (id) => `${REF}${id}`);
-  const differs = new Set(Object.keys(output).filter((id) => JSON.stringify(strip(output[id]!)) !== JSON.stringify(strip(firstInput[id]!))));
+  const differs = new Set(
+    Object.keys(output).filter((id) => JSON.stringify(strip(output[id]!)) !== JSON.stringify(strip(firstInput[id]!))),
+  );
   const inputName = (id: string) => (differs.has(id) ? `${id}Input` : id);
   const input = generate('input', (id) => `${REF}${inputName(id)}`);
   const schemas: Record<string, JsonSchema> = {};
@@ -32,7 +34,11 @@ function components(): { schemas: Record<string, JsonSchema>; inputName: (id: st
 function schemaFor(schema: z.ZodType, io: 'input' | 'output', inputName: (id: string) => string): JsonSchema {
   const id = z.globalRegistry.get(schema)?.id;
   if (id) return { $ref: `${REF}${io === 'input' ? inputName(id) : id}` };
-  const { $schema: _, ...rest } = z.toJSONSchema(schema, { target: 'draft-2020-12', io, unrepresentable: 'any' }) as JsonSchema;
+  const { $schema: _, ...rest } = z.toJSONSchema(schema, {
+    target: 'draft-2020-12',
+    io,
+    unrepresentable: 'any',
+  }) as JsonSchema;
   return rest;
 }
 
@@ -104,7 +110,10 @@ export function buildOpenApiDocument(routes: readonly RouteDefinition[], info: {
       };
     }
     for (const [status, description] of Object.entries(errorStatuses(route))) {
-      responses[status] = { description, content: { 'application/problem+json': { schema: { $ref: `${REF}Problem` } } } };
+      responses[status] = {
+        description,
+        content: { 'application/problem+json': { schema: { $ref: `${REF}Problem` } } },
+      };
     }
     const params = parameters(route);
     if (route.idempotent) params.push({ $ref: '#/components/parameters/IdempotencyKey' });
@@ -127,7 +136,9 @@ export function buildOpenApiDocument(routes: readonly RouteDefinition[], info: {
       responses,
     };
   }
-  const problemTypes = Object.fromEntries(ERROR_CODE_LIST.map((c) => [c, { status: STATUS_OF[c], type: problemType(c) }]));
+  const problemTypes = Object.fromEntries(
+    ERROR_CODE_LIST.map((c) => [c, { status: STATUS_OF[c], type: problemType(c) }]),
+  );
   return {
     openapi: '3.1.0',
     info: {
@@ -157,7 +168,10 @@ export function buildOpenApiDocument(routes: readonly RouteDefinition[], info: {
         },
       },
       headers: {
-        RequestId: { description: 'The request id (yours from X-Request-Id, or generated).', schema: { type: 'string' } },
+        RequestId: {
+          description: 'The request id (yours from X-Request-Id, or generated).',
+          schema: { type: 'string' },
+        },
       },
     },
     'x-problem-types': problemTypes,

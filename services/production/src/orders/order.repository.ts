@@ -65,11 +65,7 @@ export class OrderRepository {
   }
 
   async list(db: Db, org: string, query: OrderListQuery, after?: string): Promise<OrderRow[]> {
-    let q = db
-      .selectFrom('orders')
-      .selectAll()
-      .where('organization_id', '=', org)
-      .where('deleted_at', 'is', null);
+    let q = db.selectFrom('orders').selectAll().where('organization_id', '=', org).where('deleted_at', 'is', null);
     if (query.status) q = q.where('status', 'in', query.status);
     if (query.priority) q = q.where('priority', 'in', query.priority);
     if (query.scene_id) q = q.where('scene_id', '=', query.scene_id);
@@ -77,7 +73,10 @@ export class OrderRepository {
     if (query.created_from) q = q.where('created_at', '>=', new Date(query.created_from));
     if (query.created_to) q = q.where('created_at', '<', new Date(query.created_to));
     if (after) q = q.where('id', '<', after);
-    return q.orderBy('id', 'desc').limit(query.limit + 1).execute();
+    return q
+      .orderBy('id', 'desc')
+      .limit(query.limit + 1)
+      .execute();
   }
 
   async update(db: Db, id: string, patch: Updateable<OrdersTable>): Promise<OrderRow> {

@@ -5,7 +5,7 @@ import { Ctx, Payload } from '@nestjs/microservices';
 import type { ProductionDB } from '../database.js';
 import { OrderService } from './order.service.js';
 
-type Ctx = RpcHandlerContext<ProductionDB>;
+type Call = RpcHandlerContext<ProductionDB>;
 
 /** NATS entry points for orders. */
 @Controller()
@@ -13,27 +13,27 @@ export class OrderRpc {
   constructor(private readonly orders: OrderService) {}
 
   @RpcMethod(orderRpc.create)
-  create(@Payload() req: { order: CreateOrderBody }, @Ctx() ctx: Ctx) {
+  create(@Payload() req: { order: CreateOrderBody }, @Ctx() ctx: Call) {
     return this.orders.create(ctx.call.actor, req.order, ctx.trx);
   }
 
   @RpcMethod(orderRpc.get)
-  get(@Payload() req: { id: string }, @Ctx() ctx: Ctx) {
+  get(@Payload() req: { id: string }, @Ctx() ctx: Call) {
     return this.orders.get(ctx.call.actor, req.id);
   }
 
   @RpcMethod(orderRpc.list)
-  list(@Payload() req: { query: OrderListQuery }, @Ctx() ctx: Ctx) {
+  list(@Payload() req: { query: OrderListQuery }, @Ctx() ctx: Call) {
     return this.orders.list(ctx.call.actor, req.query);
   }
 
   @RpcMethod(orderRpc.update)
-  update(@Payload() req: { id: string; patch: UpdateOrderBody }, @Ctx() ctx: Ctx) {
+  update(@Payload() req: { id: string; patch: UpdateOrderBody }, @Ctx() ctx: Call) {
     return this.orders.update(ctx.call.actor, req.id, req.patch, ctx.trx);
   }
 
   @RpcMethod(orderRpc.delete)
-  delete(@Payload() req: { id: string }, @Ctx() ctx: Ctx) {
+  delete(@Payload() req: { id: string }, @Ctx() ctx: Call) {
     return this.orders.delete(ctx.call.actor, req.id, ctx.trx);
   }
 }

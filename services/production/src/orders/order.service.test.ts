@@ -14,7 +14,11 @@ describe('OrderService', () => {
     const scene = await f.tx((trx) => f.scenes.create(actor, { name: 'scene' }, trx));
     const create = (name: string, extra: Record<string, unknown> = {}) =>
       f.tx((trx) =>
-        f.orders.create(actor, { scene_id: scene.id, name, target_count: 10, priority: 'normal', metadata: {}, ...extra }, trx),
+        f.orders.create(
+          actor,
+          { scene_id: scene.id, name, target_count: 10, priority: 'normal', metadata: {}, ...extra },
+          trx,
+        ),
       );
     return { actor, scene, create };
   }
@@ -32,7 +36,9 @@ describe('OrderService', () => {
       deadline: '2027-01-01T00:00:00.000Z',
       metadata: { line: 3 },
     });
-    const events = (await f.outboxEvents('production.evt.order.created.v1')).filter((e) => e.payload.order.id === order.id);
+    const events = (await f.outboxEvents('production.evt.order.created.v1')).filter(
+      (e) => e.payload.order.id === order.id,
+    );
     expect(events).toHaveLength(1);
     expect(events[0]!.payload.order).toEqual(order);
   });
@@ -40,7 +46,13 @@ describe('OrderService', () => {
   it('refuses a scene of another organization as a missing reference', async () => {
     const { scene } = await setup();
     await expect(
-      f.tx((trx) => f.orders.create(actorOf(), { scene_id: scene.id, name: 'x', target_count: 1, priority: 'normal', metadata: {} }, trx)),
+      f.tx((trx) =>
+        f.orders.create(
+          actorOf(),
+          { scene_id: scene.id, name: 'x', target_count: 1, priority: 'normal', metadata: {} },
+          trx,
+        ),
+      ),
     ).rejects.toMatchObject({ code: 'reference_not_found' });
   });
 
@@ -97,11 +109,18 @@ describe('OrderService', () => {
     const { actor, create } = await setup();
     const order = await create('attrs');
     const updated = await f.tx((trx) =>
-      f.orders.update(actor, order.id, { target_count: 20, priority: 'urgent', name: 'attrs', metadata: { a: 1 } }, trx),
+      f.orders.update(
+        actor,
+        order.id,
+        { target_count: 20, priority: 'urgent', name: 'attrs', metadata: { a: 1 } },
+        trx,
+      ),
     );
     expect(updated).toMatchObject({ target_count: 20, priority: 'urgent', metadata: { a: 1 } });
     await f.tx((trx) => f.orders.update(actor, order.id, { target_count: 20 }, trx));
-    const events = (await f.outboxEvents('production.evt.order.updated.v1')).filter((e) => e.payload.order.id === order.id);
+    const events = (await f.outboxEvents('production.evt.order.updated.v1')).filter(
+      (e) => e.payload.order.id === order.id,
+    );
     expect(events).toHaveLength(1);
     expect(events[0]!.payload.changed.sort()).toEqual(['metadata', 'priority', 'target_count']);
   });

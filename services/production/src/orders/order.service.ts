@@ -1,7 +1,7 @@
 import {
   type Actor,
-  canTransitionOrder,
   type CreateOrderBody,
+  canTransitionOrder,
   type Order,
   type OrderListQuery,
   type OrderStatus,
@@ -18,7 +18,10 @@ import { SceneRepository } from '../scenes/scene.repository.js';
 import { OrderNameTaken, OrderRepository, type OrderRow, toOrder } from './order.repository.js';
 
 const nameTaken = (name: string) =>
-  new DomainError('name_taken', `an order named "${name}" already exists in this organization`, { field: 'name', name });
+  new DomainError('name_taken', `an order named "${name}" already exists in this organization`, {
+    field: 'name',
+    name,
+  });
 
 /** Orders: quota owners with a status graph (DESIGN §5). Commands run inside the caller's transaction. */
 @Injectable()
@@ -117,7 +120,12 @@ export class OrderService {
     if (!row) {
       throw new DomainError('conflict', `order ${current.id} changed while it was being updated; retry`, { from, to });
     }
-    await this.outbox.append(trx, orderEvents.statusChanged, { order: toOrder(row), from, to, cause }, { aggregateId: row.id });
+    await this.outbox.append(
+      trx,
+      orderEvents.statusChanged,
+      { order: toOrder(row), from, to, cause },
+      { aggregateId: row.id },
+    );
     return row;
   }
 
@@ -126,14 +134,20 @@ export class OrderService {
     if (!row) throw notFound('Order', id);
     const deleted = await this.orders.softDelete(trx, id);
     const deleted_at = deleted.deleted_at!.toISOString();
-    await this.outbox.append(trx, orderEvents.deleted, { order_id: id, organization_id: actor.org, deleted_at }, { aggregateId: id });
+    await this.outbox.append(
+      trx,
+      orderEvents.deleted,
+      { order_id: id, organization_id: actor.org, deleted_at },
+      { aggregateId: id },
+    );
     return { id, deleted_at };
   }
 
   private changedAttributes(row: OrderRow, attributes: Omit<UpdateOrderBody, 'status'>): string[] {
     const changed: string[] = [];
     if (attributes.name !== undefined && attributes.name !== row.name) changed.push('name');
-    if (attributes.target_count !== undefined && attributes.target_count !== row.target_count) changed.push('target_count');
+    if (attributes.target_count !== undefined && attributes.target_count !== row.target_count)
+      changed.push('target_count');
     if (attributes.priority !== undefined && attributes.priority !== row.priority) changed.push('priority');
     if (attributes.deadline !== undefined) {
       const next = attributes.deadline === null ? null : new Date(attributes.deadline).getTime();

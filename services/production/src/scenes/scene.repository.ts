@@ -24,7 +24,10 @@ const NAME_KEY = 'scenes_org_name_live_key';
 
 @Injectable()
 export class SceneRepository {
-  async insert(db: Db, row: { id: string; organization_id: string; name: string; description: string | null }): Promise<SceneRow> {
+  async insert(
+    db: Db,
+    row: { id: string; organization_id: string; name: string; description: string | null },
+  ): Promise<SceneRow> {
     try {
       return await db.insertInto('scenes').values(row).returningAll().executeTakeFirstOrThrow();
     } catch (err) {
@@ -33,7 +36,12 @@ export class SceneRepository {
     }
   }
 
-  async find(db: Db, org: string, id: string, options: { lock?: 'update' | 'share' } = {}): Promise<SceneRow | undefined> {
+  async find(
+    db: Db,
+    org: string,
+    id: string,
+    options: { lock?: 'update' | 'share' } = {},
+  ): Promise<SceneRow | undefined> {
     let q = db
       .selectFrom('scenes')
       .selectAll()
@@ -46,14 +54,13 @@ export class SceneRepository {
   }
 
   async list(db: Db, org: string, query: SceneListQuery, after?: string): Promise<SceneRow[]> {
-    let q = db
-      .selectFrom('scenes')
-      .selectAll()
-      .where('organization_id', '=', org)
-      .where('deleted_at', 'is', null);
+    let q = db.selectFrom('scenes').selectAll().where('organization_id', '=', org).where('deleted_at', 'is', null);
     if (query.q) q = q.where('name', 'ilike', `%${query.q.replace(/[\\%_]/g, '\\$&')}%`);
     if (after) q = q.where('id', '<', after);
-    return q.orderBy('id', 'desc').limit(query.limit + 1).execute();
+    return q
+      .orderBy('id', 'desc')
+      .limit(query.limit + 1)
+      .execute();
   }
 
   async update(db: Db, id: string, patch: { name?: string; description?: string | null }): Promise<SceneRow> {
@@ -81,7 +88,10 @@ export class SceneRepository {
   }
 
   /** Live orders that use the scene (a few, for the 409 body) and how many there are. */
-  async liveOrderReferences(db: Db, sceneId: string): Promise<{ sample: { id: string; name: string }[]; count: number }> {
+  async liveOrderReferences(
+    db: Db,
+    sceneId: string,
+  ): Promise<{ sample: { id: string; name: string }[]; count: number }> {
     const sample = await db
       .selectFrom('orders')
       .select(['id', 'name'])

@@ -19,10 +19,16 @@ describe('SceneService', () => {
   it('keeps names unique per organization among live scenes, and frees a deleted name', async () => {
     const actor = actorOf();
     const first = await f.tx((trx) => f.scenes.create(actor, { name: 'shelf' }, trx));
-    await expect(f.tx((trx) => f.scenes.create(actor, { name: 'shelf' }, trx))).rejects.toMatchObject({ code: 'name_taken' });
-    await expect(f.tx((trx) => f.scenes.create(actorOf(), { name: 'shelf' }, trx))).resolves.toMatchObject({ name: 'shelf' });
+    await expect(f.tx((trx) => f.scenes.create(actor, { name: 'shelf' }, trx))).rejects.toMatchObject({
+      code: 'name_taken',
+    });
+    await expect(f.tx((trx) => f.scenes.create(actorOf(), { name: 'shelf' }, trx))).resolves.toMatchObject({
+      name: 'shelf',
+    });
     await f.tx((trx) => f.scenes.delete(actor, first.id, trx));
-    await expect(f.tx((trx) => f.scenes.create(actor, { name: 'shelf' }, trx))).resolves.toMatchObject({ name: 'shelf' });
+    await expect(f.tx((trx) => f.scenes.create(actor, { name: 'shelf' }, trx))).resolves.toMatchObject({
+      name: 'shelf',
+    });
   });
 
   it('hides another organization’s scene as not found', async () => {
@@ -34,7 +40,13 @@ describe('SceneService', () => {
   it('refuses to delete a scene live orders use, naming them, and changes nothing', async () => {
     const actor = actorOf();
     const scene = await f.tx((trx) => f.scenes.create(actor, { name: 'in-use' }, trx));
-    const order = await f.tx((trx) => f.orders.create(actor, { scene_id: scene.id, name: 'o1', target_count: 5, priority: 'normal', metadata: {} }, trx));
+    const order = await f.tx((trx) =>
+      f.orders.create(
+        actor,
+        { scene_id: scene.id, name: 'o1', target_count: 5, priority: 'normal', metadata: {} },
+        trx,
+      ),
+    );
     const err = await f.tx((trx) => f.scenes.delete(actor, scene.id, trx)).catch((e) => e);
     expect(err).toMatchObject({
       code: 'referenced',
@@ -52,10 +64,18 @@ describe('SceneService', () => {
       const scene = await f.tx((trx) => f.scenes.create(actor, { name: `race-${i}` }, trx));
       const [del, create] = await Promise.allSettled([
         f.tx((trx) => f.scenes.delete(actor, scene.id, trx)),
-        f.tx((trx) => f.orders.create(actor, { scene_id: scene.id, name: `race-order-${i}`, target_count: 1, priority: 'normal', metadata: {} }, trx)),
+        f.tx((trx) =>
+          f.orders.create(
+            actor,
+            { scene_id: scene.id, name: `race-order-${i}`, target_count: 1, priority: 'normal', metadata: {} },
+            trx,
+          ),
+        ),
       ]);
       expect([del.status, create.status].filter((s) => s === 'fulfilled')).toHaveLength(1);
-      const reason = (del.status === 'rejected' ? del.reason : (create as PromiseRejectedResult).reason) as { code: string };
+      const reason = (del.status === 'rejected' ? del.reason : (create as PromiseRejectedResult).reason) as {
+        code: string;
+      };
       expect(['referenced', 'reference_not_found']).toContain(reason.code);
     }
   });
@@ -66,9 +86,13 @@ describe('SceneService', () => {
     await f.tx((trx) => f.scenes.create(actor, { name: 'b' }, trx));
     const updated = await f.tx((trx) => f.scenes.update(actor, a.id, { name: 'a2', description: 'd' }, trx));
     expect(updated).toMatchObject({ name: 'a2', description: 'd' });
-    const [event] = (await f.outboxEvents('production.evt.scene.updated.v1')).filter((e) => e.payload.scene.id === a.id);
+    const [event] = (await f.outboxEvents('production.evt.scene.updated.v1')).filter(
+      (e) => e.payload.scene.id === a.id,
+    );
     expect(event!.payload.changed.sort()).toEqual(['description', 'name']);
-    await expect(f.tx((trx) => f.scenes.update(actor, a.id, { name: 'b' }, trx))).rejects.toMatchObject({ code: 'name_taken' });
+    await expect(f.tx((trx) => f.scenes.update(actor, a.id, { name: 'b' }, trx))).rejects.toMatchObject({
+      code: 'name_taken',
+    });
   });
 
   it('lists newest first in pages joined by an opaque cursor, filtered by name', async () => {
@@ -80,6 +104,8 @@ describe('SceneService', () => {
     expect(second.items.map((s) => s.name)).toEqual(['p2', 'p1']);
     expect(second.next_cursor).toBeNull();
     expect((await f.scenes.list(actor, { limit: 50, q: 'P' })).items.map((s) => s.name)).toEqual(['p3', 'p2', 'p1']);
-    await expect(f.scenes.list(actor, { limit: 2, cursor: 'bogus' })).rejects.toMatchObject({ code: 'validation_failed' });
+    await expect(f.scenes.list(actor, { limit: 2, cursor: 'bogus' })).rejects.toMatchObject({
+      code: 'validation_failed',
+    });
   });
 });

@@ -78,7 +78,12 @@ export class SceneService {
     }
     const row = await this.scenes.softDelete(trx, id);
     const deleted_at = row.deleted_at!.toISOString();
-    await this.outbox.append(trx, sceneEvents.deleted, { scene_id: id, organization_id: actor.org, deleted_at }, { aggregateId: id });
+    await this.outbox.append(
+      trx,
+      sceneEvents.deleted,
+      { scene_id: id, organization_id: actor.org, deleted_at },
+      { aggregateId: id },
+    );
     return { id, deleted_at };
   }
 }

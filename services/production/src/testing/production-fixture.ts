@@ -12,7 +12,10 @@ import { SceneService } from '../scenes/scene.service.js';
 
 /** The production services wired by hand on a migrated test schema (no NATS needed). */
 export async function productionFixture() {
-  const infra = await TestInfra.create({ services: [{ name: 'production', migrations: PRODUCTION_MIGRATIONS }], provision: false });
+  const infra = await TestInfra.create({
+    services: [{ name: 'production', migrations: PRODUCTION_MIGRATIONS }],
+    provision: false,
+  });
   const { db } = infra.database<ProductionDB>('production', { max: 25 });
   const outbox = new Outbox(infra.ns);
   const sceneRepo = new SceneRepository();
