@@ -14,6 +14,7 @@ export const ERROR_CODES = {
   conflict: 'The resource changed concurrently; re-read and retry.',
   name_taken: 'Another live resource in the organization already has this name.',
   referenced: 'The resource is still referenced; `details.referenced_by` names the referrers.',
+  binding_taken: 'The device or data collector is already in another current workstation binding.',
   invalid_transition: 'The requested status change is not allowed from the current status.',
   invalid_state: 'The action is not allowed in the resource’s current status.',
   quota_exceeded: 'The request would allocate more than the order’s target allows.',

@@ -6,3 +6,4 @@ export * from './primitives.js';
 export * from './problem.js';
 export * from './production/index.js';
 export * from './registry.js';
+export * from './transfer/index.js';

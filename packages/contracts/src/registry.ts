@@ -1,5 +1,6 @@
 import { type ConsumerDefinition, type EventDefinition, healthPing, type RpcDefinition } from './messaging.js';
 import { productionConsumers, productionEvents, productionRpc } from './production/index.js';
+import { transferEvents } from './transfer/index.js';
 
 function flatten<T>(tree: unknown, isLeaf: (v: unknown) => v is T): T[] {
   if (isLeaf(tree)) return [tree];
@@ -15,7 +16,10 @@ const isConsumer = (v: unknown): v is ConsumerDefinition =>
   !!v && typeof v === 'object' && 'durable' in v && 'filterSubject' in v;
 
 /** Every event type, RPC and durable consumer of the system, for provisioning, docs and checks. */
-export const ALL_EVENTS: readonly EventDefinition[] = flatten(productionEvents, isEvent);
+export const ALL_EVENTS: readonly EventDefinition[] = [
+  ...flatten(productionEvents, isEvent),
+  ...flatten(transferEvents, isEvent),
+];
 export const ALL_RPCS: readonly RpcDefinition[] = [
   ...flatten(productionRpc, isRpc),
   healthPing('transfer'),

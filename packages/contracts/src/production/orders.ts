@@ -38,6 +38,10 @@ export const Order = z
     status: OrderStatus,
     deadline: Timestamp.nullable(),
     metadata: z.record(z.string(), z.unknown()),
+    /** Live tasks of the order (the quota used: `target_count − task_count` can still be allocated). */
+    task_count: z.number().int(),
+    /** Completed tasks; the order completes when this reaches `target_count`. */
+    completed_count: z.number().int(),
     created_at: Timestamp,
     updated_at: Timestamp,
   })

@@ -1,5 +1,5 @@
 import { type EventDefinition, type EventPayload, HEADERS } from '@ferry/contracts';
-import type { Kysely, Transaction } from 'kysely';
+import { type Kysely, sql, type Transaction } from 'kysely';
 import { v7 as uuidv7 } from 'uuid';
 import type { MessagingTables } from '../db/messaging-tables.js';
 import { currentTrace } from '../logging/context.js';
@@ -24,6 +24,45 @@ export class Outbox {
     return this.ns.subject(def.perAggregateSubject ? `${def.type}.${aggregateId}` : def.type);
   }
 
+  private headersFor(def: EventDefinition, id: string, occurredAt: string): Record<string, string> {
+    const trace = currentTrace();
+    const headers: Record<string, string> = {
+      [HEADERS.eventId]: id,
+      [HEADERS.eventType]: def.type,
+      [HEADERS.schemaVersion]: String(def.version),
+      [HEADERS.occurredAt]: occurredAt,
+    };
+    if (trace.requestId) headers[HEADERS.correlationId] = trace.requestId;
+    if (trace.causationId) headers[HEADERS.causationId] = trace.causationId;
+    return headers;
+  }
+
+  /** Many events of one type in one statement (bulk task creation, order finalization). */
+  async appendMany<E extends EventDefinition>(
+    trx: Transaction<any>,
+    def: E,
+    items: readonly { payload: EventPayload<E>; aggregateId: string }[],
+  ): Promise<string[]> {
+    if (items.length === 0) return [];
+    const occurredAt = new Date().toISOString();
+    const rows = items.map((item) => {
+      const id = uuidv7();
+      return {
+        id,
+        subject: this.subjectFor(def, item.aggregateId),
+        payload: JSON.stringify(def.schema.parse(item.payload)),
+        headers: JSON.stringify(this.headersFor(def, id, occurredAt)),
+      };
+    });
+    await sql`
+      insert into outbox (id, subject, event_type, payload, headers)
+      select id, subject, ${def.type}, payload, headers
+      from unnest(${rows.map((r) => r.id)}::uuid[], ${rows.map((r) => r.subject)}::text[],
+                  ${rows.map((r) => r.payload)}::jsonb[], ${rows.map((r) => r.headers)}::jsonb[])
+        as t(id, subject, payload, headers)`.execute(trx);
+    return rows.map((r) => r.id);
+  }
+
   async append<E extends EventDefinition>(
     trx: Transaction<any>,
     def: E,
@@ -32,15 +71,7 @@ export class Outbox {
   ): Promise<string> {
     const parsed = def.schema.parse(payload);
     const id = options.eventId ?? uuidv7();
-    const trace = currentTrace();
-    const headers: Record<string, string> = {
-      [HEADERS.eventId]: id,
-      [HEADERS.eventType]: def.type,
-      [HEADERS.schemaVersion]: String(def.version),
-      [HEADERS.occurredAt]: new Date().toISOString(),
-    };
-    if (trace.requestId) headers[HEADERS.correlationId] = trace.requestId;
-    if (trace.causationId) headers[HEADERS.causationId] = trace.causationId;
+    const headers = this.headersFor(def, id, new Date().toISOString());
     await (trx as unknown as Kysely<MessagingTables>)
       .insertInto('outbox')
       .values({

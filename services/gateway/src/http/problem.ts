@@ -13,6 +13,7 @@ export const STATUS_OF: Record<ErrorCode, number> = {
   conflict: 409,
   name_taken: 409,
   referenced: 409,
+  binding_taken: 409,
   invalid_transition: 409,
   invalid_state: 409,
   quota_exceeded: 409,

@@ -1,17 +1,21 @@
 import type { Order, OrderListQuery, OrderPriority, OrderStatus } from '@ferry/contracts';
 import { isUniqueViolation } from '@ferry/platform';
 import { Injectable } from '@nestjs/common';
-import type { Kysely, Selectable, Updateable } from 'kysely';
+import { type Kysely, type Selectable, sql, type Updateable } from 'kysely';
 import type { OrdersTable, ProductionDB } from '../database.js';
 
 type Db = Kysely<ProductionDB>;
 export type OrderRow = Selectable<OrdersTable>;
+export interface OrderCounts {
+  task_count: number;
+  completed_count: number;
+}
 
 export class OrderNameTaken extends Error {}
 
 const NAME_KEY = 'orders_org_name_live_key';
 
-export function toOrder(row: OrderRow): Order {
+export function toOrder(row: OrderRow, counts: OrderCounts): Order {
   return {
     id: row.id,
     organization_id: row.organization_id,
@@ -22,6 +26,8 @@ export function toOrder(row: OrderRow): Order {
     status: row.status as OrderStatus,
     deadline: row.deadline?.toISOString() ?? null,
     metadata: row.metadata,
+    task_count: counts.task_count,
+    completed_count: counts.completed_count,
     created_at: row.created_at.toISOString(),
     updated_at: row.updated_at.toISOString(),
   };
@@ -53,6 +59,10 @@ export class OrderRepository {
     }
   }
 
+  async lockById(db: Db, id: string): Promise<OrderRow> {
+    return db.selectFrom('orders').selectAll().where('id', '=', id).forUpdate().executeTakeFirstOrThrow();
+  }
+
   async find(db: Db, org: string, id: string, options: { lock?: 'update' } = {}): Promise<OrderRow | undefined> {
     let q = db
       .selectFrom('orders')
@@ -64,8 +74,19 @@ export class OrderRepository {
     return q.executeTakeFirst();
   }
 
-  async list(db: Db, org: string, query: OrderListQuery, after?: string): Promise<OrderRow[]> {
-    let q = db.selectFrom('orders').selectAll().where('organization_id', '=', org).where('deleted_at', 'is', null);
+  async list(db: Db, org: string, query: OrderListQuery, after?: string): Promise<(OrderRow & OrderCounts)[]> {
+    let q = db
+      .selectFrom('orders')
+      .selectAll()
+      .select([
+        sql<number>`(select count(*) from tasks t where t.order_id = orders.id and t.deleted_at is null)::int`.as(
+          'task_count',
+        ),
+        sql<number>`(select count(*) from tasks t where t.order_id = orders.id and t.status = 'completed'
+                      and t.deleted_at is null)::int`.as('completed_count'),
+      ])
+      .where('organization_id', '=', org)
+      .where('deleted_at', 'is', null);
     if (query.status) q = q.where('status', 'in', query.status);
     if (query.priority) q = q.where('priority', 'in', query.priority);
     if (query.scene_id) q = q.where('scene_id', '=', query.scene_id);
@@ -77,6 +98,32 @@ export class OrderRepository {
       .orderBy('id', 'desc')
       .limit(query.limit + 1)
       .execute();
+  }
+
+  async counts(db: Db, orderId: string): Promise<OrderCounts> {
+    const row = await db
+      .selectFrom('tasks')
+      .select([
+        (eb) => eb.fn.countAll<string>().as('task_count'),
+        sql<string>`count(*) filter (where status = 'completed')`.as('completed_count'),
+      ])
+      .where('order_id', '=', orderId)
+      .where('deleted_at', 'is', null)
+      .executeTakeFirstOrThrow();
+    return { task_count: Number(row.task_count), completed_count: Number(row.completed_count) };
+  }
+
+  /** Live tasks and episodes that still refer to the order (batches are counted by BatchRepository). */
+  async references(db: Db, orderId: string): Promise<{ tasks: number; episodes: number }> {
+    const row = await db
+      .selectNoFrom([
+        sql<number>`(select count(*) from tasks where order_id = ${orderId} and deleted_at is null)::int`.as('tasks'),
+        sql<number>`(select count(*) from episodes where order_id = ${orderId} and deleted_at is null)::int`.as(
+          'episodes',
+        ),
+      ])
+      .executeTakeFirstOrThrow();
+    return { tasks: row.tasks, episodes: row.episodes };
   }
 
   async update(db: Db, id: string, patch: Updateable<OrdersTable>): Promise<OrderRow> {

@@ -13,8 +13,11 @@ import { DomainError, decodeCursor, isIdCursor, notFound, Outbox, toPage } from 
 import { Injectable } from '@nestjs/common';
 import { Kysely, type Transaction } from 'kysely';
 import { v7 as uuidv7 } from 'uuid';
+import { BatchRepository } from '../batches/batch.repository.js';
+import { BatchTransitions } from '../batches/batch.transitions.js';
 import type { ProductionDB } from '../database.js';
 import { SceneRepository } from '../scenes/scene.repository.js';
+import { TaskTransitions } from '../tasks/task.transitions.js';
 import { OrderNameTaken, OrderRepository, type OrderRow, toOrder } from './order.repository.js';
 
 const nameTaken = (name: string) =>
@@ -30,8 +33,22 @@ export class OrderService {
     private readonly db: Kysely<ProductionDB>,
     private readonly orders: OrderRepository,
     private readonly scenes: SceneRepository,
+    private readonly batches: BatchRepository,
+    private readonly batchTransitions: BatchTransitions,
+    private readonly taskTransitions: TaskTransitions,
     private readonly outbox: Outbox,
   ) {}
+
+  async view(db: Kysely<ProductionDB>, row: OrderRow): Promise<Order> {
+    return toOrder(row, await this.orders.counts(db, row.id));
+  }
+
+  /** Locks an order of the organization for a change (orders come first in the lock order). */
+  async lock(trx: Transaction<ProductionDB>, actor: Actor, id: string): Promise<OrderRow> {
+    const row = await this.orders.find(trx, actor.org, id, { lock: 'update' });
+    if (!row) throw notFound('Order', id);
+    return row;
+  }
 
   async create(actor: Actor, body: CreateOrderBody, trx: Transaction<ProductionDB>): Promise<Order> {
     // Share-lock the scene: a concurrent scene delete waits for us and then sees this order.
@@ -55,7 +72,7 @@ export class OrderService {
       .catch((err) => {
         throw err instanceof OrderNameTaken ? nameTaken(body.name) : err;
       });
-    const order = toOrder(row);
+    const order = toOrder(row, { task_count: 0, completed_count: 0 });
     await this.outbox.append(trx, orderEvents.created, { order }, { aggregateId: order.id });
     return order;
   }
@@ -63,19 +80,31 @@ export class OrderService {
   async get(actor: Actor, id: string): Promise<Order> {
     const row = await this.orders.find(this.db, actor.org, id);
     if (!row) throw notFound('Order', id);
-    return toOrder(row);
+    return this.view(this.db, row);
   }
 
   async list(actor: Actor, query: OrderListQuery): Promise<Page<Order>> {
     const after = query.cursor ? decodeCursor(query.cursor, isIdCursor).id : undefined;
     const rows = await this.orders.list(this.db, actor.org, query, after);
-    return toPage(rows, query.limit, toOrder, (r) => ({ id: r.id }));
+    return toPage(
+      rows,
+      query.limit,
+      (r) => toOrder(r, r),
+      (r) => ({ id: r.id }),
+    );
   }
 
   async update(actor: Actor, id: string, patch: UpdateOrderBody, trx: Transaction<ProductionDB>): Promise<Order> {
-    let row = await this.orders.find(trx, actor.org, id, { lock: 'update' });
-    if (!row) throw notFound('Order', id);
+    let row = await this.lock(trx, actor, id);
     const { status, ...attributes } = patch;
+    const counts = await this.orders.counts(trx, id);
+    if (attributes.target_count !== undefined && attributes.target_count < counts.completed_count) {
+      throw new DomainError(
+        'invalid_state',
+        `target_count ${attributes.target_count} is below the ${counts.completed_count} tasks already completed`,
+        { completed_count: counts.completed_count, target_count: attributes.target_count },
+      );
+    }
 
     const changed = this.changedAttributes(row, attributes);
     if (changed.length > 0) {
@@ -90,17 +119,20 @@ export class OrderService {
         .catch((err) => {
           throw err instanceof OrderNameTaken ? nameTaken(attributes.name ?? '') : err;
         });
-      await this.outbox.append(trx, orderEvents.updated, { order: toOrder(row), changed }, { aggregateId: id });
+      await this.outbox.append(trx, orderEvents.updated, { order: toOrder(row, counts), changed }, { aggregateId: id });
     }
     if (status !== undefined && status !== row.status) {
       row = await this.transition(trx, row, status, 'manual');
     }
-    return toOrder(row);
+    // A lower target, or a resume, may mean the order is done already.
+    row = await this.autoAdvance(trx, row);
+    return this.view(trx, row);
   }
 
   /**
-   * Moves an order along its graph with a compare-and-set; both manual changes and automatic
-   * advance come through here, so the graph is enforced in one place.
+   * Moves an order along its graph with a compare-and-set; manual changes and automatic advance both
+   * come through here. Completion finalizes the open batches in the same transaction: their runnable
+   * tasks are cancelled (uploads in flight are left to finish) and the batches are completed.
    */
   async transition(
     trx: Transaction<ProductionDB>,
@@ -120,18 +152,57 @@ export class OrderService {
     if (!row) {
       throw new DomainError('conflict', `order ${current.id} changed while it was being updated; retry`, { from, to });
     }
+    if (to === 'completed') await this.finalizeOpenBatches(trx, row);
     await this.outbox.append(
       trx,
       orderEvents.statusChanged,
-      { order: toOrder(row), from, to, cause },
+      { order: await this.view(trx, row), from, to, cause },
       { aggregateId: row.id },
     );
     return row;
   }
 
+  private async finalizeOpenBatches(trx: Transaction<ProductionDB>, order: OrderRow): Promise<void> {
+    const open = await this.batches.openForOrder(trx, order.id);
+    await this.taskTransitions.cancelRunnable(
+      trx,
+      open.map((b) => b.id),
+      'order_completed',
+    );
+    for (const batch of open) await this.batchTransitions.move(trx, batch, 'completed', 'order_completed');
+  }
+
+  /**
+   * Automatic advance from completed task counts: created → in_progress at the first completed task,
+   * in_progress → completed at the target. The caller holds the order lock. A paused order stays
+   * paused (there is no paused → completed edge); it completes when resumed.
+   */
+  async autoAdvance(trx: Transaction<ProductionDB>, order: OrderRow): Promise<OrderRow> {
+    const { completed_count } = await this.orders.counts(trx, order.id);
+    let row = order;
+    if (row.status === 'created' && completed_count > 0)
+      row = await this.transition(trx, row, 'in_progress', 'automatic');
+    if (row.status === 'in_progress' && completed_count >= row.target_count) {
+      row = await this.transition(trx, row, 'completed', 'automatic');
+    }
+    return row;
+  }
+
+  /** Soft delete, refused (naming what) while batches, tasks or episodes refer to the order. */
   async delete(actor: Actor, id: string, trx: Transaction<ProductionDB>): Promise<{ id: string; deleted_at: string }> {
-    const row = await this.orders.find(trx, actor.org, id, { lock: 'update' });
-    if (!row) throw notFound('Order', id);
+    await this.lock(trx, actor, id);
+    const batches = await this.batches.liveCountsForOrder(trx, id);
+    const refs = await this.orders.references(trx, id);
+    if (batches.batches > 0 || refs.tasks > 0 || refs.episodes > 0) {
+      throw new DomainError(
+        'referenced',
+        `order ${id} still has ${batches.batches} batch(es), ${refs.tasks} task(s) and ${refs.episodes} episode(s)`,
+        {
+          referenced_by: batches.sample.map((b) => ({ type: 'batch', id: b.id, name: b.name })),
+          reference_counts: { batches: batches.batches, tasks: refs.tasks, episodes: refs.episodes },
+        },
+      );
+    }
     const deleted = await this.orders.softDelete(trx, id);
     const deleted_at = deleted.deleted_at!.toISOString();
     await this.outbox.append(
