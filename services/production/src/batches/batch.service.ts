@@ -23,6 +23,7 @@ import { OrderService } from '../orders/order.service.js';
 import { TaskPlacement, type TaskSpec } from '../tasks/task.placement.js';
 import { TaskRepository, type TaskRow, toTask } from '../tasks/task.repository.js';
 import { TaskTransitions } from '../tasks/task.transitions.js';
+import { WorkstationRepository } from '../workstations/workstation.repository.js';
 import { BatchRepository, type BatchRow, toBatch } from './batch.repository.js';
 import { BatchTransitions } from './batch.transitions.js';
 
@@ -40,6 +41,7 @@ export class BatchService {
     private readonly placement: TaskPlacement,
     private readonly orders: OrderService,
     private readonly episodes: EpisodeRepository,
+    private readonly workstations: WorkstationRepository,
     private readonly outbox: Outbox,
   ) {}
 
@@ -181,11 +183,7 @@ export class BatchService {
       }
     }
     if (toAdd.length > 0) this.placement.assertAcceptsTasks(order);
-    const ws = await this.db
-      .selectFrom('workstations')
-      .selectAll()
-      .where('id', '=', batch.workstation_id)
-      .executeTakeFirstOrThrow();
+    const ws = (await this.workstations.findById(trx, batch.workstation_id))!;
     const placed = toAdd.flatMap(({ group, count }) =>
       Array.from({ length: count }, () => ({
         spec: { workstation: ws, external_id: null, group, metadata: {} } satisfies TaskSpec,

@@ -53,6 +53,11 @@ export class SceneRepository {
     return q.executeTakeFirst();
   }
 
+  /** Any state, any organization: for reading what an existing task refers to. */
+  async findById(db: Db, id: string): Promise<SceneRow | undefined> {
+    return db.selectFrom('scenes').selectAll().where('id', '=', id).executeTakeFirst();
+  }
+
   async list(db: Db, org: string, query: SceneListQuery, after?: string): Promise<SceneRow[]> {
     let q = db.selectFrom('scenes').selectAll().where('organization_id', '=', org).where('deleted_at', 'is', null);
     if (query.q) q = q.where('name', 'ilike', `%${query.q.replace(/[\\%_]/g, '\\$&')}%`);

@@ -82,13 +82,14 @@ export class TaskService {
     // The first occurrence of an external_id is inserted; later ones in the request are duplicates of it.
     const firstIndex = new Map<string, number>();
     const toInsert: number[] = [];
-    items.forEach((item, i) => {
-      if (item.external_id === undefined) return void toInsert.push(i);
-      if (!firstIndex.has(item.external_id)) {
+    for (const [i, item] of items.entries()) {
+      if (item.external_id === undefined) {
+        toInsert.push(i);
+      } else if (!firstIndex.has(item.external_id)) {
         firstIndex.set(item.external_id, i);
         toInsert.push(i);
       }
-    });
+    }
 
     const batches = new Map<string, BatchRow>();
     const newBatches: BatchRow[] = [];
@@ -125,19 +126,15 @@ export class TaskService {
       summary: { total_requested: items.length, created: 0, skipped: 0 },
     };
     let next = 0;
-    items.forEach((item, i) => {
-      if (toInsert[next] === i) {
-        const row = inserted[next++];
-        if (row) return void result.created.push(toTask(row));
+    for (const [i, item] of items.entries()) {
+      const row = toInsert[next] === i ? inserted[next++] : undefined;
+      if (row) {
+        result.created.push(toTask(row));
+        continue;
       }
       const ext = item.external_id!;
-      const task = byExternalId.get(ext)!;
-      result.skipped.push({
-        task: toTask(task),
-        reason: 'duplicate_external_id',
-        external_id: ext,
-      });
-    });
+      result.skipped.push({ task: toTask(byExternalId.get(ext)!), reason: 'duplicate_external_id', external_id: ext });
+    }
     result.summary.created = result.created.length;
     result.summary.skipped = result.skipped.length;
 
@@ -195,18 +192,14 @@ export class TaskService {
       });
     }
     const [scene, ws] = await Promise.all([
-      this.db
-        .selectFrom('scenes')
-        .select(['id', 'name', 'description'])
-        .where('id', '=', task.scene_id)
-        .executeTakeFirstOrThrow(),
+      this.scenes.findById(this.db, task.scene_id),
       this.workstations.findById(this.db, task.workstation_id),
     ]);
     return {
       task_id: task.id,
       order_id: task.order_id,
       batch_id: task.batch_id,
-      scene,
+      scene: { id: scene!.id, name: scene!.name, description: scene!.description },
       workstation_id: task.workstation_id,
       device_id: ws!.device_id,
       collector_operator_id: ws!.collector_operator_id,
