@@ -68,6 +68,8 @@ describe('readiness when a dependency is unreachable', () => {
   });
 
   it('a service refuses to start, naming the problem, when its configuration is invalid', async () => {
+    await system.stop('production');
+    await system.stop('gateway');
     const err = await system.start(['production'], { env: { HEALTH_PORT: 'abc' } }).catch((e) => e as Error);
     expect(String(err)).toMatch(/exited \(1\)/);
     expect(String(err)).toMatch(/HEALTH_PORT/);

@@ -27,7 +27,8 @@ export interface ServiceProcess {
  */
 export class System {
   readonly processes = new Map<ServiceName, ServiceProcess>();
-  private readonly replicas: ServiceProcess[] = [];
+  /** Every process ever spawned, so shutdown() can never leave one behind. */
+  private readonly spawned: ServiceProcess[] = [];
   readonly jwtSecret = `test-secret-${'x'.repeat(40)}`;
 
   private constructor(readonly infra: TestInfra) {}
@@ -81,7 +82,7 @@ export class System {
       exited: new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal }))),
     };
     if (primary) this.processes.set(name, proc);
-    else this.replicas.push(proc);
+    this.spawned.push(proc);
     let buffer = '';
     const waiters: (() => void)[] = [];
     const onData = (chunk: Buffer) => {
@@ -123,6 +124,7 @@ export class System {
       };
       void proc.exited.then(({ code, signal }) => {
         clearTimeout(timer);
+        if (this.processes.get(name) === proc) this.processes.delete(name);
         reject(new Error(`${name} exited (${code ?? signal}) while starting:\n${proc.raw.join('\n')}`));
       });
       check();
@@ -153,10 +155,14 @@ export class System {
   }
 
   async shutdown(): Promise<void> {
-    for (const r of this.replicas)
-      if (r.child.exitCode === null && r.child.signalCode === null) r.child.kill('SIGTERM');
-    await Promise.all(this.replicas.map((r) => r.exited));
-    await Promise.all([...this.processes.keys()].map((n) => this.stop(n)));
+    const alive = this.spawned.filter((p) => p.child.exitCode === null && p.child.signalCode === null);
+    for (const p of alive) p.child.kill('SIGTERM');
+    const timer = setTimeout(() => {
+      for (const p of alive) p.child.kill('SIGKILL');
+    }, 15_000);
+    await Promise.all(alive.map((p) => p.exited));
+    clearTimeout(timer);
+    this.processes.clear();
     await this.infra.cleanup();
   }
 }
