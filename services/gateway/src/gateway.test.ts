@@ -1,20 +1,18 @@
-import { createMetrics, type Database, evaluateReadiness, RpcClient } from '@ferry/platform';
-import { silentLogger } from '@ferry/platform/testing';
+import type { Database } from '@ferry/platform';
 import type { Hono } from 'hono';
 import { sql } from 'kysely';
 import { v7 as uuidv7 } from 'uuid';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { inProcessGateway } from '../../../test/support/gateway-app.js';
 import { json } from '../../../test/support/http.js';
 import { System } from '../../../test/support/system.js';
 import { mintAccessToken } from './auth/access-token.js';
-import { jwtStrategy } from './auth/authenticate.js';
 import type { GatewayDB } from './database.js';
-import { createGateway } from './gateway.js';
-import { IdempotencyStore } from './idempotency/idempotency.store.js';
 
 describe('gateway HTTP API (real production service behind NATS)', () => {
   let system: System;
   let app: Hono;
+  let request: ReturnType<typeof inProcessGateway>['request'];
   let gatewayDb: Database<GatewayDB>;
   const orgA = uuidv7();
   const orgB = uuidv7();
@@ -23,45 +21,16 @@ describe('gateway HTTP API (real production service behind NATS)', () => {
   beforeAll(async () => {
     system = await System.create();
     await system.start(['production']);
-    const logger = silentLogger();
-    const rpc = new RpcClient({ nc: system.infra.nc, ns: system.infra.ns, logger, timeoutMs: 5_000 });
-    gatewayDb = system.infra.database<GatewayDB>('gateway');
-    app = createGateway({
-      logger,
-      metrics: createMetrics('gateway-test'),
-      rpc: () => rpc,
-      idempotency: new IdempotencyStore(gatewayDb.db),
-      strategies: [jwtStrategy(system.jwtSecret)],
-      readiness: () => evaluateReadiness([], { phase: 'running' }),
-      bodyLimitBytes: 64 * 1024,
-      version: 'test',
-    });
+    const gateway = inProcessGateway(system);
+    app = gateway.app;
+    request = gateway.request;
+    gatewayDb = gateway.gatewayDb;
     tokens.admin = await system.token(orgA, 'admin');
     tokens.operator = await system.token(orgA, 'operator');
     tokens.viewer = await system.token(orgA, 'viewer');
     tokens.otherOrg = await system.token(orgB, 'operator');
   });
   afterAll(() => system?.shutdown());
-
-  function request(
-    method: string,
-    path: string,
-    options: { token?: string; body?: unknown; headers?: Record<string, string> } = {},
-  ) {
-    const headers: Record<string, string> = { ...options.headers };
-    if (options.token) headers.authorization = `Bearer ${options.token}`;
-    if (options.body !== undefined) headers['content-type'] ??= 'application/json';
-    return app.request(`/api/v1${path}`, {
-      method,
-      headers,
-      body:
-        options.body === undefined
-          ? undefined
-          : typeof options.body === 'string'
-            ? options.body
-            : JSON.stringify(options.body),
-    });
-  }
 
   async function newScene(token = tokens.operator!, name = `scene-${uuidv7()}`) {
     const res = await request('POST', '/scenes', { token, body: { name } });

@@ -150,6 +150,14 @@ export const TaskConfig = z
   });
 export type TaskConfig = z.infer<typeof TaskConfig>;
 
+export const TaskActionResult = z
+  .object({
+    task: Task,
+    /** False when the action was a repeat or its outcome already held (nothing changed). */
+    changed: z.boolean(),
+  })
+  .meta({ id: 'TaskActionResult' });
+
 export const DeleteTaskReply = z.object({ id: Uuid, deleted_at: Timestamp });
 
 export const taskRpc = {
@@ -199,7 +207,7 @@ export const taskRpc = {
       device_id: DeviceId,
       reason: z.string().max(2000).optional(),
     }),
-    reply: z.object({ task: Task, changed: z.boolean() }),
+    reply: TaskActionResult,
   }),
 } as const;
 

@@ -5,6 +5,7 @@ import { DomainError } from '../errors/domain-error.js';
 import type { Logger } from '../logging/logger.js';
 import type { Namespace } from '../namespace/namespace.js';
 import { toNatsHeaders } from './envelope.js';
+import { chunkSize, fetchPayload, isChunked, servePayload } from './rpc-chunks.js';
 
 export interface RpcClientOptions {
   nc: NatsConnection;
@@ -41,17 +42,21 @@ export class RpcClient {
     options: { timeoutMs?: number } = {},
   ): Promise<z.infer<R['reply']>> {
     const request = def.request.parse(data);
+    const { nc } = this.options;
+    const timeout = options.timeoutMs ?? this.options.timeoutMs ?? 10_000;
+    const body = new TextEncoder().encode(JSON.stringify({ ctx, data: request }));
+    const large = body.byteLength > chunkSize(nc) ? servePayload(nc, body, { timeoutMs: timeout }) : undefined;
+    const headers = large?.headers ?? toNatsHeaders({});
+    headers.set(HEADERS.correlationId, ctx.request_id);
     let raw: unknown;
     try {
-      const msg = await this.options.nc.request(
-        this.options.ns.subject(def.subject),
-        JSON.stringify({ ctx, data: request }),
-        {
-          timeout: options.timeoutMs ?? this.options.timeoutMs ?? 10_000,
-          headers: toNatsHeaders({ [HEADERS.correlationId]: ctx.request_id }),
-        },
-      );
-      raw = msg.json();
+      const msg = await nc.request(this.options.ns.subject(def.subject), large ? new Uint8Array() : body, {
+        timeout,
+        headers,
+      });
+      raw = isChunked(msg.headers)
+        ? JSON.parse(new TextDecoder().decode(await fetchPayload(nc, msg.headers!)))
+        : msg.json();
     } catch (err) {
       if (isNoResponders(err)) {
         throw new DomainError(

@@ -16,6 +16,7 @@ import { runWithTrace } from '../logging/context.js';
 import type { Logger } from '../logging/logger.js';
 import type { Metrics } from '../metrics/metrics.js';
 import type { Namespace } from '../namespace/namespace.js';
+import { chunkSize, fetchPayload, isChunked, servePayload } from './rpc-chunks.js';
 
 /** What an RPC handler gets besides the request. */
 export interface RpcHandlerContext<DB = any> {
@@ -93,7 +94,7 @@ export class RpcServer {
     let reply: RpcReplyEnvelope;
     let requestId: string | undefined;
     try {
-      const envelope = RpcRequestEnvelope.safeParse(safeJson(msg));
+      const envelope = RpcRequestEnvelope.safeParse(await this.readRequest(msg));
       if (!envelope.success) {
         throw new DomainError('validation_failed', 'malformed RPC envelope', { errors: zodIssues(envelope.error) });
       }
@@ -123,7 +124,25 @@ export class RpcServer {
       { request_id: requestId, subject: def.subject, outcome, duration_ms: Math.round(seconds * 1000) },
       'rpc handled',
     );
-    if (msg.reply) msg.respond(JSON.stringify(reply));
+    if (!msg.reply) return;
+    const body = new TextEncoder().encode(JSON.stringify(reply));
+    if (body.byteLength <= chunkSize(this.options.nc)) {
+      msg.respond(body);
+      return;
+    }
+    const served = servePayload(this.options.nc, body);
+    msg.respond(new Uint8Array(), { headers: served.headers });
+    await served.done;
+  }
+
+  private async readRequest(msg: Msg): Promise<unknown> {
+    if (!isChunked(msg.headers)) return safeJson(msg);
+    try {
+      return JSON.parse(new TextDecoder().decode(await fetchPayload(this.options.nc, msg.headers!)));
+    } catch (err) {
+      this.options.logger.warn({ err, subject: msg.subject }, 'could not fetch a chunked request');
+      return undefined;
+    }
   }
 
   private async runCommand(def: RpcDefinition, handler: RpcHandler, data: unknown, call: RpcCallContext) {

@@ -28,6 +28,12 @@ const record = defineRpc({
   request: z.object({ n: z.number().int(), reject: z.boolean().default(false) }),
   reply: z.object({ id: z.number().int(), n: z.number().int() }),
 });
+const bulk = defineRpc({
+  subject: 'production.rpc.probe.bulk',
+  kind: 'query',
+  request: z.object({ items: z.array(z.string()), factor: z.number().int() }),
+  reply: z.object({ items: z.array(z.string()) }),
+});
 const nobody = defineRpc({
   subject: 'production.rpc.probe.nobody',
   kind: 'query',
@@ -40,6 +46,8 @@ const ctx = (extra: Partial<RpcCallContext> = {}): RpcCallContext => ({
   actor: { kind: 'user', sub: 'tester', org: '01900000-0000-7000-8000-00000000000a', role: 'operator' },
   ...extra,
 });
+
+const system_max = (infra: TestInfra) => infra.nc.info?.max_payload ?? 1024 * 1024;
 
 describe('RpcServer and RpcClient', () => {
   let infra: TestInfra;
@@ -73,6 +81,9 @@ describe('RpcServer and RpcClient', () => {
       await new Promise((r) => setTimeout(r, 20));
       return { id: rows[0]!.id, n: data.n };
     });
+    server.register(bulk, async (data: { items: string[]; factor: number }) => ({
+      items: data.items.flatMap((item) => Array.from({ length: data.factor }, (_, i) => `${item}#${i}`)),
+    }));
     server.start();
     client = new RpcClient({ nc: infra.nc, ns: infra.ns, logger: silentLogger(), timeoutMs: 2_000 });
   });
@@ -151,6 +162,19 @@ describe('RpcServer and RpcClient', () => {
     expect(await count()).toBe(before);
     // Nothing was recorded for the command id either, so a corrected retry may run.
     await expect(client.call(record, { n: 1 }, ctx({ command_id: commandId }))).resolves.toMatchObject({ n: 1 });
+  });
+
+  it('carries requests and replies far larger than a NATS message, intact', async () => {
+    const max = system_max(infra);
+    // ~3 MiB request, ~9 MiB reply: both well over max_payload.
+    const items = Array.from({ length: 30_000 }, (_, i) => `item-${i}-${'x'.repeat(90)}`);
+    expect(JSON.stringify(items).length).toBeGreaterThan(max * 2);
+    const reply = await client.call(bulk, { items, factor: 3 }, ctx(), { timeoutMs: 20_000 });
+    expect(reply.items).toHaveLength(90_000);
+    expect(reply.items[0]).toBe(`${items[0]}#0`);
+    expect(reply.items.at(-1)).toBe(`${items.at(-1)}#2`);
+    // Small ones still travel in one message.
+    await expect(client.call(echo, { text: 'small' }, ctx())).resolves.toMatchObject({ text: 'small' });
   });
 
   it('spreads requests over replicas in the queue group, each answered once', async () => {

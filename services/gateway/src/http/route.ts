@@ -121,7 +121,7 @@ async function execute(route: RouteDefinition, c: Context, options: MountOptions
     });
   }
   const errors: { path: string; message: string }[] = [];
-  const params = parsePart('path', route.params, c.req.param(), errors);
+  const params = parsePart('path', route.params, declaredParams(c), errors);
   const query = parsePart('query', route.query, c.req.query(), errors);
   const body = route.body
     ? parsePart('body', route.body, await readJsonBody(c, route.maxBodyBytes ?? options.bodyLimitBytes), errors)
@@ -188,10 +188,32 @@ async function execute(route: RouteDefinition, c: Context, options: MountOptions
   return response;
 }
 
+const LITERAL_PARAM = 'literal_';
+
+/**
+ * Hono reads a colon inside a segment (`tasks:bulk`, Google-style custom methods) as a parameter;
+ * such segments become regex parameters that match only the literal text.
+ */
+export function toHonoPath(path: string): string {
+  return path
+    .split('/')
+    .map((segment, i) =>
+      segment.includes(':') && !segment.startsWith(':')
+        ? `:${LITERAL_PARAM}${i}{${segment.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}}`
+        : segment,
+    )
+    .join('/');
+}
+
+/** Path parameters the route declared (without the literal segments above). */
+function declaredParams(c: Context): Record<string, string> {
+  return Object.fromEntries(Object.entries(c.req.param()).filter(([k]) => !k.startsWith(LITERAL_PARAM)));
+}
+
 /** Registers every route on `app` under /api/v1 (behind the auth middleware mounted there). */
 export function mountRoutes(app: Hono, routes: readonly RouteDefinition[], options: MountOptions): void {
   for (const route of routes) {
-    app.on(route.method, `${API_BASE}${route.path}`, (c) => execute(route, c, options));
+    app.on(route.method, toHonoPath(`${API_BASE}${route.path}`), (c) => execute(route, c, options));
   }
 }
 

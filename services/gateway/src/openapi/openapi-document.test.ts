@@ -33,7 +33,7 @@ describe('OpenAPI document', () => {
   it('describes every route with its schemas, roles, errors and the Idempotency-Key header', async () => {
     const doc = await json(await gateway().request('/api/v1/openapi.json'));
     for (const route of apiRoutes) {
-      const op = doc.paths[`/api/v1${route.path}`.replace(/:([a-z_]+)/g, '{$1}')][route.method.toLowerCase()];
+      const op = doc.paths[`/api/v1${route.path}`.replace(/\/:([a-z_]+)/g, '/{$1}')][route.method.toLowerCase()];
       expect(op.operationId).toBe(route.operationId);
       expect(op['x-roles']).toEqual(route.roles);
       expect(op.responses['401'].content['application/problem+json'].schema.$ref).toBe('#/components/schemas/Problem');

@@ -100,7 +100,7 @@ export function buildOpenApiDocument(routes: readonly RouteDefinition[], info: {
   const { schemas, inputName } = components();
   const paths: Record<string, Record<string, JsonSchema>> = {};
   for (const route of routes) {
-    const path = `${API_BASE}${route.path}`.replace(/:([A-Za-z_]+)/g, '{$1}');
+    const path = `${API_BASE}${route.path}`.replace(/\/:([A-Za-z_]+)/g, '/{$1}');
     const responses: Record<string, JsonSchema> = {};
     for (const [status, r] of Object.entries(route.responses)) {
       responses[status] = {
