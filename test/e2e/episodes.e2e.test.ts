@@ -1,0 +1,118 @@
+import { HEADERS, uploadEvents } from '@ferry/contracts';
+import { toNatsHeaders } from '@ferry/platform';
+import { streamMessages, waitFor } from '@ferry/platform/testing';
+import { v7 as uuidv7 } from 'uuid';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { json } from '../support/http.js';
+import { System } from '../support/system.js';
+
+/**
+ * A verified upload published on TRANSFER (as the transfer service will) becomes an episode in the
+ * production process, visible over HTTP, with episode.created on PRODUCTION — also when production is
+ * killed between commit and ack and the event is redelivered.
+ */
+describe('verified uploads to episodes, end to end', () => {
+  let system: System;
+  let token: string;
+  const org = uuidv7();
+
+  beforeAll(async () => {
+    system = await System.create();
+    await system.start(['production', 'transfer', 'qa', 'gateway']);
+    token = await system.token(org, 'operator');
+  });
+  afterAll(() => system?.shutdown());
+
+  async function api(method: string, path: string, body?: unknown) {
+    const res = await fetch(`${system.gatewayUrl}/api/v1${path}`, {
+      method,
+      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    return { status: res.status, body: res.status === 204 ? undefined : await json(res) };
+  }
+
+  async function task() {
+    const scene = (await api('POST', '/scenes', { name: `s-${uuidv7()}` })).body;
+    const order = (await api('POST', '/orders', { scene_id: scene.id, name: `o-${uuidv7()}`, target_count: 5 })).body;
+    const device = `dev-${uuidv7().slice(-8)}`;
+    const ws = (await api('POST', '/workstations', { device_id: device, collector_operator_id: `op-${device}` })).body;
+    const created = await api('POST', `/orders/${order.id}/tasks`, { workstation_id: ws.id, external_id: 'rec-1' });
+    await api('POST', `/tasks/${created.body.id}/start`, { device_id: device });
+    await api('POST', `/tasks/${created.body.id}/finish`, { device_id: device });
+    return { order, task: created.body, device };
+  }
+
+  async function publishVerified(taskId: string, device: string) {
+    const uploadId = uuidv7();
+    const payload = {
+      upload_id: uploadId,
+      organization_id: org,
+      task_id: taskId,
+      device_id: device,
+      files: {
+        mcap: { object_key: `${org}/${device}/${uploadId}/recording.mcap`, size_bytes: 4096, sha256: 'd'.repeat(64) },
+      },
+      recording: { duration_sec: 8, message_count: 400, topics: ['/cam'] },
+      verified_at: new Date().toISOString(),
+    };
+    await system.infra.js.publish(system.infra.ns.subject(uploadEvents.verified.type), JSON.stringify(payload), {
+      msgID: uploadId,
+      headers: toNatsHeaders({
+        [HEADERS.eventId]: uploadId,
+        [HEADERS.eventType]: uploadEvents.verified.type,
+        [HEADERS.schemaVersion]: '1',
+        [HEADERS.correlationId]: `e2e-${uploadId}`,
+      }),
+    });
+    return uploadId;
+  }
+
+  const episodeEvents = async (uploadId: string) =>
+    (await streamMessages(system.infra.jsm, system.infra.ns.stream('PRODUCTION'))).filter(
+      (m) =>
+        m.subject === system.infra.ns.subject('production.evt.episode.created.v1') &&
+        m.json<{ episode: { upload_id: string } }>().episode.upload_id === uploadId,
+    );
+
+  it('creates the episode, completes the task and publishes episode.created once', async () => {
+    const { task: t, device, order } = await task();
+    const uploadId = await publishVerified(t.id, device);
+    const completed = await waitFor(async () => {
+      const r = await api('GET', `/tasks/${t.id}`);
+      return r.body.status === 'completed' && r.body;
+    });
+    const episode = (await api('GET', `/episodes/${completed.episode_id}`)).body;
+    expect(episode).toMatchObject({ task_id: t.id, upload_id: uploadId, order_id: order.id, qa_status: 'pending_qa' });
+    expect((await api('GET', `/episodes?order_id=${order.id}`)).body.items).toHaveLength(1);
+    await waitFor(async () => (await episodeEvents(uploadId)).length > 0);
+    expect(await episodeEvents(uploadId)).toHaveLength(1);
+    expect((await episodeEvents(uploadId))[0]!.header.get(HEADERS.causationId)).toBe(uploadId);
+  });
+
+  it('creates one episode when production dies between commit and ack and the event comes back', async () => {
+    await system.stop('production');
+    await system.start(['production'], { env: { FERRY_FAULTS: 'consumer.after_commit' } });
+    const { task: t, device } = await task();
+    const uploadId = await publishVerified(t.id, device);
+    expect((await system.processes.get('production')!.exited).signal).toBe('SIGKILL');
+    await system.start(['production']); // redelivered after ack_wait; the inbox says duplicate
+    await waitFor(
+      async () => {
+        const info = await system.infra.jsm.consumers.info(
+          system.infra.ns.stream('TRANSFER'),
+          'production__upload-verified',
+        );
+        return info.num_pending === 0 && info.num_ack_pending === 0;
+      },
+      { timeoutMs: 45_000, what: 'the redelivery to be acked' },
+    );
+    const episodes = (await api('GET', `/episodes?task_id=${t.id}`)).body.items;
+    expect(episodes).toHaveLength(1);
+    expect(episodes[0].upload_id).toBe(uploadId);
+    await waitFor(async () => (await episodeEvents(uploadId)).length > 0);
+    expect(await episodeEvents(uploadId)).toHaveLength(1);
+    const batch = (await api('GET', `/batches/${t.batch_id}`)).body;
+    expect(batch.episode_count).toBe(1);
+  }, 90_000);
+});
