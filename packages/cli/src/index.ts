@@ -1,2 +1,3 @@
+export { DEMO, describeSeed, type SeedResult, seed } from './commands/seed.js';
 export { migrateAll, provision, SERVICE_MIGRATIONS } from './commands/setup.js';
 export { parseDuration, token } from './commands/token.js';

@@ -2,6 +2,7 @@
 import { parseArgs } from 'node:util';
 import { BaseConfig, ConfigError, loadConfig, Namespace } from '@ferry/platform';
 import { dlqList, dlqReplay } from './commands/dlq.js';
+import { describeSeed, seed } from './commands/seed.js';
 import { type Env, migrateAll, provision } from './commands/setup.js';
 import { token } from './commands/token.js';
 
@@ -13,6 +14,8 @@ Commands:
   migrate [--service NAME]   apply pending migrations (production, transfer, qa, gateway)
   token --org UUID [--role admin|operator|viewer] [--sub NAME] [--ttl 12h] [--secret-file F]
                              mint a bearer JWT signed with FERRY_JWT_SECRET; prints only the token
+  seed [--org UUID] [--json]  create (or find) a demo organization: scene, order, workstation, batch, tokens
+                             (the system must be running; needs FERRY_JWT_SECRET)
   dlq list [--consumer NAME] [--limit N]
                              show dead-lettered messages (JSON lines)
   dlq replay SEQ             republish DLQ entry SEQ to its original subject and remove it
@@ -34,6 +37,8 @@ async function main(argv: string[]): Promise<number> {
       consumer: { type: 'string' },
       limit: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
+      json: { type: 'boolean' },
+      'gateway-url': { type: 'string' },
     },
   });
   const [command, sub, arg] = positionals;
@@ -59,6 +64,11 @@ async function main(argv: string[]): Promise<number> {
     case 'token':
       console.log(await token({ ...values, secretFile: values['secret-file'] }));
       return 0;
+    case 'seed': {
+      const result = await seed(env(), { org: values.org });
+      console.log(values.json ? JSON.stringify(result, null, 2) : describeSeed(result, values['gateway-url']));
+      return 0;
+    }
     case 'dlq':
       if (sub === 'list') {
         for (const entry of await dlqList(env(), {
