@@ -25,6 +25,7 @@ export { DomainError, isDomainError, notFound } from './errors/domain-error.js';
 export { type FaultPoint, faultPoint } from './faults/faults.js';
 export { type HealthCheck, natsCheck, postgresCheck, rpcCheck, withTimeout } from './health/checks.js';
 export { evaluateReadiness, HealthServer, type ReadinessReport } from './health/health-server.js';
+export { newId } from './ids/ids.js';
 export { currentTrace, runWithTrace, type TraceContext } from './logging/context.js';
 export { createLogger, type Logger, type LoggerOptions } from './logging/logger.js';
 export { connectNats, type NatsConnection } from './messaging/connection.js';

@@ -9,8 +9,8 @@ import {
   workstationRpc,
 } from '@ferry/contracts';
 import { mintAccessToken } from '@ferry/gateway';
-import { connectNats, createLogger, DomainError, RpcClient } from '@ferry/platform';
-import { v7 as uuidv7 } from 'uuid';
+import { connectNats, createLogger, DomainError, newId, RpcClient } from '@ferry/platform';
+
 import type { z } from 'zod';
 import type { Env } from './setup.js';
 
@@ -44,13 +44,13 @@ export interface SeedResult {
 export async function seed(env: Env, options: { org?: string; secret?: string } = {}): Promise<SeedResult> {
   const secret = options.secret ?? process.env.FERRY_JWT_SECRET;
   if (!secret) throw new Error('set FERRY_JWT_SECRET so the seed can mint the demo tokens');
-  const org = options.org ?? uuidv7();
+  const org = options.org ?? newId();
   const logger = createLogger({ service: 'cli', level: 'silent' });
   const nc = await connectNats({ servers: env.natsUrl, name: 'ferry-seed', logger });
   try {
     const rpc = new RpcClient({ nc, ns: env.ns, logger, timeoutMs: 10_000 });
     const actor: Actor = { kind: 'user', sub: 'demo-seed', org, role: 'admin' };
-    const ctx = (): RpcCallContext => ({ request_id: `seed-${uuidv7()}`, actor });
+    const ctx = (): RpcCallContext => ({ request_id: `seed-${newId()}`, actor });
     const call = <R extends RpcDefinition>(def: R, data: z.input<R['request']>) => rpc.call(def, data, ctx());
     /** Create, or on a name/binding conflict find the existing one. */
     const ensure = async <T>(create: () => Promise<T>, find: () => Promise<T | undefined>): Promise<T> => {

@@ -6,7 +6,8 @@ export interface OutboxTable {
   subject: string;
   event_type: string;
   payload: ColumnType<unknown, string, string>;
-  headers: ColumnType<Record<string, string>, string, string>;
+  correlation_id: string | null;
+  causation_id: string | null;
   created_at: Generated<Date>;
   next_attempt_at: Generated<Date>;
   attempts: Generated<number>;

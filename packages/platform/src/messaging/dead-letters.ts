@@ -1,6 +1,7 @@
 import { HEADERS, STREAMS } from '@ferry/contracts';
 import type { JetStreamClient, JetStreamManager, StoredMsg } from '@nats-io/jetstream';
-import { v7 as uuidv7 } from 'uuid';
+import { newId } from '../ids/ids.js';
+
 import type { Namespace } from '../namespace/namespace.js';
 import { headersToRecord, toNatsHeaders } from './envelope.js';
 
@@ -121,7 +122,7 @@ export class DeadLetterQueue {
     const headers = headersToRecord(m.header);
     for (const k of Object.keys(headers)) if (k.startsWith('Ferry-Dlq-') || k === HEADERS.msgId) delete headers[k];
     const ack = await this.js.publish(entry.subject, m.data, {
-      msgID: `replay:${seq}:${uuidv7()}`,
+      msgID: `replay:${seq}:${newId()}`,
       headers: toNatsHeaders({ ...headers, [HEADERS.replayOf]: String(seq) }),
     });
     await this.jsm.streams.deleteMessage(this.stream, seq, false);

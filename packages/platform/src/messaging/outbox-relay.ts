@@ -37,9 +37,24 @@ export interface RelayBatchResult {
 interface ClaimedRow {
   id: string;
   subject: string;
+  event_type: string;
   payload: unknown;
-  headers: Record<string, string>;
+  created_at: Date;
+  correlation_id: string | null;
+  causation_id: string | null;
   attempts: number;
+}
+
+/** The envelope of an outbox row (DESIGN §3); Nats-Msg-Id is set from the id by the publish itself. */
+export function envelopeOf(row: Omit<ClaimedRow, 'payload' | 'attempts' | 'subject'>): Record<string, string | undefined> {
+  return {
+    [HEADERS.eventId]: row.id,
+    [HEADERS.eventType]: row.event_type,
+    [HEADERS.schemaVersion]: /\.v(\d+)$/.exec(row.event_type)?.[1],
+    [HEADERS.occurredAt]: row.created_at.toISOString(),
+    [HEADERS.correlationId]: row.correlation_id ?? undefined,
+    [HEADERS.causationId]: row.causation_id ?? undefined,
+  };
 }
 
 /**
@@ -148,7 +163,7 @@ export class OutboxRelay {
     return this.db.transaction().execute(async (trx) => {
       const rows = (await trx
         .selectFrom('outbox')
-        .select(['id', 'subject', 'payload', 'headers', 'attempts'])
+        .select(['id', 'subject', 'event_type', 'payload', 'created_at', 'correlation_id', 'causation_id', 'attempts'])
         .where('published_at', 'is', null)
         .where('next_attempt_at', '<=', sql<Date>`now()`)
         .orderBy('next_attempt_at')
@@ -165,7 +180,7 @@ export class OutboxRelay {
         rows.map((row) =>
           this.options.js.publish(row.subject, JSON.stringify(row.payload), {
             msgID: row.id,
-            headers: toNatsHeaders({ ...row.headers, [HEADERS.msgId]: undefined }),
+            headers: toNatsHeaders(envelopeOf(row)),
             timeout: this.publishTimeoutMs,
           }),
         ),

@@ -1,7 +1,7 @@
-import { type EventDefinition, type EventPayload, HEADERS } from '@ferry/contracts';
+import type { EventDefinition, EventPayload } from '@ferry/contracts';
 import { type Kysely, sql, type Transaction } from 'kysely';
-import { v7 as uuidv7 } from 'uuid';
 import type { MessagingTables } from '../db/messaging-tables.js';
+import { newId } from '../ids/ids.js';
 import { currentTrace } from '../logging/context.js';
 import type { Namespace } from '../namespace/namespace.js';
 
@@ -24,19 +24,6 @@ export class Outbox {
     return this.ns.subject(def.perAggregateSubject ? `${def.type}.${aggregateId}` : def.type);
   }
 
-  private headersFor(def: EventDefinition, id: string, occurredAt: string): Record<string, string> {
-    const trace = currentTrace();
-    const headers: Record<string, string> = {
-      [HEADERS.eventId]: id,
-      [HEADERS.eventType]: def.type,
-      [HEADERS.schemaVersion]: String(def.version),
-      [HEADERS.occurredAt]: occurredAt,
-    };
-    if (trace.requestId) headers[HEADERS.correlationId] = trace.requestId;
-    if (trace.causationId) headers[HEADERS.causationId] = trace.causationId;
-    return headers;
-  }
-
   /** Many events of one type in one statement (bulk task creation, order finalization). */
   async appendMany<E extends EventDefinition>(
     trx: Transaction<any>,
@@ -44,22 +31,18 @@ export class Outbox {
     items: readonly { payload: EventPayload<E>; aggregateId: string }[],
   ): Promise<string[]> {
     if (items.length === 0) return [];
-    const occurredAt = new Date().toISOString();
-    const rows = items.map((item) => {
-      const id = uuidv7();
-      return {
-        id,
-        subject: this.subjectFor(def, item.aggregateId),
-        payload: JSON.stringify(def.schema.parse(item.payload)),
-        headers: JSON.stringify(this.headersFor(def, id, occurredAt)),
-      };
-    });
+    const trace = currentTrace();
+    const rows = items.map((item) => ({
+      id: newId(),
+      subject: this.subjectFor(def, item.aggregateId),
+      payload: def.schema.parse(item.payload),
+    }));
+    // One JSON document rather than four escaped array parameters: Postgres parses it once, and the
+    // driver does not escape megabytes of payload element by element.
     await sql`
-      insert into outbox (id, subject, event_type, payload, headers)
-      select id, subject, ${def.type}, payload, headers
-      from unnest(${rows.map((r) => r.id)}::uuid[], ${rows.map((r) => r.subject)}::text[],
-                  ${rows.map((r) => r.payload)}::jsonb[], ${rows.map((r) => r.headers)}::jsonb[])
-        as t(id, subject, payload, headers)`.execute(trx);
+      insert into outbox (id, subject, event_type, payload, correlation_id, causation_id)
+      select id, subject, ${def.type}, payload, ${trace.requestId ?? null}, ${trace.causationId ?? null}
+      from jsonb_to_recordset(${JSON.stringify(rows)}::jsonb) as t(id uuid, subject text, payload jsonb)`.execute(trx);
     return rows.map((r) => r.id);
   }
 
@@ -70,8 +53,8 @@ export class Outbox {
     options: AppendOptions,
   ): Promise<string> {
     const parsed = def.schema.parse(payload);
-    const id = options.eventId ?? uuidv7();
-    const headers = this.headersFor(def, id, new Date().toISOString());
+    const id = options.eventId ?? newId();
+    const trace = currentTrace();
     await (trx as unknown as Kysely<MessagingTables>)
       .insertInto('outbox')
       .values({
@@ -79,7 +62,8 @@ export class Outbox {
         subject: this.subjectFor(def, options.aggregateId),
         event_type: def.type,
         payload: JSON.stringify(parsed),
-        headers: JSON.stringify(headers),
+        correlation_id: trace.requestId ?? null,
+        causation_id: trace.causationId ?? null,
       })
       .execute();
     return id;

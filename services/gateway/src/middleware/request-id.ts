@@ -1,8 +1,7 @@
 import type { Logger, Metrics } from '@ferry/platform';
-import { runWithTrace } from '@ferry/platform';
+import { newId, runWithTrace } from '@ferry/platform';
 import type { MiddlewareHandler } from 'hono';
 import { routePath } from 'hono/route';
-import { v7 as uuidv7 } from 'uuid';
 
 const SANE_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
@@ -19,7 +18,7 @@ export interface RequestContextOptions {
 export function requestContext(options: RequestContextOptions): MiddlewareHandler {
   return async (c, next) => {
     const offered = c.req.header('x-request-id');
-    const requestId = offered && SANE_ID.test(offered) ? offered : uuidv7();
+    const requestId = offered && SANE_ID.test(offered) ? offered : newId();
     const log = options.logger.child({ request_id: requestId });
     c.set('requestId', requestId);
     c.set('log', log);

@@ -12,10 +12,10 @@ import {
   taskEvents,
   type UpdateBatchBody,
 } from '@ferry/contracts';
-import { DomainError, decodeCursor, isIdCursor, notFound, Outbox, toPage } from '@ferry/platform';
+import { DomainError, decodeCursor, isIdCursor, newId, notFound, Outbox, toPage } from '@ferry/platform';
 import { Injectable } from '@nestjs/common';
 import { Kysely, type Transaction } from 'kysely';
-import { v7 as uuidv7 } from 'uuid';
+
 import type { ProductionDB } from '../database.js';
 import { EpisodeRepository, toEpisode } from '../episodes/episode.repository.js';
 import type { OrderRow } from '../orders/order.repository.js';
@@ -73,7 +73,7 @@ export class BatchService {
       await this.placement.currentWorkstations(trx, actor, [{ id: body.workstation_id, path: 'body.workstation_id' }])
     ).get(body.workstation_id)!;
     const batch = await this.batches.insert(trx, {
-      id: uuidv7(),
+      id: newId(),
       organization_id: actor.org,
       order_id: order.id,
       workstation_id: ws.id,

@@ -15,13 +15,14 @@ import {
   isIdCursor,
   LOGGER,
   type Logger,
+  newId,
   notFound,
   Outbox,
   toPage,
 } from '@ferry/platform';
 import { Inject, Injectable } from '@nestjs/common';
 import { Kysely, type Transaction } from 'kysely';
-import { v7 as uuidv7 } from 'uuid';
+
 import { BatchRepository } from '../batches/batch.repository.js';
 import { BatchTransitions } from '../batches/batch.transitions.js';
 import type { ProductionDB } from '../database.js';
@@ -126,7 +127,7 @@ export class EpisodeService {
       return reject('task_failed', `task ${task.id} failed: ${task.error_message ?? 'no reason given'}`);
 
     const row = await this.episodes.insert(trx, {
-      id: uuidv7(),
+      id: newId(),
       organization_id: task.organization_id,
       task_id: task.id,
       batch_id: task.batch_id,

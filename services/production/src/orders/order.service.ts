@@ -9,10 +9,10 @@ import {
   type Page,
   type UpdateOrderBody,
 } from '@ferry/contracts';
-import { DomainError, decodeCursor, isIdCursor, notFound, Outbox, toPage } from '@ferry/platform';
+import { DomainError, decodeCursor, isIdCursor, newId, notFound, Outbox, toPage } from '@ferry/platform';
 import { Injectable } from '@nestjs/common';
 import { Kysely, type Transaction } from 'kysely';
-import { v7 as uuidv7 } from 'uuid';
+
 import { BatchRepository } from '../batches/batch.repository.js';
 import { BatchTransitions } from '../batches/batch.transitions.js';
 import type { ProductionDB } from '../database.js';
@@ -60,7 +60,7 @@ export class OrderService {
     }
     const row = await this.orders
       .insert(trx, {
-        id: uuidv7(),
+        id: newId(),
         organization_id: actor.org,
         scene_id: scene.id,
         name: body.name,

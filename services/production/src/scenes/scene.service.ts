@@ -7,10 +7,10 @@ import {
   sceneEvents,
   type UpdateSceneBody,
 } from '@ferry/contracts';
-import { DomainError, decodeCursor, isIdCursor, notFound, Outbox, toPage } from '@ferry/platform';
+import { DomainError, decodeCursor, isIdCursor, newId, notFound, Outbox, toPage } from '@ferry/platform';
 import { Injectable } from '@nestjs/common';
 import { Kysely, type Transaction } from 'kysely';
-import { v7 as uuidv7 } from 'uuid';
+
 import type { ProductionDB } from '../database.js';
 import { SceneNameTaken, SceneRepository, toScene } from './scene.repository.js';
 
@@ -28,7 +28,7 @@ export class SceneService {
 
   async create(actor: Actor, body: CreateSceneBody, trx: Transaction<ProductionDB>): Promise<Scene> {
     const row = await this.scenes
-      .insert(trx, { id: uuidv7(), organization_id: actor.org, name: body.name, description: body.description ?? null })
+      .insert(trx, { id: newId(), organization_id: actor.org, name: body.name, description: body.description ?? null })
       .catch((err) => {
         throw err instanceof SceneNameTaken ? nameTaken(body.name) : err;
       });

@@ -1,8 +1,8 @@
 import { type Actor, batchEvents, taskEvents } from '@ferry/contracts';
-import { DomainError, Outbox } from '@ferry/platform';
+import { DomainError, newId, Outbox } from '@ferry/platform';
 import { Injectable } from '@nestjs/common';
 import type { Transaction } from 'kysely';
-import { v7 as uuidv7 } from 'uuid';
+
 import { BatchRepository, type BatchRow } from '../batches/batch.repository.js';
 import { BatchTransitions } from '../batches/batch.transitions.js';
 import type { ProductionDB } from '../database.js';
@@ -71,7 +71,7 @@ export class TaskPlacement {
     const open = await this.batches.findOpen(trx, order.id, workstation.id);
     if (open) return { batch: open, isNew: false };
     const batch = await this.batches.insert(trx, {
-      id: uuidv7(),
+      id: newId(),
       organization_id: order.organization_id,
       order_id: order.id,
       workstation_id: workstation.id,
@@ -111,7 +111,7 @@ export class TaskPlacement {
     placed: readonly { spec: TaskSpec; batchId: string }[],
   ): Promise<(TaskRow | undefined)[]> {
     const rows: NewTask[] = placed.map(({ spec, batchId }) => ({
-      id: uuidv7(),
+      id: newId(),
       organization_id: order.organization_id,
       order_id: order.id,
       batch_id: batchId,

@@ -66,13 +66,13 @@ export class TaskRepository {
    */
   async insertMany(db: Db, tasks: readonly NewTask[]): Promise<TaskRow[]> {
     if (tasks.length === 0) return [];
-    const col = <K extends keyof NewTask>(k: K) => tasks.map((t) => t[k]);
+    // One JSON document instead of nine array parameters: cheaper to send and to parse for 10,000 rows.
     const { rows } = await sql<Selectable<TasksTable>>`
       insert into tasks (id, organization_id, order_id, batch_id, workstation_id, scene_id, external_id, group_name, metadata)
-      select * from unnest(
-        ${col('id')}::uuid[], ${col('organization_id')}::uuid[], ${col('order_id')}::uuid[], ${col('batch_id')}::uuid[],
-        ${col('workstation_id')}::uuid[], ${col('scene_id')}::uuid[], ${col('external_id')}::text[],
-        ${col('group_name')}::text[], ${tasks.map((t) => JSON.stringify(t.metadata))}::jsonb[])
+      select id, organization_id, order_id, batch_id, workstation_id, scene_id, external_id, group_name, metadata
+      from jsonb_to_recordset(${JSON.stringify(tasks)}::jsonb) as t(
+        id uuid, organization_id uuid, order_id uuid, batch_id uuid, workstation_id uuid, scene_id uuid,
+        external_id text, group_name text, metadata jsonb)
       on conflict (order_id, external_id) where external_id is not null and deleted_at is null do nothing
       returning *`.execute(db);
     return rows.map((r) => ({ ...r, episode_id: null }));

@@ -7,10 +7,10 @@ import {
   type WorkstationListFilter,
   workstationEvents,
 } from '@ferry/contracts';
-import { DomainError, decodeCursor, isIdCursor, notFound, Outbox, toPage } from '@ferry/platform';
+import { DomainError, decodeCursor, isIdCursor, newId, notFound, Outbox, toPage } from '@ferry/platform';
 import { Injectable } from '@nestjs/common';
 import { Kysely, type Transaction } from 'kysely';
-import { v7 as uuidv7 } from 'uuid';
+
 import type { ProductionDB } from '../database.js';
 import { BindingTaken, toWorkstation, WorkstationRepository, type WorkstationRow } from './workstation.repository.js';
 
@@ -36,7 +36,7 @@ export class WorkstationService {
   async create(actor: Actor, body: CreateWorkstationBody, trx: Transaction<ProductionDB>): Promise<Workstation> {
     const row = await this.workstations
       .insert(trx, {
-        id: uuidv7(),
+        id: newId(),
         organization_id: actor.org,
         name: body.name ?? `ws-${body.device_id}`,
         device_id: body.device_id,
@@ -121,7 +121,7 @@ export class WorkstationService {
     await this.workstations.supersede(trx, row.id);
     const next = await this.workstations
       .insert(trx, {
-        id: uuidv7(),
+        id: newId(),
         organization_id: actor.org,
         name: patch.name ?? row.name,
         device_id: patch.device_id ?? row.device_id,
