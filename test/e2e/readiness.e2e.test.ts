@@ -1,3 +1,4 @@
+import { waitFor } from '@ferry/platform/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { json } from '../support/http.js';
 import { System } from '../support/system.js';
@@ -21,9 +22,20 @@ describe('readiness when a dependency is unreachable', () => {
     };
   }
 
+  /** The process answers before its first connections are made; wait until `healthy` reports healthy. */
+  function readyzOnce(url: string, healthy: 'postgres' | 'nats') {
+    return waitFor(
+      async () => {
+        const r = await readyz(url);
+        return r.body.checks[healthy]?.ok === true && r;
+      },
+      { timeoutMs: 15_000, what: `${healthy} to report healthy` },
+    );
+  }
+
   it('production answers 503 naming postgres', async () => {
     await system.start(['production'], { env: { DATABASE_URL: DEAD_POSTGRES }, waitForReady: false });
-    const { status, body } = await readyz(system.healthUrl('production'));
+    const { status, body } = await readyzOnce(system.healthUrl('production'), 'nats');
     expect(status).toBe(503);
     expect(body.failed).toContain('postgres');
     expect(body.failed).not.toContain('nats');
@@ -33,7 +45,7 @@ describe('readiness when a dependency is unreachable', () => {
 
   it('production answers 503 naming nats', async () => {
     await system.start(['production'], { env: { NATS_URL: DEAD_NATS }, waitForReady: false });
-    const { status, body } = await readyz(system.healthUrl('production'));
+    const { status, body } = await readyzOnce(system.healthUrl('production'), 'postgres');
     expect(status).toBe(503);
     expect(body.failed).toContain('nats');
     expect(body.failed).not.toContain('postgres');
@@ -42,7 +54,7 @@ describe('readiness when a dependency is unreachable', () => {
 
   it('the gateway answers 503 naming postgres', async () => {
     await system.start(['gateway'], { env: { DATABASE_URL: DEAD_POSTGRES }, waitForReady: false });
-    const { status, body } = await readyz(system.gatewayUrl);
+    const { status, body } = await readyzOnce(system.gatewayUrl, 'nats');
     expect(status).toBe(503);
     expect(body.failed).toContain('postgres');
     expect(body.failed).not.toContain('nats');
@@ -51,7 +63,7 @@ describe('readiness when a dependency is unreachable', () => {
 
   it('the gateway answers 503 naming nats', async () => {
     await system.start(['gateway'], { env: { NATS_URL: DEAD_NATS }, waitForReady: false });
-    const { status, body } = await readyz(system.gatewayUrl);
+    const { status, body } = await readyzOnce(system.gatewayUrl, 'postgres');
     expect(status).toBe(503);
     expect(body.failed).toContain('nats');
     expect(body.failed).not.toContain('postgres');

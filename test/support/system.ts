@@ -45,9 +45,11 @@ export class System {
   /** Starts services and waits until each logs `ready` (or, with waitForReady false, until it listens). */
   async start(
     names: readonly ServiceName[] = ALL,
-    options: { env?: Record<string, string>; waitForReady?: boolean } = {},
+    options: { env?: Record<string, string>; waitForReady?: boolean; nodeArgs?: string[] } = {},
   ): Promise<void> {
-    await Promise.all(names.map((n) => this.spawn(n, options.env ?? {}, options.waitForReady ?? true)));
+    await Promise.all(
+      names.map((n) => this.spawn(n, options.env ?? {}, options.waitForReady ?? true, true, options.nodeArgs)),
+    );
   }
 
   /** One more process of `name` (another replica on the same namespace), stopped by shutdown(). */
@@ -60,8 +62,9 @@ export class System {
     env: Record<string, string>,
     waitForReady: boolean,
     primary = true,
+    nodeArgs: string[] = [],
   ): Promise<ServiceProcess> {
-    const child = spawn(process.execPath, [path.join(ROOT, `services/${name}/dist/main.js`)], {
+    const child = spawn(process.execPath, [...nodeArgs, path.join(ROOT, `services/${name}/dist/main.js`)], {
       env: {
         ...process.env,
         ...this.infra.env(),
