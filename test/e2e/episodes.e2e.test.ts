@@ -3,7 +3,6 @@ import { toNatsHeaders } from '@ferry/platform';
 import { streamMessages, waitFor } from '@ferry/platform/testing';
 import { v7 as uuidv7 } from 'uuid';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { json } from '../support/http.js';
 import { System } from '../support/system.js';
 
 /**
@@ -23,14 +22,7 @@ describe('verified uploads to episodes, end to end', () => {
   });
   afterAll(() => system?.shutdown());
 
-  async function api(method: string, path: string, body?: unknown) {
-    const res = await fetch(`${system.gatewayUrl}/api/v1${path}`, {
-      method,
-      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
-    return { status: res.status, body: res.status === 204 ? undefined : await json(res) };
-  }
+  const api = (...args: Parameters<ReturnType<System['client']>>) => system.client(token)(...args);
 
   async function task() {
     const scene = (await api('POST', '/scenes', { name: `s-${uuidv7()}` })).body;

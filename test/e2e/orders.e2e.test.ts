@@ -3,7 +3,6 @@ import { streamMessages, waitFor } from '@ferry/platform/testing';
 import { sql } from 'kysely';
 import { v7 as uuidv7 } from 'uuid';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { json } from '../support/http.js';
 import { System } from '../support/system.js';
 
 /** The whole system as processes: gateway → NATS → production → Postgres → outbox → JetStream. */
@@ -19,14 +18,7 @@ describe('orders end to end', () => {
   });
   afterAll(() => system?.shutdown());
 
-  async function api(method: string, path: string, body?: unknown, headers: Record<string, string> = {}) {
-    const res = await fetch(`${system.gatewayUrl}/api/v1${path}`, {
-      method,
-      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json', ...headers },
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
-    return { status: res.status, headers: res.headers, body: res.status === 204 ? undefined : await json(res) };
-  }
+  const api = (...args: Parameters<ReturnType<System['client']>>) => system.client(token)(...args);
 
   async function createdEvents(orderId: string) {
     const msgs = await streamMessages(system.infra.jsm, system.infra.ns.stream('PRODUCTION'));
@@ -41,7 +33,7 @@ describe('orders end to end', () => {
   it('is ready once every service answers', async () => {
     const res = await fetch(`${system.gatewayUrl}/readyz`);
     expect(res.status).toBe(200);
-    expect((await json(res)).failed).toEqual([]);
+    expect(((await res.json()) as { failed: string[] }).failed).toEqual([]);
     sceneId = (await api('POST', '/scenes', { name: 'e2e-scene' })).body.id;
   });
 

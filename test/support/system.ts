@@ -142,6 +142,19 @@ export class System {
     return `http://127.0.0.1:${this.processes.get(name)!.port}`;
   }
 
+  /** A client of the running gateway for `token`: `(method, path, body?, headers?) → { status, headers, body }`. */
+  client(token: string) {
+    return async (method: string, path: string, body?: unknown, headers: Record<string, string> = {}) => {
+      const res = await fetch(`${this.gatewayUrl}/api/v1${path}`, {
+        method,
+        headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json', ...headers },
+        body: body === undefined ? undefined : JSON.stringify(body),
+      });
+      const text = await res.text();
+      return { status: res.status, headers: res.headers, body: text ? (JSON.parse(text) as any) : undefined };
+    };
+  }
+
   token(org: string, role: Role = 'admin', sub = `${role}-test`): Promise<string> {
     return mintAccessToken({ secret: this.jwtSecret, org, role, sub });
   }

@@ -46,7 +46,9 @@ interface ClaimedRow {
 }
 
 /** The envelope of an outbox row (DESIGN §3); Nats-Msg-Id is set from the id by the publish itself. */
-export function envelopeOf(row: Omit<ClaimedRow, 'payload' | 'attempts' | 'subject'>): Record<string, string | undefined> {
+export function envelopeOf(
+  row: Omit<ClaimedRow, 'payload' | 'attempts' | 'subject'>,
+): Record<string, string | undefined> {
   return {
     [HEADERS.eventId]: row.id,
     [HEADERS.eventType]: row.event_type,

@@ -4,6 +4,7 @@ import type { MiddlewareHandler } from 'hono';
 import { routePath } from 'hono/route';
 
 const SANE_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+const PROBES = new Set(['/healthz', '/readyz', '/metrics']);
 
 export interface RequestContextOptions {
   logger: Logger;
@@ -29,7 +30,9 @@ export function requestContext(options: RequestContextOptions): MiddlewareHandle
     const seconds = (performance.now() - started) / 1000;
     options.metrics.httpRequests.inc({ method: c.req.method, route, status: String(c.res.status) });
     options.metrics.httpDuration.observe({ method: c.req.method, route }, seconds);
-    log.info(
+    // Probes (/healthz, /readyz, /metrics every few seconds) would drown the access log at info.
+    const level = PROBES.has(c.req.path) && c.res.status < 500 ? 'debug' : 'info';
+    log[level](
       { method: c.req.method, path: c.req.path, route, status: c.res.status, duration_ms: Math.round(seconds * 1000) },
       'request',
     );

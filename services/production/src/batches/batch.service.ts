@@ -9,7 +9,6 @@ import {
   episodeEvents,
   type Page,
   type Task,
-  taskEvents,
   type UpdateBatchBody,
 } from '@ferry/contracts';
 import { DomainError, decodeCursor, isIdCursor, newId, notFound, Outbox, toPage } from '@ferry/platform';
@@ -191,23 +190,9 @@ export class BatchService {
       })),
     );
     const created = (await this.placement.insert(trx, order, placed)).filter((r): r is TaskRow => r !== undefined);
-    const deletedAt = (await this.tasks.softDelete(trx, toRemove)).toISOString();
+    await this.taskTransitions.delete(trx, { organizationId: actor.org, orderId: order.id, batchId: id }, toRemove);
     await this.placement.assertQuota(trx, order, created.length);
     await this.placement.finish(trx, created, []);
-    await this.outbox.appendMany(
-      trx,
-      taskEvents.deleted,
-      toRemove.map((taskId) => ({
-        payload: {
-          task_id: taskId,
-          organization_id: actor.org,
-          order_id: order.id,
-          batch_id: id,
-          deleted_at: deletedAt,
-        },
-        aggregateId: taskId,
-      })),
-    );
     const after = await this.transitions.advance(trx, batch);
     return { created: created.map(toTask), deleted_task_ids: toRemove, batch: await this.transitions.view(trx, after) };
   }
@@ -233,21 +218,7 @@ export class BatchService {
     }
     const completed = live.filter((t) => t.status === 'completed');
     const removable = live.filter((t) => t.status !== 'completed').map((t) => t.id);
-    const deletedAt = (await this.tasks.softDelete(trx, removable)).toISOString();
-    await this.outbox.appendMany(
-      trx,
-      taskEvents.deleted,
-      removable.map((taskId) => ({
-        payload: {
-          task_id: taskId,
-          organization_id: actor.org,
-          order_id: order.id,
-          batch_id: id,
-          deleted_at: deletedAt,
-        },
-        aggregateId: taskId,
-      })),
-    );
+    await this.taskTransitions.delete(trx, { organizationId: actor.org, orderId: order.id, batchId: id }, removable);
     if (completed.length === 0) {
       const row = await this.batches.softDelete(trx, id);
       await this.outbox.append(

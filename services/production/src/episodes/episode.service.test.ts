@@ -233,6 +233,18 @@ describe('episodes from verified uploads', () => {
       });
     }
 
+    /** Two replicas, each with its own pool, on the one durable consumer; runs `publishAll`, then drains. */
+    async function withTwoReplicas(publishAll: () => Promise<unknown>) {
+      const replicas = [1, 2].map(() => consumer(f.infra.database<ProductionDB>('production', { max: 4 }).db));
+      await Promise.all(replicas.map((r) => r.start()));
+      try {
+        await publishAll();
+        await drained();
+      } finally {
+        await Promise.all(replicas.map((r) => r.stop()));
+      }
+    }
+
     async function drained() {
       await waitFor(
         async () => {
@@ -251,22 +263,14 @@ describe('episodes from verified uploads', () => {
       const { batch, tasks } = await oneTask(w);
       const upload = verified(w, tasks[0]!.id);
       // Two replicas, each with its own connection pool, on the one durable consumer.
-      const replicas = [
-        consumer(f.infra.database<ProductionDB>('production', { max: 4 }).db),
-        consumer(f.infra.database<ProductionDB>('production', { max: 4 }).db),
-      ];
-      await Promise.all(replicas.map((r) => r.start()));
-      try {
+      await withTwoReplicas(async () => {
         // The event id is the upload id; the copies differ in Nats-Msg-Id (a republish after the dedup window).
         await Promise.all([
           publish(upload, upload.upload_id),
           publish(upload, upload.upload_id, `${upload.upload_id}-again`),
           publish(upload, upload.upload_id, `${upload.upload_id}-third`),
         ]);
-        await drained();
-      } finally {
-        await Promise.all(replicas.map((r) => r.stop()));
-      }
+      });
       expect(await episodesOf(tasks[0]!.id)).toHaveLength(1);
       expect((await f.batches.get(w.actor, batch.id)).episode_count).toBe(1);
       expect(await eventsFor('production.evt.episode.created.v1', 'upload_id', upload.upload_id)).toHaveLength(1);
@@ -280,17 +284,9 @@ describe('episodes from verified uploads', () => {
       const w = await f.world();
       const { tasks } = await oneTask(w);
       const upload = verified(w, tasks[0]!.id);
-      const replicas = [
-        consumer(f.infra.database<ProductionDB>('production', { max: 4 }).db),
-        consumer(f.infra.database<ProductionDB>('production', { max: 4 }).db),
-      ];
-      await Promise.all(replicas.map((r) => r.start()));
-      try {
+      await withTwoReplicas(async () => {
         await Promise.all([publish(upload, uuidv7()), publish(upload, uuidv7())]);
-        await drained();
-      } finally {
-        await Promise.all(replicas.map((r) => r.stop()));
-      }
+      });
       expect(await episodesOf(tasks[0]!.id)).toHaveLength(1);
       expect(await eventsFor('production.evt.episode.created.v1', 'upload_id', upload.upload_id)).toHaveLength(1);
       expect(await eventsFor('production.evt.upload.rejected.v1', 'upload_id', upload.upload_id)).toHaveLength(0);

@@ -208,20 +208,6 @@ export class TaskRepository {
     return out;
   }
 
-  /** Live tasks of an order (the quota used) and how many are completed. */
-  async orderCounts(db: Db, orderId: string): Promise<{ task_count: number; completed_count: number }> {
-    const row = await db
-      .selectFrom('tasks')
-      .select([
-        (eb) => eb.fn.countAll<string>().as('task_count'),
-        sql<string>`count(*) filter (where status = 'completed')`.as('completed_count'),
-      ])
-      .where('order_id', '=', orderId)
-      .where('deleted_at', 'is', null)
-      .executeTakeFirstOrThrow();
-    return { task_count: Number(row.task_count), completed_count: Number(row.completed_count) };
-  }
-
   /** Pending tasks of a group without an episode, newest first: the ones an adjustment may remove. */
   async removablePending(db: Db, batchId: string, group: string | null): Promise<TaskRow[]> {
     let q = db

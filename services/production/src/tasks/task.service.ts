@@ -9,9 +9,8 @@ import {
   type TaskConfig,
   type TaskListFilter,
   type TaskStatus,
-  taskEvents,
 } from '@ferry/contracts';
-import { DomainError, decodeCursor, isIdCursor, notFound, Outbox, toPage } from '@ferry/platform';
+import { DomainError, decodeCursor, isIdCursor, notFound, toPage } from '@ferry/platform';
 import { Injectable } from '@nestjs/common';
 import { Kysely, type Transaction } from 'kysely';
 import { type BatchRow } from '../batches/batch.repository.js';
@@ -38,7 +37,6 @@ export class TaskService {
     private readonly orders: OrderService,
     private readonly workstations: WorkstationRepository,
     private readonly scenes: SceneRepository,
-    private readonly outbox: Outbox,
   ) {}
 
   /**
@@ -256,13 +254,10 @@ export class TaskService {
         current_status: task.status,
       });
     }
-    const deletedAt = await this.tasks.softDelete(trx, [id]);
-    const deleted_at = deletedAt.toISOString();
-    await this.outbox.append(
+    const deleted_at = await this.transitions.delete(
       trx,
-      taskEvents.deleted,
-      { task_id: id, organization_id: actor.org, order_id: task.order_id, batch_id: task.batch_id, deleted_at },
-      { aggregateId: id },
+      { organizationId: actor.org, orderId: task.order_id, batchId: task.batch_id },
+      [id],
     );
     await this.batchTransitions.advance(trx, batch);
     return { id, deleted_at };

@@ -49,6 +49,30 @@ export class TaskTransitions {
     return { task: updated, changed: true };
   }
 
+  /** Soft-deletes tasks of one batch, with a task.deleted event each. */
+  async delete(
+    trx: Transaction<ProductionDB>,
+    scope: { organizationId: string; orderId: string; batchId: string },
+    taskIds: readonly string[],
+  ): Promise<string> {
+    const deletedAt = (await this.tasks.softDelete(trx, taskIds)).toISOString();
+    await this.outbox.appendMany(
+      trx,
+      taskEvents.deleted,
+      taskIds.map((taskId) => ({
+        payload: {
+          task_id: taskId,
+          organization_id: scope.organizationId,
+          order_id: scope.orderId,
+          batch_id: scope.batchId,
+          deleted_at: deletedAt,
+        },
+        aggregateId: taskId,
+      })),
+    );
+    return deletedAt;
+  }
+
   /** Cancels the runnable tasks of the batches (one statement, one event each); uploading ones stay. */
   async cancelRunnable(trx: Transaction<ProductionDB>, batchIds: readonly string[], cause: Cause): Promise<number> {
     const rows = await this.tasks.cancelRunnable(trx, batchIds);
