@@ -70,11 +70,16 @@ export async function fetchPayload(
   options: { timeoutMs?: number } = {},
 ): Promise<Uint8Array> {
   const meta = Announcement.parse(JSON.parse(h.get(CHUNKED_HEADER)));
-  const parts: Uint8Array[] = [];
-  for (let i = 0; i < meta.chunks; i++) {
-    const reply = await nc.request(meta.inbox, String(i), { timeout: options.timeoutMs ?? 5_000 });
-    parts.push(reply.data);
-  }
+  const parts: Uint8Array[] = new Array(meta.chunks);
+  // A few chunks in flight at once: latency, not bandwidth, bounds a local transfer.
+  let next = 0;
+  const worker = async () => {
+    while (next < meta.chunks) {
+      const i = next++;
+      parts[i] = (await nc.request(meta.inbox, String(i), { timeout: options.timeoutMs ?? 5_000 })).data;
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(4, meta.chunks) }, worker));
   const out = Buffer.concat(parts);
   if (out.byteLength !== meta.bytes)
     throw new Error(`chunked payload arrived with ${out.byteLength} of ${meta.bytes} bytes`);

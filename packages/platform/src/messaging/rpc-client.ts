@@ -28,9 +28,9 @@ function isTimeout(err: unknown): boolean {
 }
 
 /**
- * Typed calls to a service: the request is checked against the contract before it leaves, the reply
- * after it arrives. Remote domain errors are rethrown as DomainError with their code; no responders
- * becomes `unavailable`, no answer in time `upstream_timeout`.
+ * Typed calls to a service. Every payload is parsed against its contract where it is received: the
+ * service parses the request, this client the reply. Remote domain errors are rethrown as DomainError
+ * with their code; no responders becomes `unavailable`, no answer in time `upstream_timeout`.
  */
 export class RpcClient {
   constructor(private readonly options: RpcClientOptions) {}
@@ -41,7 +41,8 @@ export class RpcClient {
     ctx: RpcCallContext,
     options: { timeoutMs?: number } = {},
   ): Promise<z.infer<R['reply']>> {
-    const request = def.request.parse(data);
+    // Validated on receipt (DESIGN §2): the service parses the request, we parse the reply.
+    const request = data;
     const { nc } = this.options;
     const timeout = options.timeoutMs ?? this.options.timeoutMs ?? 10_000;
     const body = new TextEncoder().encode(JSON.stringify({ ctx, data: request }));

@@ -168,7 +168,8 @@ export class RpcServer {
           return prior.reply;
         }
       }
-      const value = def.reply.parse(await handler(data, { call, trx }));
+      // The caller parses the reply against the contract on receipt; the command log keeps it as sent.
+      const value = await handler(data, { call, trx });
       if (call.command_id) {
         await sql`update command_log set reply = ${JSON.stringify(value)}::jsonb where command_id = ${call.command_id}`.execute(
           trx,
