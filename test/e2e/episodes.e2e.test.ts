@@ -2,8 +2,8 @@ import { HEADERS, uploadEvents } from '@ferry/contracts';
 import { toNatsHeaders } from '@ferry/platform';
 import { streamMessages, waitFor } from '@ferry/platform/testing';
 import { v7 as uuidv7 } from 'uuid';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { System } from '../support/system.js';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { type System, useSystem } from '../support/system.js';
 
 /**
  * A verified upload published on TRANSFER (as the transfer service will) becomes an episode in the
@@ -11,18 +11,13 @@ import { System } from '../support/system.js';
  * killed between commit and ack and the event is redelivered.
  */
 describe('verified uploads to episodes, end to end', () => {
-  let system: System;
-  let token: string;
   const org = uuidv7();
-
-  beforeAll(async () => {
-    system = await System.create();
-    await system.start(['production', 'transfer', 'qa', 'gateway']);
-    token = await system.token(org, 'operator');
+  const sys = useSystem(['production', 'transfer', 'qa', 'gateway'], org);
+  const { api } = sys;
+  let system: System;
+  beforeAll(() => {
+    system = sys.get();
   });
-  afterAll(() => system?.shutdown());
-
-  const api = (...args: Parameters<ReturnType<System['client']>>) => system.client(token)(...args);
 
   async function task() {
     const scene = (await api('POST', '/scenes', { name: `s-${uuidv7()}` })).body;

@@ -2,23 +2,18 @@ import { HEADERS } from '@ferry/contracts';
 import { streamMessages, waitFor } from '@ferry/platform/testing';
 import { sql } from 'kysely';
 import { v7 as uuidv7 } from 'uuid';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { System } from '../support/system.js';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { type System, useSystem } from '../support/system.js';
 
 /** The whole system as processes: gateway → NATS → production → Postgres → outbox → JetStream. */
 describe('orders end to end', () => {
-  let system: System;
-  let token: string;
   const org = uuidv7();
-
-  beforeAll(async () => {
-    system = await System.create();
-    await system.start(['production', 'transfer', 'qa', 'gateway']);
-    token = await system.token(org, 'operator');
+  const sys = useSystem(['production', 'transfer', 'qa', 'gateway'], org);
+  const { api } = sys;
+  let system: System;
+  beforeAll(() => {
+    system = sys.get();
   });
-  afterAll(() => system?.shutdown());
-
-  const api = (...args: Parameters<ReturnType<System['client']>>) => system.client(token)(...args);
 
   async function createdEvents(orderId: string) {
     const msgs = await streamMessages(system.infra.jsm, system.infra.ns.stream('PRODUCTION'));

@@ -4,6 +4,7 @@ import { promisify } from 'node:util';
 import type { Role } from '@ferry/contracts';
 import { mintAccessToken } from '@ferry/gateway';
 import { TestInfra } from '@ferry/platform/testing';
+import { afterAll, beforeAll } from 'vitest';
 
 const run = promisify(execFile);
 const ROOT = path.resolve(import.meta.dirname, '../..');
@@ -181,4 +182,26 @@ export class System {
     this.processes.clear();
     await this.infra.cleanup();
   }
+}
+
+/**
+ * A System for one test file: boots `services` before the file's tests and shuts everything down
+ * after. `get()` returns the running system, `api` calls the gateway as an operator of `org`.
+ */
+export function useSystem(services: readonly ServiceName[], org: string) {
+  let system: System | undefined;
+  let token = '';
+  beforeAll(async () => {
+    system = await System.create();
+    await system.start(services);
+    token = await system.token(org, 'operator');
+  });
+  afterAll(() => system?.shutdown());
+  return {
+    get: (): System => {
+      if (!system) throw new Error('the system has not started');
+      return system;
+    },
+    api: (...args: Parameters<ReturnType<System['client']>>) => system!.client(token)(...args),
+  };
 }
