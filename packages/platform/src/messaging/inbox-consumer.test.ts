@@ -167,6 +167,21 @@ describe('InboxConsumer', () => {
     expect(entry).toMatchObject({ deliveries: 1, reason: 'task 42 is cancelled' });
   });
 
+  it('retries a transient domain error (conflict) instead of dead-lettering it', async () => {
+    const def = await newConsumer(5);
+    let attempts = 0;
+    await start(def, async (payload, ctx) => {
+      if (++attempts === 1) throw new DomainError('conflict', 'changed concurrently; retry');
+      await recordEffect(payload, ctx);
+    });
+    const id = await publish({ n: 8 });
+    await waitFor(async () => (await effects()).length === 1, { what: 'the retried effect' });
+    await settled(def.durable);
+    expect(attempts).toBe(2);
+    expect(await effects()).toEqual([{ event_id: id, n: 8 }]);
+    expect(await dlq.list()).toEqual([]);
+  });
+
   it('retries a failing message on a schedule, then dead-letters it after max_deliver with its origin and reason', async () => {
     const def = await newConsumer(3);
     let attempts = 0;

@@ -45,6 +45,9 @@ export type HandleOutcome = 'handled' | 'duplicate' | 'retry' | 'dead_lettered';
 
 class PermanentFailure extends Error {}
 
+/** Domain errors that say "not now" rather than "never": retried like any transient failure. */
+const TRANSIENT_CODES = new Set(['conflict', 'unavailable', 'upstream_timeout']);
+
 /**
  * The inbox pattern on a durable pull consumer (DESIGN §3): for each message, one transaction inserts
  * `(consumer, event id)` into the inbox, runs the handler (which writes the effect and any outbox
@@ -139,7 +142,10 @@ export class InboxConsumer {
       msg.ack();
       log.debug({ outcome }, 'event handled');
     } catch (err) {
-      const permanent = err instanceof PermanentFailure || isDomainError(err) || err instanceof z.ZodError;
+      const permanent =
+        err instanceof PermanentFailure ||
+        (isDomainError(err) && !TRANSIENT_CODES.has(err.code)) ||
+        err instanceof z.ZodError;
       const exhausted = msg.info.deliveryCount >= consumer.maxDeliver;
       if (permanent || exhausted) {
         const reason = permanent
