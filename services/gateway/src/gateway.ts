@@ -1,5 +1,5 @@
 import './http/context.js';
-import { ERROR_CODES, isErrorCode } from '@ferry/contracts';
+import { isErrorCode } from '@ferry/contracts';
 import { DomainError, type Logger, type Metrics, type ReadinessReport, type RpcClient } from '@ferry/platform';
 import { Hono } from 'hono';
 import { authenticate, type BearerStrategy } from './auth/authenticate.js';
@@ -70,5 +70,3 @@ export function createGateway(deps: GatewayDeps): Hono {
   app.onError((err, c) => errorToResponse(err, c));
   return app;
 }
-
-export const ALL_PROBLEM_CODES = Object.keys(ERROR_CODES);

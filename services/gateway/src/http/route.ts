@@ -1,7 +1,6 @@
 import type { Actor, Role, RpcCallContext } from '@ferry/contracts';
 import { DomainError, type Logger, type RpcClient } from '@ferry/platform';
 import type { Context, Hono } from 'hono';
-import { v4 as uuidv4 } from 'uuid';
 import type { z } from 'zod';
 import type { IdempotencyStore } from '../idempotency/idempotency.store.js';
 import { fingerprintOf, parseIdempotencyKey } from '../idempotency/idempotency-key.js';
@@ -216,5 +215,3 @@ export function mountRoutes(app: Hono, routes: readonly RouteDefinition[], optio
     app.on(route.method, toHonoPath(`${API_BASE}${route.path}`), (c) => execute(route, c, options));
   }
 }
-
-export { uuidv4 as newCommandId };

@@ -171,6 +171,40 @@ describe('BatchService', () => {
     });
   });
 
+  describe('order automation', () => {
+    it('refuses a target below the completed count, and completes when the target is lowered to it', async () => {
+      const w = await f.world({ target: 5 });
+      const { batch, tasks } = await createBatch(w, [{ group: 'g', quantity: 3 }]);
+      await record(w, tasks[0]!.id);
+      await record(w, tasks[1]!.id);
+      await expect(f.tx((trx) => f.orders.update(w.actor, w.order.id, { target_count: 1 }, trx))).rejects.toMatchObject(
+        {
+          code: 'invalid_state',
+          details: { completed_count: 2 },
+        },
+      );
+      const done = await f.tx((trx) => f.orders.update(w.actor, w.order.id, { target_count: 2 }, trx));
+      expect(done).toMatchObject({ status: 'completed', completed_count: 2 });
+      expect(await f.batches.get(w.actor, batch.id)).toMatchObject({
+        status: 'completed',
+        task_counts: { cancelled: 1 },
+      });
+    });
+
+    it('keeps a paused order paused at its target and completes it when resumed', async () => {
+      const w = await f.world({ target: 1 });
+      const { tasks } = await createBatch(w, [{ group: 'g', quantity: 1 }]);
+      await f.tx((trx) =>
+        f.tasks.deviceAction(w.actor, { id: tasks[0]!.id, action: 'finish', device_id: w.device }, trx),
+      );
+      await f.tx((trx) => f.orders.update(w.actor, w.order.id, { status: 'paused' }, trx));
+      await record(w, tasks[0]!.id);
+      expect(await f.orders.get(w.actor, w.order.id)).toMatchObject({ status: 'paused', completed_count: 1 });
+      const resumed = await f.tx((trx) => f.orders.update(w.actor, w.order.id, { status: 'in_progress' }, trx));
+      expect(resumed.status).toBe('completed');
+    });
+  });
+
   describe('delete', () => {
     it('removes a pending batch with its tasks', async () => {
       const w = await f.world();
