@@ -5,9 +5,14 @@
 // schema (`ferry setup`), starts the four services, waits for the gateway's /readyz and prints a demo
 // token. Ctrl-C stops the services (they drain), then whatever this script started.
 //
+// Supervision: a service that crashes is restarted with backoff (given up on, loudly, after 5 crashes
+// in a minute); the services and any server started here are tied to this process by IPC channels, so
+// they stop by themselves even when this script is killed with SIGKILL.
+//
 // Options: --seed (also load demo data). Environment: DATABASE_URL, NATS_URL, FERRY_NAMESPACE,
-// LOG_LEVEL, LOG_FORMAT=json (raw log lines), FERRY_JWT_SECRET, GATEWAY_PORT (3000),
-// PRODUCTION_HEALTH_PORT (3101), TRANSFER_HEALTH_PORT (3102), QA_HEALTH_PORT (3103).
+// LOG_LEVEL, LOG_FORMAT=json (raw log lines), FERRY_JWT_SECRET, FERRY_DATA_DIR (.data), GATEWAY_PORT
+// (3000), GATEWAY_HEALTH_PORT (3104), PRODUCTION_HEALTH_PORT (3101), TRANSFER_HEALTH_PORT (3102),
+// QA_HEALTH_PORT (3103).
 import { spawn } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { accessSync, constants, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -17,7 +22,9 @@ import path from 'node:path';
 import readline from 'node:readline';
 
 const root = path.resolve(import.meta.dirname, '..');
-const dataDir = path.join(root, '.data');
+const dataDir = process.env.FERRY_DATA_DIR ? path.resolve(process.env.FERRY_DATA_DIR) : path.join(root, '.data');
+/** How the data directory is named in messages: `.data` unless FERRY_DATA_DIR moved it. */
+const shownData = path.relative(root, dataDir).startsWith('..') ? dataDir : path.relative(root, dataDir);
 const cliMain = path.join(root, 'packages/cli/dist/main.js');
 const READY_TIMEOUT_MS = 60_000;
 const STOP_TIMEOUT_MS = 20_000;
@@ -26,8 +33,20 @@ const SERVICES = [
   { name: 'production', portVar: 'PRODUCTION_HEALTH_PORT', defaultPort: 3101, childPortVar: 'HEALTH_PORT' },
   { name: 'transfer', portVar: 'TRANSFER_HEALTH_PORT', defaultPort: 3102, childPortVar: 'HEALTH_PORT' },
   { name: 'qa', portVar: 'QA_HEALTH_PORT', defaultPort: 3103, childPortVar: 'HEALTH_PORT' },
-  { name: 'gateway', portVar: 'GATEWAY_PORT', defaultPort: 3000, childPortVar: 'PORT' },
+  {
+    name: 'gateway',
+    portVar: 'GATEWAY_PORT',
+    defaultPort: 3000,
+    childPortVar: 'PORT',
+    // The gateway's ops port (/metrics is not served on the public API port).
+    healthPortVar: 'GATEWAY_HEALTH_PORT',
+    defaultHealthPort: 3104,
+  },
 ];
+/** A crashed service is restarted after 1 s, 2 s, 4 s…; this many crashes within CRASH_WINDOW_MS and it is given up. */
+const MAX_CRASHES = 5;
+const CRASH_WINDOW_MS = 60_000;
+const MAX_RESTART_DELAY_MS = 16_000;
 
 // ---------------------------------------------------------------------------------------------- output
 
@@ -380,7 +399,9 @@ async function startEmbeddedPostgres(preferredPort) {
   const logFile = path.join(dataDir, 'postgres.log');
   const port = await choosePort(preferredPort);
   const password = 'postgres'; // loopback only, a development database
-  say(`starting an embedded Postgres on 127.0.0.1:${port} (data in .data/postgres, log in .data/postgres.log)`);
+  say(
+    `starting an embedded Postgres on 127.0.0.1:${port} (data in ${shownData}/postgres, log in ${shownData}/postgres.log)`,
+  );
   const entry = startChild('postgres', process.execPath, [helper], {
     env: {
       ...process.env,
@@ -409,7 +430,7 @@ async function startEmbeddedPostgres(preferredPort) {
           'that user can read it (not under /root), or'
         : '';
     throw new StartError(
-      `${outcome.message}\n--- .data/postgres.log ---\n${log}${rootHint}\n` +
+      `${outcome.message}\n--- ${shownData}/postgres.log ---\n${log}${rootHint}\n` +
         'start a Postgres yourself and set DATABASE_URL.',
     );
   }
@@ -513,12 +534,28 @@ async function startNatsServer(preferredPort, configured) {
   const logFile = path.join(dataDir, 'nats-server.log');
   mkdirSync(natsDir, { recursive: true });
   const port = await choosePort(preferredPort);
-  say(`starting ${binary} on 127.0.0.1:${port} (JetStream store in .data/nats, log in .data/nats-server.log)`);
+  say(
+    `starting ${binary} on 127.0.0.1:${port} (JetStream store in ${shownData}/nats, log in ${shownData}/nats-server.log)`,
+  );
+  // Through a small Node supervisor holding an IPC channel to this script: nats-server stops when we
+  // die, even by SIGKILL.
   const entry = startChild(
     'nats',
-    binary,
-    ['-js', '-sd', natsDir, '-a', '127.0.0.1', '-p', String(port), '-l', logFile],
-    { quiet: true },
+    process.execPath,
+    [
+      path.join(root, 'scripts/lib/supervise.mjs'),
+      binary,
+      '-js',
+      '-sd',
+      natsDir,
+      '-a',
+      '127.0.0.1',
+      '-p',
+      String(port),
+      '-l',
+      logFile,
+    ],
+    { quiet: true, ipc: true },
   );
   record('nats', entry.child.pid, natsDir);
   const url = `nats://127.0.0.1:${port}`;
@@ -530,7 +567,7 @@ async function startNatsServer(preferredPort, configured) {
     await sleep(200);
   }
   throw new StartError(
-    `nats-server did not come up on ${url}.\n${entry.lines.join('\n')}\n--- .data/nats-server.log ---\n${tailOf(logFile)}`,
+    `nats-server did not come up on ${url}.\n${entry.lines.join('\n')}\n--- ${shownData}/nats-server.log ---\n${tailOf(logFile)}`,
   );
 }
 
@@ -605,6 +642,7 @@ async function shutdown(code, reason) {
   if (shuttingDown) return;
   shuttingDown = true;
   if (reason) say(reason);
+  for (const timer of restartTimers) clearTimeout(timer);
   const startedAnything = children.size > 0;
   const running = [...children.values()].filter((c) => c.name !== 'postgres' && c.name !== 'nats' && !c.exited);
   if (running.length) say(`stopping ${running.map((c) => c.name).join(', ')}`);
@@ -659,6 +697,52 @@ process.on('exit', () => {
   for (const c of children.values()) if (c.name !== 'postgres') signalChild(c, 'SIGKILL');
 });
 
+/** Pending restarts, cancelled by shutdown. */
+const restartTimers = new Set();
+const crashes = new Map();
+
+/**
+ * Starts a service tied to this script by an IPC channel (it stops by itself if this script dies) and
+ * restarts it with backoff when it crashes; after MAX_CRASHES within CRASH_WINDOW_MS it is given up,
+ * loudly, and the rest keep running (the gateway's /readyz names what is missing).
+ */
+function superviseService(service, env) {
+  const main = path.join('services', service.name, 'dist/main.js');
+  const entry = startChild(service.name, process.execPath, [main], { env, ipc: true });
+  record(service.name, entry.child.pid, main);
+  entry.exit.then(({ code, signal }) => {
+    if (shuttingDown) return;
+    out(
+      `${tag(service.name)} ${paint('31')(`exited unexpectedly (${signal ?? `exit code ${code}`}); its last lines:`)}`,
+    );
+    for (const line of entry.lines.slice(-20)) out(`${tag(service.name)}   ${line}`);
+    const now = Date.now();
+    const recent = [...(crashes.get(service.name) ?? []), now].filter((t) => now - t < CRASH_WINDOW_MS);
+    crashes.set(service.name, recent);
+    if (recent.length >= MAX_CRASHES) {
+      children.delete(service.name);
+      out('');
+      out(
+        paint('31')(bold(`[ferry] GIVING UP on ${service.name}: it crashed ${recent.length} times within a minute.`)),
+      );
+      out(paint('31')(`[ferry] The rest keeps running without it. Its last lines are above; to try it by hand:`));
+      out(paint('31')(`[ferry]   node ${main}   (with the environment npm start gives it), or restart npm start.`));
+      out('');
+      return;
+    }
+    const delay = Math.min(MAX_RESTART_DELAY_MS, 1_000 * 2 ** (recent.length - 1));
+    warn(
+      `restarting ${service.name} in ${delay / 1000} s (crash ${recent.length} of ${MAX_CRASHES} allowed per minute)`,
+    );
+    const timer = setTimeout(() => {
+      restartTimers.delete(timer);
+      if (!shuttingDown) superviseService(service, env);
+    }, delay);
+    restartTimers.add(timer);
+  });
+  return entry;
+}
+
 async function main() {
   const missing = [cliMain, ...SERVICES.map((s) => path.join(root, 'services', s.name, 'dist/main.js'))].filter(
     (file) => !existsSync(file),
@@ -699,40 +783,34 @@ async function main() {
     throw new StartError(`ferry setup failed (exit code ${setup.code ?? setup.signal}); see above.`);
 
   const ports = {};
-  for (const service of SERVICES) {
-    const requested = process.env[service.portVar];
+  const healthPorts = {};
+  async function portFor(name, portVar, defaultPort) {
+    const requested = process.env[portVar];
     if (requested) {
       const port = Number(requested);
       if (!Number.isInteger(port) || port <= 0 || port > 65535) {
-        throw new StartError(`${service.portVar}=${requested} is not a port number.`);
+        throw new StartError(`${portVar}=${requested} is not a port number.`);
       }
-      if (!(await portIsFree(port))) throw new StartError(`${service.portVar}=${port}: that port is in use.`);
+      if (!(await portIsFree(port))) throw new StartError(`${portVar}=${port}: that port is in use.`);
       claimedPorts.add(port);
-      ports[service.name] = port;
-    } else {
-      ports[service.name] = await choosePort(service.defaultPort);
-      if (ports[service.name] !== service.defaultPort) {
-        warn(
-          `port ${service.defaultPort} is taken; ${service.name} uses ${ports[service.name]} (set ${service.portVar} to choose)`,
-        );
-      }
+      return port;
+    }
+    const port = await choosePort(defaultPort);
+    if (port !== defaultPort) warn(`port ${defaultPort} is taken; ${name} uses ${port} (set ${portVar} to choose)`);
+    return port;
+  }
+  for (const service of SERVICES) {
+    ports[service.name] = await portFor(service.name, service.portVar, service.defaultPort);
+    if (service.healthPortVar) {
+      healthPorts[service.name] = await portFor(service.name, service.healthPortVar, service.defaultHealthPort);
     }
   }
 
   for (const service of SERVICES) {
     const env = { ...baseEnv, [service.childPortVar]: String(ports[service.name]) };
+    if (service.healthPortVar) env.HEALTH_PORT = String(healthPorts[service.name]);
     if (service.name === 'gateway') env.FERRY_JWT_SECRET = jwtSecret;
-    const main = path.join('services', service.name, 'dist/main.js');
-    const entry = startChild(service.name, process.execPath, [main], { env });
-    record(service.name, entry.child.pid, main);
-    entry.exit.then(({ code, signal }) => {
-      if (shuttingDown) return;
-      out(
-        `${tag(service.name)} ${paint('31')(`exited unexpectedly (${signal ?? `exit code ${code}`}); its last lines:`)}`,
-      );
-      for (const line of entry.lines.slice(-20)) out(`${tag(service.name)}   ${line}`);
-      shutdown(1, `${service.name} stopped; stopping the rest`);
-    });
+    superviseService(service, env);
   }
 
   const gatewayUrl = `http://127.0.0.1:${ports.gateway}`;
@@ -793,14 +871,14 @@ async function main() {
     `  Gateway       ${gatewayUrl}`,
     `  API docs      ${gatewayUrl}/api/v1/docs`,
     `  OpenAPI       ${gatewayUrl}/api/v1/openapi.json`,
-    `  Health        ${SERVICES.map((s) => `${s.name} :${ports[s.name]}`).join(', ')}  (/healthz /readyz /metrics)`,
-    `  Postgres      ${redact(postgres.url)}${postgres.started ? '  (embedded, .data/postgres)' : ''}`,
-    `  NATS          ${nats.url}${nats.started ? '  (nats-server started here, .data/nats)' : ''}`,
+    `  Health        ${SERVICES.map((s) => `${s.name} :${healthPorts[s.name] ?? ports[s.name]}`).join(', ')}  (/healthz /readyz /metrics)`,
+    `  Postgres      ${redact(postgres.url)}${postgres.started ? `  (embedded, ${shownData}/postgres)` : ''}`,
+    `  NATS          ${nats.url}${nats.started ? `  (nats-server started here, ${shownData}/nats)` : ''}`,
     `  Demo org      ${demoOrg}`,
   ];
   if (token) {
     lines.push(
-      '  Admin token   (12 h, also in .data/demo-token)',
+      `  Admin token   (12 h, also in ${shownData}/demo-token)`,
       `    ${token}`,
       '',
       '  Try:',

@@ -17,6 +17,8 @@ export interface ServiceProcess {
   child: ChildProcess;
   /** Health port for production/transfer/qa; HTTP port for the gateway. */
   port: number;
+  /** The ops port (/healthz, /readyz, /metrics); for production/transfer/qa the same as `port`. */
+  healthPort: number;
   lines: Record<string, unknown>[];
   raw: string[];
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
@@ -71,7 +73,13 @@ export class System {
         ...this.infra.env(),
         LOG_LEVEL: 'debug',
         ...(name === 'gateway'
-          ? { PORT: '0', HOST: '127.0.0.1', FERRY_JWT_SECRET: this.jwtSecret }
+          ? {
+              PORT: '0',
+              HOST: '127.0.0.1',
+              HEALTH_PORT: '0',
+              HEALTH_HOST: '127.0.0.1',
+              FERRY_JWT_SECRET: this.jwtSecret,
+            }
           : { HEALTH_PORT: '0', HEALTH_HOST: '127.0.0.1' }),
         ...env,
       },
@@ -81,6 +89,7 @@ export class System {
       name,
       child,
       port: 0,
+      healthPort: 0,
       lines: [],
       raw: [],
       exited: new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal }))),
@@ -99,12 +108,11 @@ export class System {
         try {
           const json = JSON.parse(line) as Record<string, unknown>;
           proc.lines.push(json);
-          if (
-            (json.msg === 'health endpoint listening' || json.msg === 'gateway listening') &&
-            typeof json.port === 'number'
-          ) {
-            proc.port = json.port;
+          if (json.msg === 'health endpoint listening' && typeof json.port === 'number') {
+            proc.healthPort = json.port;
+            if (name !== 'gateway') proc.port = json.port;
           }
+          if (json.msg === 'gateway listening' && typeof json.port === 'number') proc.port = json.port;
         } catch {
           // not a log line (e.g. a fault-injection notice on stderr)
         }

@@ -5,6 +5,7 @@
  */
 export const ERROR_CODES = {
   validation_failed: 'The request does not match the schema; `errors` lists each bad field.',
+  bad_request: 'The HTTP request itself is malformed (bad framing, bad encoding); nothing was run.',
   unauthenticated: 'No valid bearer token was presented.',
   forbidden: 'The caller is authenticated but its role may not do this.',
   not_found: 'No such resource in the caller’s organization.',
@@ -22,9 +23,12 @@ export const ERROR_CODES = {
   idempotency_key_invalid: 'The Idempotency-Key header is malformed.',
   idempotency_key_reused: 'The Idempotency-Key was already used with a different request.',
   idempotency_in_flight: 'A request with this Idempotency-Key is still being processed; retry later.',
+  request_timeout: 'The request was not received completely in time.',
   payload_too_large: 'The request body exceeds the size limit.',
+  headers_too_large: 'The request headers exceed the size limit.',
   unsupported_media_type: 'The request body must be application/json.',
-  unavailable: 'A dependency is unavailable; retry later.',
+  unavailable: 'A dependency (database, message bus, service) is unavailable; retry after `Retry-After` seconds.',
+  storage_error: 'The object store failed to read or write the data; nothing was recorded; retry later.',
   upstream_timeout: 'A downstream service did not answer in time; the command may still complete.',
   internal: 'An unexpected error; the request id identifies it in the logs.',
 } as const;

@@ -24,6 +24,14 @@ export { inTransaction, isRetryableTransactionError, isUniqueViolation, type Tra
 export { DomainError, isDomainError, notFound } from './errors/domain-error.js';
 export { type FaultPoint, faultPoint } from './faults/faults.js';
 export { type HealthCheck, natsCheck, postgresCheck, rpcCheck, withTimeout } from './health/checks.js';
+export {
+  type Dependency,
+  DependencyMonitor,
+  type DependencyMonitorOptions,
+  isPostgresConnectionError,
+  OUTAGE_RETRY_AFTER_SECONDS,
+  unavailable,
+} from './health/dependency-monitor.js';
 export { evaluateReadiness, HealthServer, type ReadinessReport } from './health/health-server.js';
 export { newId } from './ids/ids.js';
 export { currentTrace, runWithTrace, type TraceContext } from './logging/context.js';
@@ -77,4 +85,5 @@ export {
 export { decodeCursor, encodeCursor, isIdCursor, toPage } from './pagination/keyset-cursor.js';
 export { PLATFORM_MIGRATIONS } from './platform-migrations.js';
 export { Housekeeper } from './service/housekeeper.js';
+export { onParentExit } from './service/parent-watch.js';
 export { migrationSources, runService, ServiceConfig, type ServiceDefinition } from './service/run-service.js';

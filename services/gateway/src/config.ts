@@ -4,6 +4,9 @@ import { z } from 'zod';
 export const GatewayConfig = BaseConfig.extend({
   PORT: z.coerce.number().int().min(0).max(65535).default(3000),
   HOST: z.string().default('0.0.0.0'),
+  /** Ops port: /healthz, /readyz and /metrics (Prometheus), kept off the public API port. Default 3104. */
+  HEALTH_PORT: z.coerce.number().int().min(0).max(65535).default(3104),
+  HEALTH_HOST: z.string().default('0.0.0.0'),
   /**
    * HS256 secret for operator/admin JWTs. No default on purpose: `npm start` generates one under
    * .data/ for local runs; anywhere else it must be provided. At least 32 characters.

@@ -1,11 +1,19 @@
 import './http/context.js';
 import { isErrorCode } from '@ferry/contracts';
-import { DomainError, type Logger, type Metrics, type ReadinessReport, type RpcClient } from '@ferry/platform';
+import {
+  type DependencyMonitor,
+  DomainError,
+  type Logger,
+  type Metrics,
+  type ReadinessReport,
+  type RpcClient,
+} from '@ferry/platform';
 import { Hono } from 'hono';
 import { authenticate, type BearerStrategy } from './auth/authenticate.js';
 import { errorToResponse } from './http/error-response.js';
+import { MethodTable } from './http/method-table.js';
 import { describeProblem, problemBody, problemResponse } from './http/problem.js';
-import { mountRoutes } from './http/route.js';
+import { API_BASE, mountRoutes, toHonoPath } from './http/route.js';
 import type { IdempotencyStore } from './idempotency/idempotency.store.js';
 import { requestContext } from './middleware/request-id.js';
 import { mountDocs } from './openapi/docs-page.js';
@@ -22,23 +30,28 @@ export interface GatewayDeps {
   readiness: () => Promise<ReadinessReport>;
   bodyLimitBytes: number;
   version: string;
+  /**
+   * Knows which dependencies are down: an infrastructure error (a lost database connection) becomes
+   * `unavailable` (503 with Retry-After) and is logged once per outage.
+   */
+  monitor?: DependencyMonitor;
 }
 
 /** The HTTP API: health, docs, then every /api/v1 route behind bearer auth. */
 export function createGateway(deps: GatewayDeps): Hono {
   const app = new Hono();
+  const methods = new MethodTable();
+  const classifyError = (err: unknown) => deps.monitor?.classify(err) ?? err;
   app.use('*', requestContext({ logger: deps.logger, metrics: deps.metrics }));
 
-  // Public: health, the API description, and the problem type pages it links to.
+  // Public: health, the API description, and the problem type pages it links to. Metrics are served
+  // on the ops port (HEALTH_PORT), never anonymously here.
   app.get('/healthz', (c) => c.json({ status: 'ok' }));
   app.get('/readyz', async (c) => {
     const report = await deps.readiness();
     c.header('Cache-Control', 'no-store');
     return c.json(report, report.status === 'ready' ? 200 : 503);
   });
-  app.get('/metrics', async (c) =>
-    c.body(await deps.metrics.registry.metrics(), 200, { 'content-type': deps.metrics.registry.contentType }),
-  );
   const document = buildOpenApiDocument(apiRoutes, { version: deps.version });
   app.get('/api/v1/openapi.json', (c) => c.json(document));
   mountDocs(app);
@@ -52,21 +65,39 @@ export function createGateway(deps: GatewayDeps): Hono {
   mountRoutes(app, apiRoutes, {
     rpc: () => {
       const client = deps.rpc();
-      if (!client) throw new DomainError('unavailable', 'the gateway is not connected to NATS yet');
+      if (!client) {
+        throw new DomainError('unavailable', 'the gateway is not connected to NATS yet', { retry_after_seconds: 2 });
+      }
       return client;
     },
     idempotency: deps.idempotency,
     bodyLimitBytes: deps.bodyLimitBytes,
+    classifyError,
   });
 
-  app.notFound((c) =>
-    problemResponse(
-      problemBody('route_not_found', `no route ${c.req.method} ${c.req.path}`, c.get('requestId') ?? 'unknown'),
-      {
-        'X-Request-Id': c.get('requestId') ?? 'unknown',
-      },
-    ),
-  );
-  app.onError((err, c) => errorToResponse(err, c));
+  for (const path of ['/healthz', '/readyz', '/api/v1/openapi.json', '/api/v1/docs', '/api/v1/docs/init.js']) {
+    methods.add('GET', path);
+  }
+  methods.add('GET', '/api/v1/docs/assets/:file');
+  methods.add('GET', '/api/v1/problems/:code');
+  for (const route of apiRoutes) methods.add(route.method, toHonoPath(`${API_BASE}${route.path}`));
+
+  app.notFound((c) => {
+    const requestId = c.get('requestId') ?? 'unknown';
+    const allowed = methods.allowed(c.req.path);
+    // A route that answers this method but found nothing (an unknown problem code) is a plain 404.
+    if (allowed.length > 0 && !allowed.includes(c.req.method)) {
+      return problemResponse(
+        problemBody('method_not_allowed', `${c.req.path} does not answer ${c.req.method}`, requestId, {
+          details: { allowed_methods: allowed },
+        }),
+        { 'X-Request-Id': requestId, Allow: allowed.join(', ') },
+      );
+    }
+    return problemResponse(problemBody('route_not_found', `no route ${c.req.method} ${c.req.path}`, requestId), {
+      'X-Request-Id': requestId,
+    });
+  });
+  app.onError((err, c) => errorToResponse(classifyError(err), c));
   return app;
 }

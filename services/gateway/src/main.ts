@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import type { Server } from 'node:http';
 import { healthPing } from '@ferry/contracts';
 import {
   assertMigrated,
@@ -6,12 +7,15 @@ import {
   createDatabase,
   createLogger,
   createMetrics,
+  DependencyMonitor,
   evaluateReadiness,
+  HealthServer,
   loadConfig,
   migrationSources,
   Namespace,
   type NatsConnection,
   natsCheck,
+  onParentExit,
   postgresCheck,
   RpcClient,
   rpcCheck,
@@ -21,6 +25,7 @@ import { jwtStrategy } from './auth/authenticate.js';
 import { GatewayConfig } from './config.js';
 import type { GatewayDB } from './database.js';
 import { createGateway } from './gateway.js';
+import { answerClientErrors } from './http/client-errors.js';
 import { IdempotencyStore } from './idempotency/idempotency.store.js';
 import { GATEWAY_MIGRATIONS } from './manifest.js';
 
@@ -38,13 +43,17 @@ const logger = createLogger({ service: 'gateway', level: config.LOG_LEVEL });
 const metrics = createMetrics('gateway');
 const ns = new Namespace(config.FERRY_NAMESPACE);
 const schema = ns.schema('gateway');
+let probePostgres = async (): Promise<unknown> => undefined;
+const monitor = new DependencyMonitor({ logger, probes: { postgres: () => probePostgres() } });
 const database = createDatabase<GatewayDB>({
   url: config.DATABASE_URL,
   schema,
   max: config.DB_POOL_MAX,
   applicationName: 'ferry-gateway',
   logger,
+  monitor,
 });
+probePostgres = () => database.pool.query('select 1');
 let nc: NatsConnection | undefined;
 let rpc: RpcClient | undefined;
 let phase: 'starting' | 'running' | 'stopping' = 'starting';
@@ -52,7 +61,7 @@ let startingReason = 'connecting to nats';
 
 const checks = [
   postgresCheck(database.pool),
-  natsCheck(() => nc),
+  natsCheck(() => nc, monitor),
   ...(['production', 'transfer', 'qa'] as const).map((s) => rpcCheck(s, () => rpc, healthPing(s))),
 ];
 const app = createGateway({
@@ -64,11 +73,18 @@ const app = createGateway({
   readiness: () => evaluateReadiness(checks, { phase, reason: startingReason }),
   bodyLimitBytes: config.BODY_LIMIT_BYTES,
   version,
+  monitor,
 });
+
+// The ops port: the same readiness, plus /metrics, which the public API port does not serve.
+const health = new HealthServer({ port: config.HEALTH_PORT, host: config.HEALTH_HOST, checks, metrics, logger });
+await health.listen();
+logger.info({ port: health.port }, 'health endpoint listening');
 
 const server = serve({ fetch: app.fetch, port: config.PORT, hostname: config.HOST }, (info) =>
   logger.info({ port: info.port }, 'gateway listening'),
 );
+answerClientErrors(server as Server, logger);
 
 let purgeTimer: NodeJS.Timeout | undefined;
 let stopping = false;
@@ -83,20 +99,24 @@ async function shutdown(signal: string) {
   }, config.SHUTDOWN_TIMEOUT_MS);
   timer.unref();
   clearInterval(purgeTimer);
+  health.markStopping();
   // Stop accepting connections and let in-flight requests finish.
   await new Promise<void>((resolve) => server.close(() => resolve()));
   await nc?.drain().catch(() => undefined);
+  monitor.close();
   await database.close();
+  await health.close();
   logger.info('stopped');
   logger.flush();
   setTimeout(() => process.exit(0), 50);
 }
 process.once('SIGTERM', () => void shutdown('SIGTERM'));
 process.once('SIGINT', () => void shutdown('SIGINT'));
+onParentExit(() => void shutdown('launcher exited'));
 
 try {
-  nc = await connectNats({ servers: config.NATS_URL, name: 'ferry-gateway', logger });
-  rpc = new RpcClient({ nc, ns, logger, timeoutMs: config.RPC_TIMEOUT_MS });
+  nc = await connectNats({ servers: config.NATS_URL, name: 'ferry-gateway', logger, monitor });
+  rpc = new RpcClient({ nc, ns, logger, timeoutMs: config.RPC_TIMEOUT_MS, monitor });
   startingReason = 'waiting for postgres';
   for (let attempt = 1; ; attempt++) {
     try {
@@ -114,6 +134,7 @@ try {
   }, 600_000);
   purgeTimer.unref();
   phase = 'running';
+  health.markRunning();
   logger.info({ namespace: ns.prefix || undefined }, 'ready');
 } catch (err) {
   logger.fatal({ err }, (err as Error).message);

@@ -1,5 +1,7 @@
 import { Kysely, PostgresDialect } from 'kysely';
 import pg from 'pg';
+import type { DependencyMonitor } from '../health/dependency-monitor.js';
+import { isPostgresConnectionError } from '../health/dependency-monitor.js';
 import type { Logger } from '../logging/logger.js';
 
 // timestamptz comes back as Date (pg default); bigint (int8) as string: we keep counts in int4.
@@ -14,6 +16,8 @@ export interface DatabaseOptions {
   logger: Logger;
   /** Abort a single statement after this long. Default 30 s; protects the pool from stuck queries. */
   statementTimeoutMs?: number;
+  /** Told when idle connections die because Postgres went away (one warning per outage, not one per client). */
+  monitor?: DependencyMonitor;
 }
 
 export interface Database<DB> {
@@ -34,7 +38,10 @@ export function createPool(options: DatabaseOptions): pg.Pool {
     idleTimeoutMillis: 30_000,
   });
   // An idle client losing its connection emits here; without a listener the process would crash.
-  pool.on('error', (err) => options.logger.warn({ err }, 'postgres idle client error'));
+  pool.on('error', (err) => {
+    if (options.monitor && isPostgresConnectionError(err)) options.monitor.down('postgres', err);
+    else options.logger.warn({ err }, 'postgres idle client error');
+  });
   return pool;
 }
 

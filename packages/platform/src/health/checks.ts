@@ -2,6 +2,7 @@ import type { RpcDefinition } from '@ferry/contracts';
 import type { NatsConnection } from '@nats-io/transport-node';
 import type pg from 'pg';
 import type { RpcClient } from '../messaging/rpc-client.js';
+import type { DependencyMonitor } from './dependency-monitor.js';
 
 /** A readiness dependency: resolves when healthy, rejects with the reason when not. */
 export interface HealthCheck {
@@ -29,12 +30,13 @@ export function postgresCheck(pool: pg.Pool): HealthCheck {
 }
 
 /** `nc` may be undefined while the first connection is still being made. */
-export function natsCheck(getConnection: () => NatsConnection | undefined): HealthCheck {
+export function natsCheck(getConnection: () => NatsConnection | undefined, monitor?: DependencyMonitor): HealthCheck {
   return {
     name: 'nats',
     async check() {
       const nc = getConnection();
       if (!nc) throw new Error('not connected yet');
+      if (monitor?.isDown('nats')) throw new Error('disconnected; reconnecting');
       if (nc.isClosed()) throw new Error('connection closed');
       await nc.flush();
     },

@@ -14,6 +14,16 @@ export interface LoggerOptions {
 
 /** JSON lines (pino) with the current request id mixed into every line logged inside a trace. */
 export function createLogger(options: LoggerOptions): Logger {
+  let destination: NodeJS.WritableStream | ReturnType<typeof pino.destination> | undefined = options.destination;
+  if (!destination) {
+    const stdout = pino.destination({ sync: false });
+    // The reader of our stdout went away (a launcher killed with SIGKILL): log lines have nowhere to
+    // go, but the process must still shut down cleanly rather than die of an unhandled EPIPE.
+    stdout.on('error', (err: NodeJS.ErrnoException) => {
+      if (err.code !== 'EPIPE') process.stderr.write(`log destination error: ${err.message}\n`);
+    });
+    destination = stdout;
+  }
   return pino(
     {
       level: options.level ?? 'info',
@@ -26,6 +36,6 @@ export function createLogger(options: LoggerOptions): Logger {
       },
       serializers: { err: pino.stdSerializers.err },
     },
-    options.destination ?? pino.destination({ sync: false }),
+    destination,
   );
 }

@@ -1,4 +1,5 @@
 import { connect, type NatsConnection } from '@nats-io/transport-node';
+import type { DependencyMonitor } from '../health/dependency-monitor.js';
 import type { Logger } from '../logging/logger.js';
 
 export type { NatsConnection } from '@nats-io/transport-node';
@@ -9,6 +10,8 @@ export interface NatsOptions {
   /** Connection name shown by the server (`nats server report connections`). */
   name: string;
   logger: Logger;
+  /** Told when the connection drops and when it is back, so callers can fail fast meanwhile. */
+  monitor?: DependencyMonitor;
 }
 
 /**
@@ -29,11 +32,14 @@ export async function connectNats(options: NatsOptions): Promise<NatsConnection>
   });
   void (async () => {
     for await (const status of nc.status()) {
-      if (status.type === 'disconnect' || status.type === 'reconnect' || status.type === 'error') {
-        options.logger.warn(
-          { nats_status: status.type, server: 'server' in status ? status.server : undefined },
-          'nats connection status',
-        );
+      if (status.type === 'disconnect') {
+        if (options.monitor) options.monitor.down('nats', new Error(`disconnected from ${status.server}`));
+        else options.logger.warn({ server: status.server }, 'nats disconnected');
+      } else if (status.type === 'reconnect') {
+        if (options.monitor) options.monitor.up('nats');
+        else options.logger.warn({ server: status.server }, 'nats reconnected');
+      } else if (status.type === 'error') {
+        options.logger.warn({ err: status.error }, 'nats connection error');
       }
     }
   })();

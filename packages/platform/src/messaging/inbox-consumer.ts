@@ -6,6 +6,7 @@ import type { MessagingTables } from '../db/messaging-tables.js';
 import { inTransaction } from '../db/transaction.js';
 import { isDomainError } from '../errors/domain-error.js';
 import { faultPoint } from '../faults/faults.js';
+import { type DependencyMonitor, isPostgresConnectionError } from '../health/dependency-monitor.js';
 import { runWithTrace } from '../logging/context.js';
 import type { Logger } from '../logging/logger.js';
 import type { Metrics } from '../metrics/metrics.js';
@@ -39,6 +40,8 @@ export interface InboxConsumerOptions {
   metrics?: Metrics;
   /** Redelivery delays by attempt. Default DEFAULT_RETRY_SCHEDULE_MS. */
   retryScheduleMs?: readonly number[];
+  /** Told about Postgres outages, which are retried quietly (one warning per outage, not one per message). */
+  monitor?: DependencyMonitor;
 }
 
 export type HandleOutcome = 'handled' | 'duplicate' | 'retry' | 'dead_lettered';
@@ -168,7 +171,12 @@ export class InboxConsumer {
         const delay = retryDelay(this.schedule, msg.info.deliveryCount);
         msg.nak(delay);
         outcome = 'retry';
-        log.warn({ err, retry_in_ms: delay }, 'event handler failed; will retry');
+        if (isPostgresConnectionError(err)) {
+          this.options.monitor?.down('postgres', err);
+          log.debug({ err: (err as Error).message, retry_in_ms: delay }, 'postgres unavailable; will retry');
+        } else {
+          log.warn({ err, retry_in_ms: delay }, 'event handler failed; will retry');
+        }
       }
     } finally {
       clearInterval(keepAlive);

@@ -4,6 +4,7 @@ import { type Kysely, sql } from 'kysely';
 import pg from 'pg';
 import type { MessagingTables } from '../db/messaging-tables.js';
 import { faultPoint } from '../faults/faults.js';
+import { type DependencyMonitor, isPostgresConnectionError } from '../health/dependency-monitor.js';
 import type { Logger } from '../logging/logger.js';
 import type { Metrics } from '../metrics/metrics.js';
 import { toNatsHeaders } from './envelope.js';
@@ -24,6 +25,8 @@ export interface OutboxRelayOptions {
   publishTimeoutMs?: number;
   /** Ceiling of the per-row retry delay after failed publishes. Default 60 s. */
   maxRetryDelayMs?: number;
+  /** Told about Postgres and NATS outages: the relay then waits quietly instead of logging every pass. */
+  monitor?: DependencyMonitor;
 }
 
 export interface RelayBatchResult {
@@ -117,14 +120,16 @@ export class OutboxRelay {
       client.end().catch(() => undefined);
       this.listenerRetry = setTimeout(() => {
         this.listen().catch((err) => {
-          this.options.logger.warn({ err }, 'outbox LISTEN reconnect failed');
+          if (this.options.monitor && isPostgresConnectionError(err)) this.options.monitor.down('postgres', err);
+          else this.options.logger.warn({ err }, 'outbox LISTEN reconnect failed');
           this.listenerRetry = setTimeout(retry, 5_000);
         });
       }, 1_000);
     };
     client.on('notification', () => this.wake?.());
     client.on('error', (err) => {
-      this.options.logger.warn({ err }, 'outbox LISTEN connection lost');
+      if (this.options.monitor && isPostgresConnectionError(err)) this.options.monitor.down('postgres', err);
+      else this.options.logger.warn({ err }, 'outbox LISTEN connection lost');
       retry();
     });
     client.on('end', retry);
@@ -144,7 +149,8 @@ export class OutboxRelay {
         failures = 0;
       } catch (err) {
         failures++;
-        this.options.logger.error({ err }, 'outbox relay pass failed');
+        if (this.options.monitor && isPostgresConnectionError(err)) this.options.monitor.down('postgres', err);
+        else this.options.logger.error({ err }, 'outbox relay pass failed');
       }
       if (!this.running) break;
       if (result && result.claimed === this.batchSize && result.failed === 0) continue;
@@ -176,6 +182,11 @@ export class OutboxRelay {
         .execute()) as ClaimedRow[];
       const result: RelayBatchResult = { claimed: rows.length, published: 0, duplicates: 0, failed: 0 };
       if (rows.length === 0) return result;
+      // While NATS is away each publish would wait out its timeout and count a failed attempt: wait instead.
+      if (this.options.monitor?.isDown('nats')) {
+        result.failed = rows.length;
+        return result;
+      }
 
       // Pipelined on one connection: the server stores them in send order.
       const acks = await Promise.allSettled(
@@ -199,10 +210,12 @@ export class OutboxRelay {
           result.failed++;
           const attempts = row.attempts + 1;
           const delayMs = Math.min(this.maxRetryDelayMs, 500 * 2 ** Math.min(attempts, 16));
-          this.options.logger.warn(
-            { err: ack.reason, event_id: row.id, subject: row.subject, attempts },
-            'outbox publish failed',
-          );
+          if (!this.options.monitor?.isDown('nats')) {
+            this.options.logger.warn(
+              { err: ack.reason, event_id: row.id, subject: row.subject, attempts },
+              'outbox publish failed',
+            );
+          }
           await trx
             .updateTable('outbox')
             .set({

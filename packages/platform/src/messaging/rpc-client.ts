@@ -2,6 +2,7 @@ import { HEADERS, type RpcCallContext, type RpcDefinition, RpcReplyEnvelope } fr
 import { type NatsConnection, NoRespondersError, RequestError, TimeoutError } from '@nats-io/transport-node';
 import type { z } from 'zod';
 import { DomainError } from '../errors/domain-error.js';
+import { type DependencyMonitor, OUTAGE_RETRY_AFTER_SECONDS } from '../health/dependency-monitor.js';
 import type { Logger } from '../logging/logger.js';
 import type { Namespace } from '../namespace/namespace.js';
 import { toNatsHeaders } from './envelope.js';
@@ -13,6 +14,11 @@ export interface RpcClientOptions {
   logger: Logger;
   /** How long to wait for a reply. Default 10 s. */
   timeoutMs?: number;
+  /**
+   * Knows when NATS is disconnected: calls then fail at once with `unavailable` instead of waiting out
+   * the timeout (a 504 would wrongly suggest the command may still complete).
+   */
+  monitor?: DependencyMonitor;
 }
 
 function isNoResponders(err: unknown): boolean {
@@ -41,6 +47,7 @@ export class RpcClient {
     ctx: RpcCallContext,
     options: { timeoutMs?: number } = {},
   ): Promise<z.infer<R['reply']>> {
+    this.options.monitor?.assertUp('nats');
     // Validated on receipt (DESIGN §2): the service parses the request, we parse the reply.
     const request = data;
     const { nc } = this.options;
@@ -63,10 +70,8 @@ export class RpcClient {
         throw new DomainError(
           'unavailable',
           `the ${def.service} service is not answering`,
-          { service: def.service },
-          {
-            cause: err,
-          },
+          { service: def.service, retry_after_seconds: OUTAGE_RETRY_AFTER_SECONDS },
+          { cause: err },
         );
       }
       if (isTimeout(err)) {

@@ -12,6 +12,7 @@ import type { MessagingTables } from '../db/messaging-tables.js';
 import { inTransaction } from '../db/transaction.js';
 import { DomainError, isDomainError } from '../errors/domain-error.js';
 import { faultPoint } from '../faults/faults.js';
+import { type DependencyMonitor, isPostgresConnectionError, unavailable } from '../health/dependency-monitor.js';
 import { runWithTrace } from '../logging/context.js';
 import type { Logger } from '../logging/logger.js';
 import type { Metrics } from '../metrics/metrics.js';
@@ -37,6 +38,8 @@ export interface RpcServerOptions {
   metrics?: Metrics;
   /** Requests handled at once per process. Default 64. */
   maxInFlight?: number;
+  /** Told about Postgres outages; a connection error is answered `unavailable`, not `internal`. */
+  monitor?: DependencyMonitor;
 }
 
 export function zodIssues(error: z.ZodError): { path: string; message: string }[] {
@@ -182,6 +185,11 @@ export class RpcServer {
   }
 
   private toErrorBody(err: unknown, def: RpcDefinition, requestId?: string): RpcErrorBody {
+    if (!isDomainError(err) && isPostgresConnectionError(err)) {
+      // An outage, logged once by the monitor; the caller is told to retry (503 with Retry-After).
+      this.options.monitor?.down('postgres', err);
+      err = unavailable('postgres', err);
+    }
     if (isDomainError(err)) return { code: err.code, message: err.message, details: err.details };
     this.options.logger.error({ err, subject: def.subject, request_id: requestId }, 'RPC handler failed');
     return { code: 'internal', message: 'internal error' };

@@ -11,6 +11,7 @@ import { BaseConfig, loadConfig } from '../config/config.js';
 import { createDatabase } from '../db/database.js';
 import { assertMigrated, type MigrationSource } from '../db/migrator.js';
 import { natsCheck, postgresCheck } from '../health/checks.js';
+import { DependencyMonitor } from '../health/dependency-monitor.js';
 import { HealthServer } from '../health/health-server.js';
 import { createLogger, type Logger } from '../logging/logger.js';
 import { connectNats } from '../messaging/connection.js';
@@ -27,6 +28,7 @@ import { FerryTransport, PassThroughRpcFilter, PinoNestLogger } from '../nest/fe
 import { PlatformModule } from '../nest/platform-module.js';
 import { PLATFORM_MIGRATIONS } from '../platform-migrations.js';
 import { Housekeeper } from './housekeeper.js';
+import { onParentExit } from './parent-watch.js';
 
 export const ServiceConfig = BaseConfig.extend({
   /** Port of /healthz, /readyz and /metrics. */
@@ -83,18 +85,22 @@ export async function runService<C extends ServiceConfig>(def: ServiceDefinition
   const metrics = createMetrics(def.name);
   const ns = new Namespace(config.FERRY_NAMESPACE);
   const schema = ns.schema(def.name);
+  let probePostgres = async (): Promise<unknown> => undefined;
+  const monitor = new DependencyMonitor({ logger, probes: { postgres: () => probePostgres() } });
   const database = createDatabase({
     url: config.DATABASE_URL,
     schema,
     max: config.DB_POOL_MAX,
     applicationName: `ferry-${def.name}`,
     logger,
+    monitor,
   });
+  probePostgres = () => database.pool.query('select 1');
   let nc: NatsConnection | undefined;
   const health = new HealthServer({
     port: config.HEALTH_PORT,
     host: config.HEALTH_HOST,
-    checks: [postgresCheck(database.pool), natsCheck(() => nc)],
+    checks: [postgresCheck(database.pool), natsCheck(() => nc, monitor)],
     metrics,
     logger,
   });
@@ -132,10 +138,11 @@ export async function runService<C extends ServiceConfig>(def: ServiceDefinition
   };
   process.once('SIGTERM', () => onSignal('SIGTERM'));
   process.once('SIGINT', () => onSignal('SIGINT'));
+  onParentExit(() => onSignal('launcher exited'));
 
   try {
     health.starting('connecting to nats');
-    nc = await connectNats({ servers: config.NATS_URL, name: `ferry-${def.name}`, logger });
+    nc = await connectNats({ servers: config.NATS_URL, name: `ferry-${def.name}`, logger, monitor });
     health.starting('waiting for postgres');
     await retry('postgres', logger, () => database.pool.query('select 1'));
     await assertMigrated(database.pool, schema, migrationSources(def.migrations));
@@ -145,8 +152,8 @@ export async function runService<C extends ServiceConfig>(def: ServiceDefinition
     if (stopping) return;
 
     const outbox = new Outbox(ns);
-    const rpcClient = new RpcClient({ nc, ns, logger });
-    const rpc = new RpcServer({ nc, ns, service: def.name, db: database.db, logger, metrics });
+    const rpcClient = new RpcClient({ nc, ns, logger, monitor });
+    const rpc = new RpcServer({ nc, ns, service: def.name, db: database.db, logger, metrics, monitor });
     rpc.register(healthPing(def.name), async () => ({
       service: def.name,
       postgres: await database.pool.query('select 1').then(
@@ -159,7 +166,7 @@ export async function runService<C extends ServiceConfig>(def: ServiceDefinition
       rpcs: def.rpcs,
       consumers: def.consumers,
       createConsumer: (consumer, handler) =>
-        new InboxConsumer({ def: consumer, handler, db: database.db, js, ns, logger, metrics }),
+        new InboxConsumer({ def: consumer, handler, db: database.db, js, ns, logger, metrics, monitor }),
     });
 
     @Module({})
@@ -186,7 +193,15 @@ export async function runService<C extends ServiceConfig>(def: ServiceDefinition
     app.useGlobalFilters(new PassThroughRpcFilter());
     await app.listen();
 
-    const relay = new OutboxRelay({ db: database.db, databaseUrl: config.DATABASE_URL, schema, js, logger, metrics });
+    const relay = new OutboxRelay({
+      db: database.db,
+      databaseUrl: config.DATABASE_URL,
+      schema,
+      js,
+      logger,
+      metrics,
+      monitor,
+    });
     await relay.start();
     const forwarder = new DlqForwarder({ js, jsm, ns, logger });
     await forwarder.start();
@@ -205,6 +220,7 @@ export async function runService<C extends ServiceConfig>(def: ServiceDefinition
       await relay.stop();
       await housekeeper.stop();
       await nc?.drain();
+      monitor.close();
       await database.close();
     };
     health.markRunning();

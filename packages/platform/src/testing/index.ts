@@ -4,5 +4,12 @@ export { fixturePath, type RunningChild, startChild } from './child-process.js';
 export { captureLogger, silentLogger } from './loggers.js';
 export { probeConsumer, probeEvent } from './probe.js';
 export { streamMessages } from './stream-messages.js';
-export { TestInfra, type TestInfraOptions, testDatabaseUrl, testNatsUrl, uniqueNamespace } from './test-infra.js';
+export {
+  dropNamespaceSchemas,
+  TestInfra,
+  type TestInfraOptions,
+  testDatabaseUrl,
+  testNatsUrl,
+  uniqueNamespace,
+} from './test-infra.js';
 export { waitFor } from './wait-for.js';

@@ -25,6 +25,19 @@ export function uniqueNamespace(): string {
     .slice(0, 10)}`;
 }
 
+/** Drops every schema of namespace `prefix` (`<prefix>_production`, …) from the database at `databaseUrl`. */
+export async function dropNamespaceSchemas(databaseUrl: string, prefix: string): Promise<void> {
+  const pool = new pg.Pool({ connectionString: databaseUrl, max: 1 });
+  try {
+    const { rows } = await pool.query<{ nspname: string }>(`select nspname from pg_namespace where nspname like $1`, [
+      `${prefix}\\_%`,
+    ]);
+    for (const { nspname } of rows) await pool.query(`drop schema if exists "${nspname}" cascade`);
+  } finally {
+    await pool.end();
+  }
+}
+
 export interface TestInfraOptions {
   /** Service schemas to create and migrate (platform messaging tables first). */
   services?: { name: string; migrations?: MigrationSource }[];
@@ -97,15 +110,7 @@ export class TestInfra {
 
   async cleanup(): Promise<void> {
     await Promise.allSettled(this.databases.map((d) => d.close()));
-    const pool = new pg.Pool({ connectionString: this.databaseUrl, max: 1 });
-    try {
-      const { rows } = await pool.query<{ nspname: string }>(`select nspname from pg_namespace where nspname like $1`, [
-        `${this.ns.prefix}\\_%`,
-      ]);
-      for (const { nspname } of rows) await pool.query(`drop schema if exists "${nspname}" cascade`);
-    } finally {
-      await pool.end();
-    }
+    await dropNamespaceSchemas(this.databaseUrl, this.ns.prefix);
     for await (const name of this.jsm.streams.names()) {
       if (name.startsWith(`${this.ns.prefix}_`)) await this.jsm.streams.delete(name).catch(() => undefined);
     }

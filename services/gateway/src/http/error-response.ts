@@ -20,8 +20,10 @@ export function errorToResponse(err: unknown, c: Context): Response {
       headers['Retry-After'] = String(retry_after_seconds);
       details.retry_after_seconds = retry_after_seconds;
     }
-    if (err.code === 'unavailable' || err.code === 'upstream_timeout') {
-      c.get('log')?.warn({ err }, 'downstream service problem');
+    // An outage is logged once where it is detected (the dependency monitor), not once per request.
+    if (err.code === 'unavailable') c.get('log')?.debug({ detail: err.message }, 'answered unavailable');
+    if (err.code === 'upstream_timeout' || err.code === 'storage_error') {
+      c.get('log')?.warn({ err }, 'downstream problem');
     }
     return problemResponse(
       problemBody(err.code, err.message, requestId, {

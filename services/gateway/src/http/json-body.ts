@@ -34,7 +34,15 @@ export async function readJsonBody(c: Context, limit: number): Promise<unknown> 
     }
     chunks.push(value);
   }
-  const text = Buffer.concat(chunks).toString('utf8');
+  let text: string;
+  try {
+    // Strict: invalid UTF-8 is refused, never silently stored as U+FFFD.
+    text = new TextDecoder('utf-8', { fatal: true }).decode(Buffer.concat(chunks));
+  } catch {
+    throw new DomainError('validation_failed', 'the body is not valid UTF-8', {
+      errors: [{ path: 'body', message: 'must be UTF-8 encoded JSON' }],
+    });
+  }
   if (text.trim() === '') return undefined;
   try {
     return JSON.parse(text);

@@ -3,6 +3,7 @@ import { ERROR_CODES, type ErrorCode, type Problem } from '@ferry/contracts';
 /** The one table that turns domain error codes into HTTP statuses (DESIGN §4). */
 export const STATUS_OF: Record<ErrorCode, number> = {
   validation_failed: 400,
+  bad_request: 400,
   idempotency_key_invalid: 400,
   unauthenticated: 401,
   forbidden: 403,
@@ -18,11 +19,14 @@ export const STATUS_OF: Record<ErrorCode, number> = {
   invalid_state: 409,
   quota_exceeded: 409,
   idempotency_in_flight: 409,
+  request_timeout: 408,
   payload_too_large: 413,
+  headers_too_large: 431,
   unsupported_media_type: 415,
   reference_not_found: 422,
   idempotency_key_reused: 422,
   internal: 500,
+  storage_error: 502,
   unavailable: 503,
   upstream_timeout: 504,
 };

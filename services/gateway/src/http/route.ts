@@ -1,4 +1,4 @@
-import type { Actor, Role, RpcCallContext } from '@ferry/contracts';
+import { type Actor, findUnstorable, INPUT_LIMITS, type Role, type RpcCallContext } from '@ferry/contracts';
 import { DomainError, type Logger, type RpcClient } from '@ferry/platform';
 import type { Context, Hono } from 'hono';
 import type { z } from 'zod';
@@ -78,15 +78,26 @@ export interface MountOptions {
   rpc: () => RpcClient;
   idempotency: IdempotencyStore;
   bodyLimitBytes: number;
+  /** Turns infrastructure errors into domain errors (a lost database connection → `unavailable`). */
+  classifyError?: (err: unknown) => unknown;
 }
+
+type FieldErrors = { path: string; message: string }[];
 
 function parsePart(
   location: 'path' | 'query' | 'body',
   schema: AnySchema | undefined,
   value: unknown,
-  errors: { path: string; message: string }[],
+  errors: FieldErrors,
 ): unknown {
   if (!schema) return undefined;
+  // Before the schema, and for every route alike: nothing Postgres cannot hold (NUL, unpaired
+  // surrogates) and nothing nested deep enough to threaten a recursive walk further down.
+  const unstorable = findUnstorable(value, { maxDepth: INPUT_LIMITS.bodyMaxDepth });
+  if (unstorable) {
+    errors.push({ path: [location, ...unstorable.path.map(String)].join('.'), message: unstorable.message });
+    return undefined;
+  }
   const result = schema.safeParse(value);
   if (result.success) return result.data;
   for (const issue of result.error.issues) {
@@ -119,9 +130,9 @@ async function execute(route: RouteDefinition, c: Context, options: MountOptions
       required_roles: route.roles,
     });
   }
-  const errors: { path: string; message: string }[] = [];
+  const errors: FieldErrors = [];
   const params = parsePart('path', route.params, declaredParams(c), errors);
-  const query = parsePart('query', route.query, c.req.query(), errors);
+  const query = parsePart('query', route.query, singleValuedQuery(c, errors), errors);
   const body = route.body
     ? parsePart('body', route.body, await readJsonBody(c, route.maxBodyBytes ?? options.bodyLimitBytes), errors)
     : undefined;
@@ -170,7 +181,7 @@ async function execute(route: RouteDefinition, c: Context, options: MountOptions
   try {
     response = toResponse(c, await route.handle({ params, query, body } as never, ctx(claim.commandId)));
   } catch (err) {
-    response = errorToResponse(err, c);
+    response = errorToResponse(options.classifyError?.(err) ?? err, c);
   }
   if (response.status >= 500) {
     // Not stored: the client may retry, and the retry reuses this command id downstream.
@@ -185,6 +196,24 @@ async function execute(route: RouteDefinition, c: Context, options: MountOptions
   }
   await options.idempotency.complete(claim.scopeHash, { status: response.status, headers, body: text });
   return response;
+}
+
+/**
+ * Every query parameter is single-valued (lists are comma-separated: `status=a,b`), so a repeated one
+ * (`?limit=200&limit=abc`) is refused rather than half-read.
+ */
+function singleValuedQuery(c: Context, errors: FieldErrors): Record<string, string> {
+  const query: Record<string, string> = {};
+  for (const [name, values] of Object.entries(c.req.queries())) {
+    if (values.length > 1) {
+      errors.push({
+        path: `query.${name}`,
+        message: `given ${values.length} times; give each query parameter once (lists are comma-separated)`,
+      });
+    }
+    query[name] = values[0] ?? '';
+  }
+  return query;
 }
 
 const LITERAL_PARAM = 'literal_';

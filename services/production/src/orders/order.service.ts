@@ -43,11 +43,25 @@ export class OrderService {
     return toOrder(row, await this.orders.counts(db, row.id));
   }
 
-  /** Locks an order of the organization for a change (orders come first in the lock order). */
-  async lock(trx: Transaction<ProductionDB>, actor: Actor, id: string): Promise<OrderRow> {
+  /**
+   * Locks an order of the organization for a change (orders come first in the lock order). An order
+   * named in a request body (`reference`, its field path) that the caller cannot see is
+   * `reference_not_found` (422), like every body reference; one named in the path is `not_found` (404).
+   */
+  async lock(
+    trx: Transaction<ProductionDB>,
+    actor: Actor,
+    id: string,
+    options: { reference?: string } = {},
+  ): Promise<OrderRow> {
     const row = await this.orders.find(trx, actor.org, id, { lock: 'update' });
-    if (!row) throw notFound('Order', id);
-    return row;
+    if (row) return row;
+    if (options.reference) {
+      throw new DomainError('reference_not_found', `order ${id} does not exist in this organization`, {
+        errors: [{ path: options.reference, message: 'no such order' }],
+      });
+    }
+    throw notFound('Order', id);
   }
 
   async create(actor: Actor, body: CreateOrderBody, trx: Transaction<ProductionDB>): Promise<Order> {

@@ -1,0 +1,149 @@
+import { DomainError } from '../errors/domain-error.js';
+import type { Logger } from '../logging/logger.js';
+
+/** The shared infrastructure a process can lose. */
+export type Dependency = 'postgres' | 'nats' | 'blob_store';
+
+/** Seconds a client is told to wait (Retry-After) while a dependency is down. */
+export const OUTAGE_RETRY_AFTER_SECONDS = 2;
+
+// Socket-level failures: the server is not there (or went away mid-conversation).
+const SOCKET_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ECONNABORTED',
+  'EPIPE',
+  'ETIMEDOUT',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+]);
+// SQLSTATEs of a server that is going away or not accepting connections: 08xxx (connection exception),
+// 57P01 admin_shutdown, 57P02 crash_shutdown, 57P03 cannot_connect_now.
+const PG_CONNECTION_STATES = /^(08...|57P0[123])$/;
+// node-postgres reports a lost or unobtainable connection with plain Errors, recognisable by message only.
+const PG_CONNECTION_MESSAGES =
+  /Connection terminated|connection timeout|timeout exceeded when trying to connect|Client has encountered a connection error|Connection closed|terminating connection/i;
+
+function errorChain(err: unknown): { code?: unknown; message?: unknown }[] {
+  const chain: { code?: unknown; message?: unknown }[] = [];
+  let current: unknown = err;
+  for (let i = 0; i < 5 && current && typeof current === 'object'; i++) {
+    chain.push(current as { code?: unknown; message?: unknown });
+    // AggregateError (a failed connect to several addresses) carries the socket errors in `errors`.
+    const nested = (current as { errors?: unknown[] }).errors;
+    if (Array.isArray(nested) && nested.length > 0) chain.push(...(nested as { code?: unknown }[]));
+    current = (current as { cause?: unknown }).cause;
+  }
+  return chain;
+}
+
+/**
+ * True when `err` means "Postgres is unreachable or going away" rather than "this statement failed":
+ * a connection error is an outage (503, retried), never a bug (500) or a domain outcome.
+ */
+export function isPostgresConnectionError(err: unknown): boolean {
+  return errorChain(err).some(
+    (e) =>
+      (typeof e.code === 'string' && (SOCKET_CODES.has(e.code) || PG_CONNECTION_STATES.test(e.code))) ||
+      (typeof e.message === 'string' && PG_CONNECTION_MESSAGES.test(e.message)),
+  );
+}
+
+export interface DependencyMonitorOptions {
+  logger: Logger;
+  /**
+   * How to tell a dependency is back, per dependency; probed every `probeIntervalMs` while it is
+   * down. A dependency without a probe (NATS: its client reports reconnects) is marked up with `up()`.
+   */
+  probes?: Partial<Record<Dependency, () => Promise<unknown>>>;
+  /** Between probes while a dependency is down. Default 1000 ms. */
+  probeIntervalMs?: number;
+}
+
+/**
+ * Knows which shared dependencies are down, so a process can answer an outage fast and truthfully (503
+ * with Retry-After, not a 10 s timeout or a 500) and log it once: one warning when a dependency goes
+ * away, one line when it returns — not a stack trace per request.
+ */
+export class DependencyMonitor {
+  private readonly downSince = new Map<Dependency, number>();
+  private readonly timers = new Map<Dependency, NodeJS.Timeout>();
+  private closed = false;
+
+  constructor(private readonly options: DependencyMonitorOptions) {}
+
+  isDown(dep: Dependency): boolean {
+    return this.downSince.has(dep);
+  }
+
+  /** Marks `dep` down (a warning the first time) and starts probing for its return. */
+  down(dep: Dependency, reason: unknown): void {
+    if (this.closed || this.downSince.has(dep)) return;
+    this.downSince.set(dep, Date.now());
+    const message = reason instanceof Error ? reason.message : String(reason);
+    this.options.logger.warn(
+      { dependency: dep, reason: message },
+      `${dep} is unavailable; answering 503 and retrying until it returns`,
+    );
+    this.scheduleProbe(dep);
+  }
+
+  /** Marks `dep` up again (one line, with how long it was down). */
+  up(dep: Dependency): void {
+    const since = this.downSince.get(dep);
+    if (since === undefined) return;
+    this.downSince.delete(dep);
+    clearTimeout(this.timers.get(dep));
+    this.timers.delete(dep);
+    this.options.logger.warn({ dependency: dep, down_ms: Date.now() - since }, `${dep} is available again`);
+  }
+
+  /**
+   * Classifies an error from a database call: a Postgres connection error marks Postgres down and
+   * comes back as a DomainError `unavailable` (with `retry_after_seconds`) for the caller to throw;
+   * anything else comes back unchanged.
+   */
+  classify(err: unknown): unknown {
+    if (err instanceof DomainError || !isPostgresConnectionError(err)) return err;
+    this.down('postgres', err);
+    return unavailable('postgres', err);
+  }
+
+  /** Throws `unavailable` at once when `dep` is known to be down (fail fast instead of waiting out a timeout). */
+  assertUp(dep: Dependency): void {
+    if (this.isDown(dep)) throw unavailable(dep);
+  }
+
+  close(): void {
+    this.closed = true;
+    for (const timer of this.timers.values()) clearTimeout(timer);
+    this.timers.clear();
+  }
+
+  private scheduleProbe(dep: Dependency): void {
+    const probe = this.options.probes?.[dep];
+    if (!probe || this.closed) return;
+    const timer = setTimeout(() => {
+      probe().then(
+        () => this.up(dep),
+        () => {
+          if (this.downSince.has(dep)) this.scheduleProbe(dep);
+        },
+      );
+    }, this.options.probeIntervalMs ?? 1_000);
+    timer.unref();
+    this.timers.set(dep, timer);
+  }
+}
+
+/** The `unavailable` domain error for a dependency that is down (503 with Retry-After at the gateway). */
+export function unavailable(dep: Dependency, cause?: unknown): DomainError {
+  return new DomainError(
+    'unavailable',
+    `${dep === 'blob_store' ? 'the object store' : dep} is unavailable; retry later`,
+    { dependency: dep, retry_after_seconds: OUTAGE_RETRY_AFTER_SECONDS },
+    cause === undefined ? undefined : { cause },
+  );
+}

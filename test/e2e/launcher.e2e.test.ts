@@ -1,0 +1,194 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import net from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { dropNamespaceSchemas, testDatabaseUrl, uniqueNamespace, waitFor } from '@ferry/platform/testing';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
+
+const ROOT = path.resolve(import.meta.dirname, '../..');
+
+/** Running, not merely a zombie waiting for a reaper (in a container, PID 1 may never reap). */
+function running(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
+  } catch {
+    return false;
+  }
+}
+
+/** Every live process whose command line mentions `needle` (to find the nats-server behind its supervisor). */
+function pidsMentioning(needle: string): number[] {
+  const pids: number[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const cmdline = readFileSync(`/proc/${entry}/cmdline`, 'utf8');
+      if (cmdline.includes(needle) && running(Number(entry))) pids.push(Number(entry));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return pids;
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.once('error', reject);
+    server.listen({ port: 0, host: '127.0.0.1' }, () => {
+      const { port } = server.address() as net.AddressInfo;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+function portAnswers(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = net.connect({ port, host: '127.0.0.1' });
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once('error', () => resolve(false));
+  });
+}
+
+interface Launch {
+  child: ChildProcess;
+  output: () => string;
+  dataDir: string;
+  ports: Record<'gateway' | 'gatewayHealth' | 'production' | 'transfer' | 'qa' | 'nats', number>;
+  namespace: string;
+  runState(): { pid: number; processes: Record<string, { pid: number; match: string }> };
+}
+
+const launches: Launch[] = [];
+
+/**
+ * `npm start` as a user runs it (scripts/start.mjs), on its own data directory, namespace and ports,
+ * with NATS pointed at a free port so that it starts a nats-server of its own: the server it must not
+ * leave behind.
+ */
+async function launch(): Promise<Launch> {
+  const dataDir = await mkdtemp(path.join(tmpdir(), 'ferry-launcher-'));
+  const ports = {
+    gateway: await freePort(),
+    gatewayHealth: await freePort(),
+    production: await freePort(),
+    transfer: await freePort(),
+    qa: await freePort(),
+    nats: await freePort(),
+  };
+  const namespace = uniqueNamespace();
+  const child = spawn(process.execPath, [path.join(ROOT, 'scripts/start.mjs')], {
+    cwd: ROOT,
+    env: {
+      ...process.env,
+      NO_COLOR: '1',
+      FERRY_DATA_DIR: dataDir,
+      FERRY_NAMESPACE: namespace,
+      DATABASE_URL: testDatabaseUrl(),
+      NATS_URL: `nats://127.0.0.1:${ports.nats}`,
+      GATEWAY_PORT: String(ports.gateway),
+      GATEWAY_HEALTH_PORT: String(ports.gatewayHealth),
+      PRODUCTION_HEALTH_PORT: String(ports.production),
+      TRANSFER_HEALTH_PORT: String(ports.transfer),
+      QA_HEALTH_PORT: String(ports.qa),
+    },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  child.stdout!.on('data', (d: Buffer) => {
+    out += d.toString();
+  });
+  child.stderr!.on('data', (d: Buffer) => {
+    out += d.toString();
+  });
+  const l: Launch = {
+    child,
+    output: () => out,
+    dataDir,
+    ports,
+    namespace,
+    runState: () => JSON.parse(readFileSync(path.join(dataDir, 'run.json'), 'utf8')),
+  };
+  launches.push(l);
+  await waitFor(() => out.includes('Ferry is up.') || child.exitCode !== null, {
+    timeoutMs: 90_000,
+    what: 'npm start to bring the system up',
+  });
+  if (!out.includes('Ferry is up.')) throw new Error(`npm start failed:\n${out}`);
+  return l;
+}
+
+async function readyz(port: number): Promise<number> {
+  try {
+    return (await fetch(`http://127.0.0.1:${port}/readyz`, { signal: AbortSignal.timeout(2_000) })).status;
+  } catch {
+    return 0;
+  }
+}
+
+describe('the launcher (npm start) supervises what it starts', () => {
+  afterEach(async () => {
+    // Whatever a failed test left: the launcher stops everything on SIGTERM.
+    for (const l of launches) {
+      if (l.child.exitCode === null && l.child.signalCode === null) {
+        l.child.kill('SIGTERM');
+        await new Promise((r) => l.child.once('exit', r));
+      }
+    }
+  });
+  afterAll(async () => {
+    for (const l of launches.splice(0)) {
+      for (const pid of pidsMentioning(l.dataDir)) process.kill(pid, 'SIGKILL');
+      await dropNamespaceSchemas(testDatabaseUrl(), l.namespace);
+      await rm(l.dataDir, { recursive: true, force: true });
+    }
+  });
+
+  it('restarts a service killed under it, which is ready again without anyone acting', async () => {
+    const l = await launch();
+    const before = l.runState().processes.production!.pid;
+    process.kill(before, 'SIGKILL');
+    await waitFor(() => !running(before), { what: 'the killed service to be gone' });
+    const after = await waitFor(
+      () => {
+        const pid = l.runState().processes.production?.pid;
+        return pid !== undefined && pid !== before && running(pid) && pid;
+      },
+      { timeoutMs: 20_000, what: 'a new production process' },
+    );
+    await waitFor(async () => (await readyz(l.ports.production)) === 200, {
+      timeoutMs: 30_000,
+      what: 'the restarted production to be ready',
+    });
+    // The system as a whole is ready again: the gateway sees production answer.
+    await waitFor(async () => (await readyz(l.ports.gateway)) === 200, { timeoutMs: 15_000, what: 'gateway ready' });
+    expect(after).not.toBe(before);
+    expect(l.output()).toMatch(/production\] exited unexpectedly \(SIGKILL\)/);
+    expect(l.output()).toMatch(/restarting production in 1 s/);
+    expect(l.child.exitCode).toBeNull();
+  });
+
+  it('leaves no service or server behind when it is killed with SIGKILL', async () => {
+    const l = await launch();
+    const state = l.runState();
+    const pids = Object.values(state.processes).map((p) => p.pid);
+    // The nats-server itself runs under a supervisor (the recorded pid); find the server too.
+    const natsServers = pidsMentioning(path.join(l.dataDir, 'nats')).filter((p) => !pids.includes(p));
+    expect(natsServers.length).toBeGreaterThan(0);
+    expect(await portAnswers(l.ports.nats)).toBe(true);
+    for (const pid of [...pids, ...natsServers]) expect(running(pid)).toBe(true);
+
+    process.kill(state.pid, 'SIGKILL');
+    await waitFor(() => [...pids, ...natsServers].every((pid) => !running(pid)), {
+      timeoutMs: 10_000,
+      what: `every process npm start started to stop (${[...pids, ...natsServers].filter(running).join(', ')} still running)`,
+    });
+    for (const port of Object.values(l.ports)) expect(await portAnswers(port)).toBe(false);
+  });
+});
