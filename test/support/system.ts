@@ -3,7 +3,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import type { Role } from '@ferry/contracts';
 import { mintAccessToken } from '@ferry/gateway';
-import { TestInfra } from '@ferry/platform/testing';
+import { TestInfra, type TestInfraOptions } from '@ferry/platform/testing';
 import { afterAll, beforeAll } from 'vitest';
 
 const run = promisify(execFile);
@@ -36,8 +36,8 @@ export class System {
 
   private constructor(readonly infra: TestInfra) {}
 
-  static async create(): Promise<System> {
-    const infra = await TestInfra.create({ provision: false });
+  static async create(options: Pick<TestInfraOptions, 'databaseUrl' | 'natsUrl'> = {}): Promise<System> {
+    const infra = await TestInfra.create({ ...options, provision: false });
     const system = new System(infra);
     await run(process.execPath, [path.join(ROOT, 'packages/cli/dist/main.js'), 'setup'], {
       env: { ...process.env, ...infra.env() },

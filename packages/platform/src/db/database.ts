@@ -37,11 +37,16 @@ export function createPool(options: DatabaseOptions): pg.Pool {
     connectionTimeoutMillis: 5_000,
     idleTimeoutMillis: 30_000,
   });
-  // An idle client losing its connection emits here; without a listener the process would crash.
-  pool.on('error', (err) => {
+  const onClientError = (err: Error) => {
     if (options.monitor && isPostgresConnectionError(err)) options.monitor.down('postgres', err);
-    else options.logger.warn({ err }, 'postgres idle client error');
-  });
+    else options.logger.warn({ err }, 'postgres client error');
+  };
+  // An idle client losing its connection emits on the pool; without a listener the process would crash.
+  pool.on('error', onClientError);
+  // A client checked out of the pool (a transaction waiting on NATS, say) has no pool listener: when
+  // Postgres goes away it would emit an unhandled 'error' and take the process down. Its next query
+  // fails instead ("not queryable"), which callers see as an outage.
+  pool.on('connect', (client) => client.on('error', onClientError));
   return pool;
 }
 

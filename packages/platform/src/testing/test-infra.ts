@@ -43,6 +43,9 @@ export interface TestInfraOptions {
   services?: { name: string; migrations?: MigrationSource }[];
   /** Create every stream and consumer of the namespace. Default true. */
   provision?: boolean;
+  /** Servers other than the shared ones (a test that stops its own servers). Default testDatabaseUrl()/testNatsUrl(). */
+  databaseUrl?: string;
+  natsUrl?: string;
 }
 
 /** Real Postgres and NATS for one test file, under a namespace of its own; `cleanup()` removes it all. */
@@ -61,10 +64,18 @@ export class TestInfra {
 
   static async create(options: TestInfraOptions = {}): Promise<TestInfra> {
     const ns = new Namespace(uniqueNamespace());
-    const natsUrl = testNatsUrl();
-    const nc = await connect({ servers: natsUrl, name: `test-${ns.prefix}` });
+    const natsUrl = options.natsUrl ?? testNatsUrl();
+    const nc = await connect({ servers: natsUrl, name: `test-${ns.prefix}`, maxReconnectAttempts: -1 });
     const jsm = await jetstreamManager(nc);
-    const infra = new TestInfra(ns, nc, jetstream(nc), jsm, testDatabaseUrl(), natsUrl, silentLogger());
+    const infra = new TestInfra(
+      ns,
+      nc,
+      jetstream(nc),
+      jsm,
+      options.databaseUrl ?? testDatabaseUrl(),
+      natsUrl,
+      silentLogger(),
+    );
     if (options.provision ?? true) await provisionTopology(jsm, ns);
     for (const s of options.services ?? []) await infra.migrate(s.name, s.migrations);
     return infra;
