@@ -16,6 +16,7 @@ import { describeProblem, problemBody, problemResponse } from './http/problem.js
 import { API_BASE, mountRoutes, toHonoPath } from './http/route.js';
 import type { IdempotencyStore } from './idempotency/idempotency.store.js';
 import { requestContext } from './middleware/request-id.js';
+import { strictUrl } from './middleware/strict-url.js';
 import { mountDocs } from './openapi/docs-page.js';
 import { buildOpenApiDocument } from './openapi/openapi-document.js';
 import { apiRoutes } from './routes/index.js';
@@ -43,6 +44,7 @@ export function createGateway(deps: GatewayDeps): Hono {
   const methods = new MethodTable();
   const classifyError = (err: unknown) => deps.monitor?.classify(err) ?? err;
   app.use('*', requestContext({ logger: deps.logger, metrics: deps.metrics }));
+  app.use('*', strictUrl());
 
   // Public: health, the API description, and the problem type pages it links to. Metrics are served
   // on the ops port (HEALTH_PORT), never anonymously here.

@@ -15,6 +15,9 @@ export function errorToResponse(err: unknown, c: Context): Response {
       unknown
     >;
     const headers: Record<string, string> = {};
+    // The rest of an oversized body is never read: the connection cannot be reused, so say so, or a
+    // keep-alive client sends its next request on a socket we are about to close.
+    if (err.code === 'payload_too_large') headers.Connection = 'close';
     if (typeof www_authenticate === 'string') headers['WWW-Authenticate'] = www_authenticate;
     if (typeof retry_after_seconds === 'number') {
       headers['Retry-After'] = String(retry_after_seconds);

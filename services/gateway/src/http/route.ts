@@ -132,7 +132,11 @@ async function execute(route: RouteDefinition, c: Context, options: MountOptions
   }
   const errors: FieldErrors = [];
   const params = parsePart('path', route.params, declaredParams(c), errors);
-  const query = parsePart('query', route.query, singleValuedQuery(c, errors), errors);
+  const rawQuery = singleValuedQuery(c, errors);
+  if (!route.query) {
+    for (const name of Object.keys(rawQuery)) errors.push({ path: `query.${name}`, message: 'unknown parameter' });
+  }
+  const query = parsePart('query', route.query, rawQuery, errors);
   const body = route.body
     ? parsePart('body', route.body, await readJsonBody(c, route.maxBodyBytes ?? options.bodyLimitBytes), errors)
     : undefined;

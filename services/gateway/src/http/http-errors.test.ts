@@ -1,0 +1,123 @@
+import { createMetrics, DependencyMonitor, evaluateReadiness } from '@ferry/platform';
+import { silentLogger, TestInfra } from '@ferry/platform/testing';
+import type { Hono } from 'hono';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { mintAccessToken } from '../auth/access-token.js';
+import { jwtStrategy } from '../auth/authenticate.js';
+import type { GatewayDB } from '../database.js';
+import { createGateway } from '../gateway.js';
+import { IdempotencyStore } from '../idempotency/idempotency.store.js';
+import { GATEWAY_MIGRATIONS } from '../manifest.js';
+
+const SECRET = 'http-errors-test-secret-of-at-least-32-chars';
+const ORG = '01900000-0000-7000-8000-0000000000bb';
+
+/** Errors produced before any service is asked, through the gateway app (no NATS behind it). */
+describe('gateway errors before any route runs', () => {
+  let infra: TestInfra;
+  let app: Hono;
+  let token: string;
+  const monitor = new DependencyMonitor({ logger: silentLogger() });
+
+  beforeAll(async () => {
+    infra = await TestInfra.create({
+      services: [{ name: 'gateway', migrations: GATEWAY_MIGRATIONS }],
+      provision: false,
+    });
+    app = createGateway({
+      logger: silentLogger(),
+      metrics: createMetrics('http-errors-test'),
+      rpc: () => undefined,
+      idempotency: new IdempotencyStore(infra.database<GatewayDB>('gateway').db),
+      strategies: [jwtStrategy(SECRET)],
+      readiness: () => evaluateReadiness([], { phase: 'running' }),
+      bodyLimitBytes: 64 * 1024,
+      version: 'test',
+      monitor,
+    });
+    token = await mintAccessToken({ secret: SECRET, org: ORG, role: 'admin', sub: 't' });
+  });
+  afterAll(() => infra.cleanup());
+
+  const call = (method: string, path: string, init: RequestInit = {}) =>
+    app.request(path, { method, ...init, headers: { authorization: `Bearer ${token}`, ...init.headers } });
+
+  it('answers a wrong method with 405, an Allow header listing the route’s methods, and a problem body', async () => {
+    const res = await call('PUT', '/api/v1/orders');
+    expect(res.status).toBe(405);
+    expect(res.headers.get('allow')).toBe('GET, HEAD, POST');
+    expect(res.headers.get('content-type')).toBe('application/problem+json');
+    expect(await res.json()).toMatchObject({
+      code: 'method_not_allowed',
+      details: { allowed_methods: ['GET', 'HEAD', 'POST'] },
+    });
+    expect((await call('POST', '/api/v1/orders/01900000-0000-7000-8000-000000000001/tasks:bulk')).status).not.toBe(405);
+    expect(
+      (await call('GET', '/api/v1/orders/01900000-0000-7000-8000-000000000001/tasks:bulk')).headers.get('allow'),
+    ).toBe('POST');
+  });
+
+  it('answers an unknown route with 404 route_not_found, and an unknown problem code too', async () => {
+    expect(await (await call('GET', '/api/v1/nothing')).json()).toMatchObject({ code: 'route_not_found', status: 404 });
+    expect((await app.request('/api/v1/problems/not_a_code')).status).toBe(404);
+  });
+
+  it('refuses a repeated query parameter, naming it, rather than reading only the first', async () => {
+    const res = await call('GET', '/api/v1/orders?limit=200&limit=abc');
+    expect(res.status).toBe(400);
+    expect(((await res.json()) as { errors: unknown[] }).errors).toContainEqual({
+      path: 'query.limit',
+      message: 'given 2 times; give each query parameter once (lists are comma-separated)',
+    });
+  });
+
+  it('refuses a query parameter on a route that takes none, and undecodable percent-encoding', async () => {
+    const unknown = await call('POST', '/api/v1/scenes?debug=1', {
+      headers: { 'content-type': 'application/json' },
+      body: '{"name":"x"}',
+    });
+    expect(await unknown.json()).toMatchObject({ errors: [{ path: 'query.debug', message: 'unknown parameter' }] });
+    const bad = await call('GET', '/api/v1/orders?q=%ED%A0%80');
+    expect(bad.status).toBe(400);
+    expect(((await bad.json()) as { errors: unknown[] }).errors).toEqual([
+      { path: 'query.q', message: 'is not valid percent-encoded UTF-8' },
+    ]);
+  });
+
+  it('refuses a body that is not UTF-8 instead of storing replacement characters', async () => {
+    const res = await call('POST', '/api/v1/scenes', {
+      headers: { 'content-type': 'application/json' },
+      body: Buffer.concat([Buffer.from('{"name":"a'), Buffer.from([0xc3, 0x28]), Buffer.from('"}')]),
+    });
+    expect(res.status).toBe(400);
+    expect(await res.json()).toMatchObject({ errors: [{ path: 'body', message: 'must be UTF-8 encoded JSON' }] });
+  });
+
+  it('names the field holding text Postgres cannot store, in the body and in the query', async () => {
+    const res = await call('POST', '/api/v1/scenes', {
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ name: 'ok', description: 'nul\u0000here' }),
+    });
+    expect(await res.json()).toMatchObject({
+      status: 400,
+      errors: [{ path: 'body.description', message: 'must not contain NUL characters' }],
+    });
+    const q = await call('GET', '/api/v1/orders?q=a%00b');
+    expect(await q.json()).toMatchObject({ status: 400, errors: [{ path: 'query.q' }] });
+  });
+
+  it('answers 503 unavailable with Retry-After at once while NATS is known to be down', async () => {
+    monitor.down('nats', new Error('test outage'));
+    try {
+      const res = await call('GET', '/api/v1/orders');
+      expect(res.status).toBe(503);
+      expect(res.headers.get('retry-after')).toBe('2');
+    } finally {
+      monitor.up('nats');
+    }
+  });
+
+  it('does not serve /metrics on the API port', async () => {
+    expect((await app.request('/metrics')).status).toBe(404);
+  });
+});

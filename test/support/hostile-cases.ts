@@ -1,0 +1,457 @@
+import { randomUUID } from 'node:crypto';
+
+/**
+ * Generates bad requests for every operation of an OpenAPI 3.1 document: each case is a request that
+ * must be refused with a 4xx problem+json (never reach a service, never change anything). The
+ * document is the only input, so operations added later are covered without editing this file.
+ */
+
+type Schema = Record<string, any>;
+
+export interface Operation {
+  method: string;
+  /** OpenAPI path with `{name}` placeholders, e.g. `/api/v1/orders/{id}`. */
+  path: string;
+  pathParams: string[];
+  queryParams: { name: string; schema: Schema }[];
+  body?: Schema;
+  idempotent: boolean;
+  /** Roles that may call it, when the document says (`x-roles`); otherwise unknown. */
+  security: boolean;
+}
+
+export interface HostileCase {
+  operation: string;
+  name: string;
+  method: string;
+  /** Path and query, already encoded as they go on the wire. */
+  url: string;
+  headers: Record<string, string>;
+  body?: string | Uint8Array;
+  /** A specific status the case must get; otherwise any 4xx. */
+  expectStatus?: number;
+  /** Sent with a raw socket (framing errors fetch refuses to produce). */
+  raw?: string;
+}
+
+export function operationsOf(doc: Schema): Operation[] {
+  const ops: Operation[] = [];
+  for (const [path, item] of Object.entries<Schema>(doc.paths)) {
+    for (const [method, op] of Object.entries<Schema>(item)) {
+      if (!['get', 'post', 'put', 'patch', 'delete'].includes(method)) continue;
+      const params: Schema[] = (op.parameters ?? []).map((p: Schema) => resolve(doc, p));
+      const bodyRef = op.requestBody?.content?.['application/json']?.schema;
+      ops.push({
+        method: method.toUpperCase(),
+        path,
+        pathParams: params.filter((p) => p.in === 'path').map((p) => p.name),
+        queryParams: params.filter((p) => p.in === 'query').map((p) => ({ name: p.name, schema: p.schema })),
+        body: bodyRef ? resolve(doc, bodyRef) : undefined,
+        idempotent: params.some((p) => p.in === 'header' && /idempotency-key/i.test(p.name)),
+        security: op.security === undefined || op.security.length > 0,
+      });
+    }
+  }
+  return ops;
+}
+
+function resolve(doc: Schema, schema: Schema): Schema {
+  let s = schema;
+  for (let i = 0; i < 10 && s?.$ref; i++) {
+    const parts = String(s.$ref).replace(/^#\//, '').split('/');
+    s = parts.reduce((node: Schema, key) => node?.[key], doc);
+  }
+  return s;
+}
+
+/** A value the schema accepts, as small as possible (strings, numbers, arrays at their minimum). */
+export function minimalValue(doc: Schema, raw: Schema, depth = 0): unknown {
+  const schema = resolve(doc, raw);
+  if (!schema || depth > 8) return null;
+  if (schema.default !== undefined) return schema.default;
+  if (schema.enum) return schema.enum[0];
+  if (schema.const !== undefined) return schema.const;
+  for (const key of ['anyOf', 'oneOf', 'allOf'] as const) {
+    if (Array.isArray(schema[key])) return minimalValue(doc, schema[key][0], depth + 1);
+  }
+  switch (schema.type) {
+    case 'string':
+      if (schema.format === 'uuid') return randomUUID();
+      if (schema.format === 'date-time') return new Date().toISOString();
+      if (schema.pattern && /\[0-9a-f\]\{64\}/i.test(schema.pattern)) return 'a'.repeat(64);
+      return 'x'.repeat(Math.max(1, schema.minLength ?? 1));
+    case 'integer':
+    case 'number':
+      return schema.minimum ?? (schema.exclusiveMinimum !== undefined ? schema.exclusiveMinimum + 1 : 1);
+    case 'boolean':
+      return false;
+    case 'array':
+      return Array.from({ length: schema.minItems ?? 0 }, () => minimalValue(doc, schema.items ?? {}, depth + 1));
+    case 'object': {
+      const out: Record<string, unknown> = {};
+      for (const name of schema.required ?? [])
+        out[name] = minimalValue(doc, schema.properties?.[name] ?? {}, depth + 1);
+      return out;
+    }
+    default:
+      return null;
+  }
+}
+
+/** True when `pattern` (a JSON-schema pattern) is given and refuses `value`. */
+function rejects(pattern: string | undefined, value: string): boolean {
+  if (!pattern) return false;
+  try {
+    return !new RegExp(pattern, 'u').test(value);
+  } catch {
+    return false;
+  }
+}
+
+const HOSTILE_PATH_VALUES: Record<string, string> = {
+  traversal: '..%2F..%2Fetc%2Fpasswd',
+  'encoded traversal': '%2e%2e%2f%2e%2e%2fetc',
+  'sql metacharacters': "1'%20OR%20'1'%3D'1",
+  'sql comment': '1%3B%20DROP%20TABLE%20orders%3B--',
+  nul: 'abc%00def',
+  'malformed percent-encoding': '%E0%A4%A',
+  'lone surrogate (CESU-8)': '%ED%A0%80',
+  'invalid UTF-8': '%FF%FE',
+  huge: 'a'.repeat(4000),
+  emoji: '%F0%9F%98%80',
+  'negative number': '-1',
+  'almost a uuid': '01900000-0000-7000-8000-00000000000g',
+  'uuid with braces': '%7B01900000-0000-7000-8000-000000000000%7D',
+  'null literal': 'null',
+};
+
+/** Values that are wrong for a query parameter of this schema (each must be refused). */
+function badQueryValues(schema: Schema): Record<string, string> {
+  const out: Record<string, string> = {
+    'NUL character': 'a%00b',
+    'lone surrogate': '%ED%A0%80',
+    'invalid UTF-8': '%C3%28',
+    huge: 'z'.repeat(5000),
+  };
+  if (schema.type === 'integer' || schema.type === 'number') {
+    Object.assign(out, {
+      'not a number': 'abc',
+      negative: '-1',
+      'below minimum': String((schema.minimum ?? 1) - 1),
+      'above maximum': String((schema.maximum ?? 1e9) + 1),
+      fraction: '1.5',
+      overflow: '1e400',
+      NaN: 'NaN',
+      empty: '',
+    });
+  } else {
+    for (const [name, value] of Object.entries({
+      'sql metacharacters': "'%20OR%201%3D1--",
+      traversal: '..%2F..%2Fetc%2Fpasswd',
+      'wrong shape': 'not%20valid%3F',
+    })) {
+      if (schema.format === 'uuid' || rejects(schema.pattern, decodeURIComponent(value))) out[name] = value;
+    }
+  }
+  if (schema.format === 'date-time') {
+    Object.assign(out, {
+      'year zero': '0000-01-01T00:00:00Z',
+      'past 9999 after rounding': '9999-12-31T23:59:59.9999999Z',
+      'five-digit year': '%2B010000-01-01T00:00:00Z',
+      'no offset': '2024-01-01T00:00:00',
+      'impossible date': '2024-13-45T00:00:00Z',
+    });
+  }
+  return out;
+}
+
+/** Forged or tampered cursors. */
+const FORGED_CURSORS: Record<string, string> = {
+  'not base64': '!!!!',
+  'base64 of garbage': 'AAAAAAAA',
+  'base64 json with a bad id': Buffer.from('{"id":"1\' OR 1=1"}').toString('base64url'),
+  'base64 json array': Buffer.from('[1,2,3]').toString('base64url'),
+  'base64 deep json': Buffer.from('['.repeat(300) + ']'.repeat(300)).toString('base64url'),
+  'over the length limit': 'A'.repeat(600),
+};
+
+function nest(levels: number): unknown {
+  let v: unknown = 1;
+  for (let i = 0; i < levels; i++) v = { a: v };
+  return v;
+}
+
+/** Values that make a field of this schema invalid, as JSON values (never one it accepts). */
+function badFieldValues(raw: Schema): Record<string, unknown> {
+  const variants: Schema[] = raw.anyOf ?? raw.oneOf ?? [raw];
+  const nullable = variants.some((v) => v.type === 'null');
+  const schema = variants.find((v) => v.type !== 'null') ?? raw;
+  const out: Record<string, unknown> = nullable ? {} : { null: null };
+  const type = schema.type;
+  if (type === 'string') {
+    Object.assign(out, {
+      'a number': 12345,
+      'a boolean': true,
+      'an object': { nested: true },
+      'an array': ['a'],
+      'a huge string': 'x'.repeat(100_000),
+      'a NUL character': 'ab\u0000cd',
+      'a lone surrogate': 'ab\ud800cd',
+      'a lone low surrogate': '\udc00',
+    });
+    const sqlish = "'; DROP TABLE orders; --";
+    if (schema.format === 'uuid' || rejects(schema.pattern, sqlish)) out['sql metacharacters'] = sqlish;
+    if (schema.pattern?.includes('Cc')) out['a control character'] = 'bell\u0007';
+    if (schema.format === 'date-time') {
+      Object.assign(out, {
+        'year zero': '0000-01-01T00:00:00Z',
+        'sub-microsecond year 9999': '9999-12-31T23:59:59.9999999Z',
+        'five-digit year': '+010000-01-01T00:00:00Z',
+        'not a date': 'yesterday',
+      });
+    }
+    if (schema.enum) out['not in the enum'] = 'definitely-not-a-member';
+  } else if (type === 'integer' || type === 'number') {
+    Object.assign(out, {
+      'a string': '12',
+      'an object': { n: 1 },
+      'a huge number': 1e308,
+      'a huge negative number': -1e308,
+    });
+    if (type === 'integer') out['a fraction'] = 1.5;
+    if (schema.minimum !== undefined) out['below minimum'] = schema.minimum - 1;
+    if (schema.maximum !== undefined) out['above maximum'] = schema.maximum + 1;
+  } else if (type === 'boolean') {
+    Object.assign(out, { 'a string': 'true', 'a number': 1 });
+  } else if (type === 'array') {
+    Object.assign(out, { 'a string': 'a,b', 'an object': { a: 1 }, 'an array of nulls': [null, null] });
+    if (schema.maxItems !== undefined) out['too many items'] = Array.from({ length: schema.maxItems + 1 }, () => ({}));
+  } else if (type === 'object') {
+    Object.assign(out, {
+      'a string': 'x',
+      'an array': [1],
+      'nested 20 levels (over the JSON depth limit)': nest(20),
+      'nested 100 levels': nest(100),
+      'over 16 KiB': { blob: 'x'.repeat(20_000) },
+      'a key with NUL': { 'k\u0000': 1 },
+      'a value with a lone surrogate': { k: '\ud83d' },
+    });
+  }
+  return out;
+}
+
+function urlFor(op: Operation, pathValues: Record<string, string>, query = ''): string {
+  let path = op.path;
+  for (const name of op.pathParams) path = path.replace(`{${name}}`, pathValues[name] ?? randomUUID());
+  return `${path}${query}`;
+}
+
+/**
+ * Every hostile case for `op`. `idFor(op)` gives path parameter values that exist (so a request that
+ * slipped through would change something real); `auth` are the Authorization headers to use.
+ */
+export function hostileCases(
+  doc: Schema,
+  op: Operation,
+  options: {
+    idFor: (op: Operation, param: string) => string;
+    auth: { valid: string; expired: string; forged: string; viewer: string };
+  },
+): HostileCase[] {
+  const label = `${op.method} ${op.path}`;
+  const cases: HostileCase[] = [];
+  const ids = Object.fromEntries(op.pathParams.map((p) => [p, options.idFor(op, p)]));
+  const baseUrl = urlFor(op, ids);
+  const baseBody = op.body ? (minimalValue(doc, op.body) as Record<string, unknown>) : undefined;
+  const json = { 'content-type': 'application/json' };
+  const auth = { authorization: options.auth.valid };
+  const add = (c: Omit<HostileCase, 'operation' | 'method'> & { method?: string }) =>
+    cases.push({ operation: label, method: op.method, ...c });
+  const withBody = (body: unknown) => (op.body ? JSON.stringify(body) : undefined);
+
+  // Authentication: every case here must be 401 (or 403), whatever else the request says.
+  if (op.security) {
+    for (const [name, value] of Object.entries({
+      'no Authorization header': undefined,
+      'Basic credentials': 'Basic dXNlcjpwYXNz',
+      'an empty bearer': 'Bearer ',
+      'a malformed bearer': 'Bearer not.a.jwt',
+      'an expired token': options.auth.expired,
+      'a token signed with another secret': options.auth.forged,
+      'alg none': `Bearer ${Buffer.from('{"alg":"none","typ":"JWT"}').toString('base64url')}.${Buffer.from(
+        JSON.stringify({ sub: 'x', org: randomUUID(), role: 'admin', exp: 4e9, iss: 'ferry', aud: 'ferry-api' }),
+      ).toString('base64url')}.`,
+      'a bearer with control characters': 'Bearer abc\tdef',
+      'an unknown token type': 'Bearer fxx_0123456789abcdef',
+    })) {
+      add({
+        name: `auth: ${name}`,
+        url: baseUrl,
+        headers: { ...(value ? { authorization: value } : {}), ...(op.body ? json : {}) },
+        body: withBody(baseBody),
+        expectStatus: 401,
+      });
+    }
+    if (op.method !== 'GET') {
+      add({
+        name: 'auth: a viewer writing',
+        url: baseUrl,
+        headers: { authorization: options.auth.viewer, ...(op.body ? json : {}) },
+        body: withBody(baseBody),
+        expectStatus: 403,
+      });
+    }
+  }
+
+  // Path parameters.
+  for (const param of op.pathParams) {
+    for (const [name, value] of Object.entries(HOSTILE_PATH_VALUES)) {
+      add({
+        name: `path ${param}: ${name}`,
+        url: urlFor(op, { ...ids, [param]: value }),
+        headers: { ...auth, ...(op.body ? json : {}) },
+        body: withBody(baseBody),
+      });
+    }
+  }
+
+  // Query parameters (a body-less request with otherwise valid values).
+  for (const { name, schema } of op.queryParams) {
+    const values = name === 'cursor' ? { ...badQueryValues(schema), ...FORGED_CURSORS } : badQueryValues(schema);
+    for (const [what, value] of Object.entries(values)) {
+      add({
+        name: `query ${name}: ${what}`,
+        url: `${baseUrl}?${name}=${value}`,
+        headers: auth,
+        body: withBody(baseBody),
+      });
+    }
+    const good = name === 'limit' ? '10' : encodeURIComponent(String(minimalValue(doc, schema)));
+    add({
+      name: `query ${name}: repeated`,
+      url: `${baseUrl}?${name}=${good}&${name}=${good}`,
+      headers: { ...auth, ...(op.body ? json : {}) },
+      body: withBody(baseBody),
+    });
+  }
+  add({
+    name: 'query: unknown parameter',
+    url: `${baseUrl}?no_such_parameter=1`,
+    headers: { ...auth, ...(op.body ? json : {}) },
+    body: withBody(baseBody),
+  });
+
+  // Bodies.
+  if (op.body && baseBody && typeof baseBody === 'object') {
+    const send = (name: string, body: string | Uint8Array, headers: Record<string, string> = json, status?: number) =>
+      add({ name: `body: ${name}`, url: baseUrl, headers: { ...auth, ...headers }, body, expectStatus: status });
+    send('text/plain content type', JSON.stringify(baseBody), { 'content-type': 'text/plain' }, 415);
+    send('form content type', 'a=1&b=2', { 'content-type': 'application/x-www-form-urlencoded' }, 415);
+    send('no content type', JSON.stringify(baseBody), {}, 415);
+    send('malformed JSON', '{"a": ');
+    send('trailing garbage', `${JSON.stringify(baseBody)} xyz`);
+    send('a JSON array', '[]');
+    send('a JSON string', '"x"');
+    send('JSON null', 'null');
+    send('a JSON number', '12');
+    if ((op.body.required ?? []).length > 0) send('an empty object', '{}');
+    send('nested 10,000 levels', `${'['.repeat(10_000)}${']'.repeat(10_000)}`);
+    send('an object nested 10,000 levels', `${'{"a":'.repeat(10_000)}1${'}'.repeat(10_000)}`);
+    send('over 1 MiB', JSON.stringify({ ...baseBody, padding: 'x'.repeat(1_200_000) }));
+    send(
+      'invalid UTF-8 in a string',
+      Buffer.concat([Buffer.from('{"name":"'), Buffer.from([0xff, 0xfe, 0xc3, 0x28]), Buffer.from('"}')]),
+    );
+    send('a UTF-16 body', Buffer.from(JSON.stringify(baseBody), 'utf16le'));
+    send('an unknown field', JSON.stringify({ ...baseBody, no_such_field: 1 }));
+    send('a prototype-pollution key', '{"__proto__":{"admin":true},"constructor":{"prototype":{"x":1}}}');
+    const properties: Record<string, Schema> = op.body.properties ?? {};
+    for (const name of op.body.required ?? []) {
+      const { [name]: _gone, ...rest } = baseBody;
+      send(`missing required ${name}`, JSON.stringify(rest));
+    }
+    for (const [name, raw] of Object.entries(properties)) {
+      const schema = resolve(doc, raw);
+      for (const [what, value] of Object.entries(badFieldValues(schema))) {
+        send(`${name}: ${what}`, JSON.stringify({ ...baseBody, [name]: value }));
+      }
+      // One level down into arrays of objects (bulk items, task groups).
+      const item = schema.type === 'array' ? resolve(doc, schema.items ?? {}) : undefined;
+      if (item?.type === 'object' && Array.isArray(baseBody[name])) {
+        const good = minimalValue(doc, item) as Record<string, unknown>;
+        for (const [field, fieldRaw] of Object.entries<Schema>(item.properties ?? {})) {
+          for (const [what, value] of Object.entries(badFieldValues(resolve(doc, fieldRaw)))) {
+            send(
+              `${name}[0].${field}: ${what}`,
+              JSON.stringify({ ...baseBody, [name]: [{ ...good, [field]: value }] }),
+            );
+          }
+        }
+      }
+    }
+  }
+
+  // Headers.
+  add({
+    name: 'headers: over 16 KiB',
+    url: baseUrl,
+    headers: { ...auth, 'x-padding': 'p'.repeat(20_000) },
+    expectStatus: 431,
+  });
+  if (op.idempotent) {
+    for (const [name, key] of Object.entries({
+      'over 255 characters': 'k'.repeat(300),
+      'with a non-ASCII character': 'cl\u00e9',
+      'empty quotes': '""',
+    })) {
+      add({
+        name: `Idempotency-Key ${name}`,
+        url: baseUrl,
+        headers: { ...auth, ...json, 'idempotency-key': key },
+        body: withBody(baseBody),
+        expectStatus: 400,
+      });
+    }
+  }
+  return cases;
+}
+
+/** Cases that do not belong to one operation: wrong methods, unknown routes, broken HTTP framing. */
+export function globalCases(ops: Operation[], auth: string): HostileCase[] {
+  const cases: HostileCase[] = [];
+  const byPath = new Map<string, Set<string>>();
+  for (const op of ops) byPath.set(op.path, (byPath.get(op.path) ?? new Set()).add(op.method));
+  for (const [path, methods] of byPath) {
+    for (const method of ['GET', 'POST', 'PUT', 'PATCH', 'DELETE']) {
+      if (methods.has(method)) continue;
+      cases.push({
+        operation: `${method} ${path}`,
+        name: 'method not allowed',
+        method,
+        url: path.replace(/\{[^}]+\}/g, randomUUID()),
+        headers: { authorization: auth },
+        expectStatus: 405,
+      });
+    }
+  }
+  for (const url of ['/api/v1/no-such-thing', '/api/v1/orders/x/y/z', '/api/v2/orders', '/nothing-here']) {
+    cases.push({
+      operation: 'unknown route',
+      name: url,
+      method: 'GET',
+      url,
+      headers: { authorization: auth },
+      expectStatus: 404,
+    });
+  }
+  const framing: Record<string, string> = {
+    'a garbage request line': 'GARBAGE\r\n\r\n',
+    'an invalid header line': 'GET /api/v1/orders HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n',
+    'conflicting lengths':
+      'POST /api/v1/orders HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n',
+  };
+  for (const [name, raw] of Object.entries(framing)) {
+    cases.push({ operation: 'HTTP framing', name, method: 'RAW', url: '', headers: {}, raw, expectStatus: 400 });
+  }
+  return cases;
+}
