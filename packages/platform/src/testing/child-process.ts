@@ -2,7 +2,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 
 /** Built fixture scripts (test/global-setup builds the workspace before tests run). */
-export function fixturePath(name: 'relay-worker' | 'consumer-worker'): string {
+export function fixturePath(name: 'relay-worker' | 'consumer-worker' | 'migrate-worker'): string {
   return fileURLToPath(new URL(`../../dist/testing/fixtures/${name}.js`, import.meta.url));
 }
 
