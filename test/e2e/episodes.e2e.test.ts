@@ -1,6 +1,7 @@
 import { HEADERS, uploadEvents } from '@ferry/contracts';
 import { toNatsHeaders } from '@ferry/platform';
-import { streamMessages, waitFor } from '@ferry/platform/testing';
+import { streamMessages, waitFor, waitForEventsSettled } from '@ferry/platform/testing';
+import type { Kysely } from 'kysely';
 import { v7 as uuidv7 } from 'uuid';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { type System, useSystem } from '../support/system.js';
@@ -15,9 +16,19 @@ describe('verified uploads to episodes, end to end', () => {
   const sys = useSystem(['production', 'transfer', 'qa', 'gateway'], org);
   const { api } = sys;
   let system: System;
+  let productionDb: Kysely<any>;
   beforeAll(() => {
     system = sys.get();
+    productionDb = system.infra.database('production', { max: 1 }).db;
   });
+
+  /** Production's outbox drained and PRODUCTION's last sequence stable: no duplicate can still arrive. */
+  const eventsSettled = () =>
+    waitForEventsSettled({
+      jsm: system.infra.jsm,
+      stream: system.infra.ns.stream('PRODUCTION'),
+      outboxes: [productionDb],
+    });
 
   async function task() {
     const scene = (await api('POST', '/scenes', { name: `s-${uuidv7()}` })).body;
@@ -72,7 +83,7 @@ describe('verified uploads to episodes, end to end', () => {
     const episode = (await api('GET', `/episodes/${completed.episode_id}`)).body;
     expect(episode).toMatchObject({ task_id: t.id, upload_id: uploadId, order_id: order.id, qa_status: 'pending_qa' });
     expect((await api('GET', `/episodes?order_id=${order.id}`)).body.items).toHaveLength(1);
-    await waitFor(async () => (await episodeEvents(uploadId)).length > 0);
+    await eventsSettled();
     expect(await episodeEvents(uploadId)).toHaveLength(1);
     expect((await episodeEvents(uploadId))[0]!.header.get(HEADERS.causationId)).toBe(uploadId);
   });
@@ -80,9 +91,10 @@ describe('verified uploads to episodes, end to end', () => {
   it('creates one episode when production dies between commit and ack and the event comes back', async () => {
     await system.stop('production');
     await system.start(['production'], { env: { FERRY_FAULTS: 'consumer.after_commit' } });
+    const faulty = system.processes.get('production')!;
     const { task: t, device } = await task();
     const uploadId = await publishVerified(t.id, device);
-    expect((await system.processes.get('production')!.exited).signal).toBe('SIGKILL');
+    expect((await faulty.exited).signal).toBe('SIGKILL');
     await system.start(['production']); // redelivered after ack_wait; the inbox says duplicate
     await waitFor(
       async () => {
@@ -97,7 +109,7 @@ describe('verified uploads to episodes, end to end', () => {
     const episodes = (await api('GET', `/episodes?task_id=${t.id}`)).body.items;
     expect(episodes).toHaveLength(1);
     expect(episodes[0].upload_id).toBe(uploadId);
-    await waitFor(async () => (await episodeEvents(uploadId)).length > 0);
+    await eventsSettled();
     expect(await episodeEvents(uploadId)).toHaveLength(1);
     const batch = (await api('GET', `/batches/${t.batch_id}`)).body;
     expect(batch.episode_count).toBe(1);

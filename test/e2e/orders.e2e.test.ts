@@ -1,9 +1,9 @@
 import { HEADERS } from '@ferry/contracts';
-import { streamMessages, waitFor } from '@ferry/platform/testing';
-import { sql } from 'kysely';
+import { streamMessages, waitFor, waitForEventsSettled } from '@ferry/platform/testing';
+import { type Kysely, sql } from 'kysely';
 import { v7 as uuidv7 } from 'uuid';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { type System, useSystem } from '../support/system.js';
+import { type ServiceProcess, type System, useSystem } from '../support/system.js';
 
 /** The whole system as processes: gateway → NATS → production → Postgres → outbox → JetStream. */
 describe('orders end to end', () => {
@@ -11,9 +11,26 @@ describe('orders end to end', () => {
   const sys = useSystem(['production', 'transfer', 'qa', 'gateway'], org);
   const { api } = sys;
   let system: System;
-  beforeAll(() => {
+  let productionDb: Kysely<any>;
+  let sceneId: string;
+  beforeAll(async () => {
     system = sys.get();
+    productionDb = system.infra.database('production').db;
+    const scene = await api('POST', '/scenes', { name: 'e2e-scene' });
+    expect(scene.status).toBe(201);
+    sceneId = scene.body.id;
   });
+
+  /** Production's outbox drained and PRODUCTION's last sequence stable: no duplicate can still arrive. */
+  const eventsSettled = () =>
+    waitForEventsSettled({
+      jsm: system.infra.jsm,
+      stream: system.infra.ns.stream('PRODUCTION'),
+      outboxes: [productionDb],
+    });
+  const unpublished = async () =>
+    (await sql<{ n: number }>`select count(*)::int as n from outbox where published_at is null`.execute(productionDb))
+      .rows[0]!.n;
 
   async function createdEvents(orderId: string) {
     const msgs = await streamMessages(system.infra.jsm, system.infra.ns.stream('PRODUCTION'));
@@ -24,12 +41,10 @@ describe('orders end to end', () => {
     );
   }
 
-  let sceneId: string;
   it('is ready once every service answers', async () => {
     const res = await fetch(`${system.gatewayUrl}/readyz`);
     expect(res.status).toBe(200);
     expect(((await res.json()) as { failed: string[] }).failed).toEqual([]);
-    sceneId = (await api('POST', '/scenes', { name: 'e2e-scene' })).body.id;
   });
 
   it('publishes exactly one order.created per created order, carrying the request id', async () => {
@@ -40,12 +55,9 @@ describe('orders end to end', () => {
       { 'x-request-id': 'e2e-req-1' },
     );
     expect(created.status).toBe(201);
-    const events = await waitFor(async () => {
-      const e = await createdEvents(created.body.id);
-      return e.length > 0 && e;
-    });
-    await new Promise((r) => setTimeout(r, 300)); // a duplicate would have arrived by now
-    expect(await createdEvents(created.body.id)).toHaveLength(1);
+    await eventsSettled();
+    const events = await createdEvents(created.body.id);
+    expect(events).toHaveLength(1);
     expect(events[0]!.json()).toEqual({ order: created.body });
     expect(events[0]!.header.get(HEADERS.correlationId)).toBe('e2e-req-1');
     expect(events[0]!.header.get(HEADERS.eventType)).toBe('production.evt.order.created.v1');
@@ -60,7 +72,10 @@ describe('orders end to end', () => {
       { 'x-request-id': requestId },
     );
     expect(res.headers.get('x-request-id')).toBe(requestId);
-    await waitFor(() => system.processes.get('production')!.lines.some((l) => l.request_id === requestId));
+    // Log lines reach us through each child's stdout pipe, possibly after the HTTP response: wait for both.
+    const logged = (name: 'gateway' | 'production', msg: string) =>
+      system.processes.get(name)!.lines.some((l) => l.request_id === requestId && l.msg === msg);
+    await waitFor(() => logged('gateway', 'request') && logged('production', 'rpc handled'));
     const gatewayLines = system.processes.get('gateway')!.lines.filter((l) => l.request_id === requestId);
     const productionLines = system.processes.get('production')!.lines.filter((l) => l.request_id === requestId);
     expect(gatewayLines).toContainEqual(expect.objectContaining({ msg: 'request', status: 201, service: 'gateway' }));
@@ -76,50 +91,70 @@ describe('orders end to end', () => {
 
   it('still publishes exactly one event when production dies between publish and mark, then restarts', async () => {
     await system.stop('production');
-    await system.start(['production'], { env: { FERRY_FAULTS: 'relay.after_publish' } });
-    const created = await api('POST', '/orders', { scene_id: sceneId, name: 'e2e-crash', target_count: 2 });
-    expect(created.status).toBe(201);
-    const exit = await system.processes.get('production')!.exited;
-    expect(exit.signal).toBe('SIGKILL'); // it published, then died before marking the row
-    expect(await createdEvents(created.body.id)).toHaveLength(1);
-    const { db } = system.infra.database('production');
-    const pending = async () =>
-      (await sql<{ n: number }>`select count(*)::int as n from outbox where published_at is null`.execute(db)).rows[0]!
-        .n;
-    expect(await pending()).toBeGreaterThan(0);
+    let faulty: ServiceProcess | undefined;
+    try {
+      await system.start(['production'], { env: { FERRY_FAULTS: 'relay.after_publish' } });
+      faulty = system.processes.get('production')!;
+      const created = await api('POST', '/orders', { scene_id: sceneId, name: 'e2e-crash', target_count: 2 });
+      expect(created.status).toBe(201);
+      const exit = await faulty.exited;
+      expect(exit.signal).toBe('SIGKILL'); // it published, then died before marking the row
+      expect(await createdEvents(created.body.id)).toHaveLength(1);
+      expect(await unpublished()).toBeGreaterThan(0);
 
-    system.processes.delete('production');
-    await system.start(['production']); // its relay republishes; JetStream answers duplicate
-    await waitFor(async () => (await pending()) === 0, { what: 'outbox drained after restart' });
-    expect(await createdEvents(created.body.id)).toHaveLength(1);
+      await system.start(['production']); // its relay republishes; JetStream answers duplicate
+      await eventsSettled();
+      expect(await createdEvents(created.body.id)).toHaveLength(1);
+    } finally {
+      // Leave one healthy production for the tests after this one, whatever happened above.
+      if (faulty && system.processes.get('production') === faulty) await system.stop('production', 'SIGKILL');
+      if (!system.processes.has('production')) await system.start(['production']);
+    }
   });
 
   it('publishes exactly one event per order when two production replicas (two relays) run at once', async () => {
+    const primary = system.processes.get('production')!;
     const replica = await system.startReplica('production');
-    const results = await Promise.all(
-      Array.from({ length: 30 }, (_, i) =>
-        api('POST', '/orders', { scene_id: sceneId, name: `e2e-replicas-${i}`, target_count: 1 }),
-      ),
-    );
-    expect(results.map((r) => r.status)).toEqual(Array(30).fill(201));
-    // Both replicas answered RPCs, so both relays had rows to publish.
-    expect(replica.lines.some((l) => l.msg === 'rpc handled' && l.subject === 'production.rpc.order.create')).toBe(
-      true,
-    );
-    for (const r of results) {
-      await waitFor(async () => (await createdEvents(r.body.id)).length > 0, { what: `event for ${r.body.name}` });
+    try {
+      const results = await Promise.all(
+        Array.from({ length: 30 }, (_, i) =>
+          api(
+            'POST',
+            '/orders',
+            { scene_id: sceneId, name: `e2e-replicas-${i}`, target_count: 1 },
+            { 'x-request-id': `e2e-replicas-${i}` },
+          ),
+        ),
+      );
+      expect(results.map((r) => r.status)).toEqual(Array(30).fill(201));
+      // Both replicas answered some of these RPCs, so both relays had rows of them to publish.
+      const answered = (p: typeof primary) =>
+        p.lines.some(
+          (l) =>
+            l.msg === 'rpc handled' &&
+            l.subject === 'production.rpc.order.create' &&
+            String(l.request_id).startsWith('e2e-replicas-'),
+        );
+      expect(answered(primary)).toBe(true);
+      expect(answered(replica)).toBe(true);
+      await eventsSettled();
+      for (const r of results) expect(await createdEvents(r.body.id)).toHaveLength(1);
+    } finally {
+      replica.child.kill('SIGTERM');
+      await replica.exited;
     }
-    await new Promise((r) => setTimeout(r, 500));
-    for (const r of results) expect(await createdEvents(r.body.id)).toHaveLength(1);
   });
 
-  it('stops every service cleanly on SIGINT/SIGTERM', async () => {
-    for (const name of ['gateway', 'production', 'transfer', 'qa'] as const) {
-      const proc = system.processes.get(name)!;
-      proc.child.kill(name === 'gateway' ? 'SIGINT' : 'SIGTERM');
+  it('stops every service, a second replica included, cleanly on SIGINT/SIGTERM', async () => {
+    await system.startReplica('production');
+    // The gateway first, as an operator would: it stops sending work before the services drain.
+    const live = system.live().sort((a, b) => Number(b.name === 'gateway') - Number(a.name === 'gateway'));
+    expect(live.map((p) => p.name).sort()).toEqual(['gateway', 'production', 'production', 'qa', 'transfer']);
+    for (const proc of live) {
+      proc.child.kill(proc.name === 'gateway' ? 'SIGINT' : 'SIGTERM');
       expect(await proc.exited).toEqual({ code: 0, signal: null });
       expect(proc.lines.at(-1)).toMatchObject({ msg: 'stopped' });
-      system.processes.delete(name);
     }
+    expect(system.live()).toEqual([]);
   });
 });

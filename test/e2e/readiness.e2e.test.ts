@@ -1,5 +1,5 @@
 import { waitFor } from '@ferry/platform/testing';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { json } from '../support/http.js';
 import { System } from '../support/system.js';
 
@@ -11,6 +11,10 @@ describe('readiness when a dependency is unreachable', () => {
   let system: System;
   beforeAll(async () => {
     system = await System.create();
+  });
+  // Each test starts what it needs from nothing: none relies on what an earlier one left running.
+  afterEach(async () => {
+    for (const name of [...system.processes.keys()]) await system.stop(name);
   });
   afterAll(() => system?.shutdown());
 
@@ -40,7 +44,6 @@ describe('readiness when a dependency is unreachable', () => {
     expect(body.failed).toContain('postgres');
     expect(body.failed).not.toContain('nats');
     expect((await fetch(`${system.healthUrl('production')}/healthz`)).status).toBe(200);
-    await system.stop('production');
   });
 
   it('production answers 503 naming nats', async () => {
@@ -49,7 +52,6 @@ describe('readiness when a dependency is unreachable', () => {
     expect(status).toBe(503);
     expect(body.failed).toContain('nats');
     expect(body.failed).not.toContain('postgres');
-    await system.stop('production');
   });
 
   it('the gateway answers 503 naming postgres', async () => {
@@ -58,7 +60,6 @@ describe('readiness when a dependency is unreachable', () => {
     expect(status).toBe(503);
     expect(body.failed).toContain('postgres');
     expect(body.failed).not.toContain('nats');
-    await system.stop('gateway');
   });
 
   it('the gateway answers 503 naming nats', async () => {
@@ -67,7 +68,6 @@ describe('readiness when a dependency is unreachable', () => {
     expect(status).toBe(503);
     expect(body.failed).toContain('nats');
     expect(body.failed).not.toContain('postgres');
-    await system.stop('gateway');
   });
 
   it('the gateway answers 503 naming a service that does not answer', async () => {
@@ -80,8 +80,6 @@ describe('readiness when a dependency is unreachable', () => {
   });
 
   it('a service refuses to start, naming the problem, when its configuration is invalid', async () => {
-    await system.stop('production');
-    await system.stop('gateway');
     const err = await system.start(['production'], { env: { HEALTH_PORT: 'abc' } }).catch((e) => e as Error);
     expect(String(err)).toMatch(/exited \(1\)/);
     expect(String(err)).toMatch(/HEALTH_PORT/);

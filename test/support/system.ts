@@ -143,6 +143,11 @@ export class System {
     });
   }
 
+  /** Every spawned process still alive, replicas included. */
+  live(): ServiceProcess[] {
+    return this.spawned.filter((p) => p.child.exitCode === null && p.child.signalCode === null);
+  }
+
   get gatewayUrl(): string {
     return `http://127.0.0.1:${this.processes.get('gateway')!.port}`;
   }

@@ -26,5 +26,12 @@ export const GatewayConfig = BaseConfig.extend({
     .min(1)
     .max(24 * 30)
     .default(24),
+  /**
+   * How long a request holds its Idempotency-Key before a retry may take it over (with the same
+   * command id) when the holder died without answering. Keep it above RPC_TIMEOUT_MS, or a retry can
+   * take over while the first attempt still waits for its reply (still applied once: the service's
+   * command log answers the second). Default 30 s.
+   */
+  IDEMPOTENCY_LEASE_MS: z.coerce.number().int().min(1_000).default(30_000),
 });
 export type GatewayConfig = z.infer<typeof GatewayConfig>;

@@ -1,11 +1,12 @@
 import type { Database } from '@ferry/platform';
+import { waitFor } from '@ferry/platform/testing';
 import type { Hono } from 'hono';
 import { sql } from 'kysely';
 import { v7 as uuidv7 } from 'uuid';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { inProcessGateway } from '../../../test/support/gateway-app.js';
 import { json } from '../../../test/support/http.js';
-import { System } from '../../../test/support/system.js';
+import { type ServiceProcess, System } from '../../../test/support/system.js';
 import { mintAccessToken } from './auth/access-token.js';
 import type { GatewayDB } from './database.js';
 
@@ -352,7 +353,18 @@ describe('gateway HTTP API (real production service behind NATS)', () => {
       production.kill('SIGSTOP'); // the first request now waits on the service
       try {
         const first = request('POST', '/orders', { token: tokens.operator, body, headers: { 'idempotency-key': key } });
-        await new Promise((r) => setTimeout(r, 300));
+        // The first request holds the key once its claim is in the database; only then send the second.
+        await waitFor(
+          async () =>
+            (
+              await gatewayDb.db
+                .selectFrom('idempotency_keys')
+                .select('state')
+                .where('idempotency_key', '=', key)
+                .executeTakeFirst()
+            )?.state === 'in_progress',
+          { what: 'the first request to claim the key' },
+        );
         const second = await request('POST', '/orders', {
           token: tokens.operator,
           body,
@@ -413,26 +425,81 @@ describe('gateway HTTP API (real production service behind NATS)', () => {
       const scene = await newScene();
       const key = uuidv7();
       const body = orderBody(scene.id, 'idem-crash');
-      const first = await request('POST', '/orders', {
-        token: tokens.operator,
-        body,
-        headers: { 'idempotency-key': key },
-      });
-      const created = await json(first);
-      // Rewind the key to what a gateway that crashed before storing the response leaves behind:
-      // in progress, its lease lapsed, no response.
-      await sql`update idempotency_keys set state = 'in_progress', locked_until = now() - interval '1 second',
-                  response_status = null, response_body = null, response_headers = null
-                where idempotency_key = ${key}`.execute(gatewayDb.db);
-      const retry = await request('POST', '/orders', {
-        token: tokens.operator,
-        body,
-        headers: { 'idempotency-key': key },
-      });
-      expect(retry.status).toBe(201);
-      expect((await json(retry)).id).toBe(created.id); // the service's command log answered
-      const list = await json(await request('GET', `/orders?q=idem-crash`, { token: tokens.operator }));
-      expect(list.items).toHaveLength(1);
+      const productionDb = system.infra.database('production', { max: 1 }).db;
+      // A production that SIGKILLs itself right after a command commits, before it replies; a real
+      // gateway process in front of it, whose lease on a key lapses 2 s after it dies.
+      await system.stop('production');
+      await system.start(['production'], { env: { FERRY_FAULTS: 'rpc.after_commit' } });
+      const faulty = system.processes.get('production')!;
+      await system.start(['gateway'], { env: { IDEMPOTENCY_LEASE_MS: '2000' } });
+      const gateway = system.processes.get('gateway')!;
+      const api = () => system.client(tokens.operator!)('POST', '/orders', body, { 'idempotency-key': key });
+      try {
+        const first = api().then(
+          (res) => res.status,
+          () => 'no response',
+        );
+        // The service committed the order and the command id, then died without a reply: the gateway
+        // is still waiting for one (its RPC timeout is 10 s) when it is killed in turn.
+        expect((await exitWithin(faulty)).signal).toBe('SIGKILL');
+        expect(faulty.raw.join('\n')).toMatch(/fault injected at rpc.after_commit/);
+        gateway.child.kill('SIGKILL');
+        expect((await exitWithin(gateway)).signal).toBe('SIGKILL');
+        expect(await first).toBe('no response');
+
+        // What the crash left behind: the order, its command log entry, and a key never completed.
+        const committed = (
+          await sql<{ id: string }>`select id from orders where name = 'idem-crash'`.execute(productionDb)
+        ).rows;
+        expect(committed).toHaveLength(1);
+        const claim = await gatewayDb.db
+          .selectFrom('idempotency_keys')
+          .select(['state', 'command_id', 'response_status'])
+          .where('idempotency_key', '=', key)
+          .executeTakeFirstOrThrow();
+        expect(claim).toMatchObject({ state: 'in_progress', response_status: null });
+        const logged = (
+          await sql<{
+            reply: { id: string };
+          }>`select reply from command_log where command_id = ${claim.command_id}`.execute(productionDb)
+        ).rows;
+        expect(logged.map((r) => r.reply.id)).toEqual([committed[0]!.id]);
+
+        // Both come back; the client retries with the same key (409 until the dead gateway's lease lapses).
+        await system.start(['production']);
+        await system.start(['gateway']);
+        const retry = await waitFor(
+          async () => {
+            const res = await api();
+            return res.body?.code !== 'idempotency_in_flight' && res;
+          },
+          { timeoutMs: 15_000, what: 'the dead gateway’s lease on the key to lapse' },
+        );
+        expect(retry.status).toBe(201);
+        expect(retry.headers.get('idempotency-replayed')).toBeNull();
+        expect(retry.body.id).toBe(committed[0]!.id); // the service's command log answered: the first result
+        const replay = await api();
+        expect(replay.headers.get('idempotency-replayed')).toBe('true');
+        expect(replay.body.id).toBe(committed[0]!.id);
+        const list = await json(await request('GET', `/orders?q=idem-crash`, { token: tokens.operator }));
+        expect(list.items).toHaveLength(1);
+      } finally {
+        for (const proc of [faulty, gateway]) {
+          if (proc.child.exitCode === null && proc.child.signalCode === null) proc.child.kill('SIGKILL');
+        }
+        if (!system.processes.has('production')) await system.start(['production']);
+      }
     });
   });
 });
+
+/** The process's exit, or a failure if it is still running after `ms` (a fault that never fired). */
+function exitWithin(proc: ServiceProcess, ms = 20_000) {
+  let timer: NodeJS.Timeout | undefined;
+  return Promise.race([
+    proc.exited,
+    new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`${proc.name} still running after ${ms} ms`)), ms);
+    }),
+  ]).finally(() => clearTimeout(timer));
+}

@@ -68,7 +68,10 @@ const app = createGateway({
   logger,
   metrics,
   rpc: () => rpc,
-  idempotency: new IdempotencyStore(database.db, { ttlHours: config.IDEMPOTENCY_TTL_HOURS }),
+  idempotency: new IdempotencyStore(database.db, {
+    ttlHours: config.IDEMPOTENCY_TTL_HOURS,
+    leaseMs: config.IDEMPOTENCY_LEASE_MS,
+  }),
   strategies: [jwtStrategy(config.FERRY_JWT_SECRET)],
   readiness: () => evaluateReadiness(checks, { phase, reason: startingReason }),
   bodyLimitBytes: config.BODY_LIMIT_BYTES,

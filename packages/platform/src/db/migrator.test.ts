@@ -3,7 +3,14 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { testDatabaseUrl, uniqueNamespace } from '../testing/index.js';
+import {
+  fixturePath,
+  type RunningChild,
+  startChild,
+  testDatabaseUrl,
+  uniqueNamespace,
+  waitFor,
+} from '../testing/index.js';
 import { assertMigrated, MigrationError, migrate, migrationStatus } from './migrator.js';
 
 describe('migrate', () => {
@@ -45,8 +52,48 @@ describe('migrate', () => {
 
   it('lets several processes migrate at once: each migration runs exactly once', async () => {
     const schema = fresh();
-    const results = await Promise.all(Array.from({ length: 5 }, () => migrate(pool, schema, [{ name: 'svc', dir }])));
-    expect(results.flat().sort()).toEqual(['svc/0001_things.sql', 'svc/0002_more.sql']);
+    const appName = `migrate-${schema}`;
+    // Hold the migrator's lock so the processes pile up behind it, then let them all go at once.
+    const holder = await pool.connect();
+    const children: RunningChild[] = [];
+    try {
+      await holder.query('select pg_advisory_lock(hashtext($1))', [`ferry.migrate.${schema}`]);
+      for (let i = 0; i < 3; i++) {
+        children.push(
+          startChild(fixturePath('migrate-worker'), {
+            DATABASE_URL: testDatabaseUrl(),
+            MIGRATE_SCHEMA: schema,
+            MIGRATE_DIR: dir,
+            APPLICATION_NAME: appName,
+          }),
+        );
+      }
+      const waiting = await waitFor(
+        async () => {
+          const { rows } = await pool.query<{ pids: number }>(
+            `select count(distinct a.pid)::int as pids
+               from pg_locks l join pg_stat_activity a on a.pid = l.pid
+              where l.locktype = 'advisory' and not l.granted and a.application_name = $1`,
+            [appName],
+          );
+          return rows[0]!.pids === 3 && rows[0]!.pids;
+        },
+        { timeoutMs: 20_000, what: 'three migrator processes waiting on the lock' },
+      );
+      expect(waiting).toBe(3);
+      await holder.query('select pg_advisory_unlock(hashtext($1))', [`ferry.migrate.${schema}`]);
+      const exits = await Promise.all(children.map((c) => c.waitForExit()));
+      expect(exits.map((e) => e.code)).toEqual([0, 0, 0]);
+    } finally {
+      await holder.query('select pg_advisory_unlock_all()');
+      holder.release();
+      await Promise.all(children.map((c) => c.stop()));
+    }
+    const applied = children.map((c) => JSON.parse(c.output().trim()) as string[]);
+    expect(applied.flat().sort()).toEqual(['svc/0001_things.sql', 'svc/0002_more.sql']);
+    expect(applied.filter((a) => a.length > 0)).toHaveLength(1); // the first in does it all, the rest find nothing
+    const { rows } = await pool.query(`select id from "${schema}".schema_migrations order by id`);
+    expect(rows.map((r) => r.id)).toEqual(['svc/0001_things.sql', 'svc/0002_more.sql']);
   });
 
   it('reports pending migrations and refuses a service whose schema is behind', async () => {

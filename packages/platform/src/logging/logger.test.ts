@@ -1,17 +1,19 @@
 import { describe, expect, it } from 'vitest';
-import { captureLogger } from '../testing/index.js';
+import { captureLogger, waitFor } from '../testing/index.js';
 import { currentTrace, runWithTrace } from './context.js';
 
 describe('logger', () => {
   it('writes JSON lines with the service and, inside a trace, the request id', async () => {
     const { logger, lines } = captureLogger('svc');
     logger.info('outside');
-    await runWithTrace({ requestId: 'req-9' }, async () => {
-      await new Promise((r) => setTimeout(r, 1));
+    // Across an await inside the trace, the trace must still be there.
+    const traceInside = await runWithTrace({ requestId: 'req-9' }, async () => {
+      await new Promise((r) => setImmediate(r));
       logger.info({ order_id: 'o1' }, 'inside');
-      expect(currentTrace()).toEqual({ requestId: 'req-9' });
+      return currentTrace();
     });
-    await new Promise((r) => setTimeout(r, 10));
+    expect(traceInside).toEqual({ requestId: 'req-9' });
+    await waitFor(() => lines().length === 2, { what: 'both log lines' });
     const [outside, inside] = lines();
     expect(outside).toMatchObject({ service: 'svc', level: 'info', msg: 'outside' });
     expect(outside).not.toHaveProperty('request_id');
@@ -20,10 +22,8 @@ describe('logger', () => {
   });
 
   it('nests traces without losing the outer request id', () => {
-    runWithTrace({ requestId: 'r1' }, () => {
-      runWithTrace({ causationId: 'e1' }, () => {
-        expect(currentTrace()).toEqual({ requestId: 'r1', causationId: 'e1' });
-      });
-    });
+    const nested = runWithTrace({ requestId: 'r1' }, () => runWithTrace({ causationId: 'e1' }, () => currentTrace()));
+    expect(nested).toEqual({ requestId: 'r1', causationId: 'e1' });
+    expect(currentTrace()).toEqual({});
   });
 });

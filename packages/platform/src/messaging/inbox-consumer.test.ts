@@ -18,7 +18,7 @@ import {
 import { DeadLetterQueue } from './dead-letters.js';
 import { DlqForwarder } from './dlq-forwarder.js';
 import { toNatsHeaders } from './envelope.js';
-import { type EventHandler, InboxConsumer } from './inbox-consumer.js';
+import { type EventHandler, type HandleOutcome, InboxConsumer } from './inbox-consumer.js';
 import { consumerConfig } from './topology.js';
 
 describe('InboxConsumer', () => {
@@ -58,7 +58,11 @@ describe('InboxConsumer', () => {
     await sql`insert into effects (event_id, n) values (${ctx.eventId}, ${n})`.execute(ctx.trx);
   };
 
-  function start(def: ReturnType<typeof probeConsumer>, handler: EventHandler = recordEffect) {
+  function start(
+    def: ReturnType<typeof probeConsumer>,
+    handler: EventHandler = recordEffect,
+    options: { outcomes?: HandleOutcome[]; retryScheduleMs?: number[] } = {},
+  ) {
     const c = new InboxConsumer({
       def,
       handler,
@@ -66,8 +70,17 @@ describe('InboxConsumer', () => {
       js: infra.js,
       ns: infra.ns,
       logger: silentLogger(),
-      retryScheduleMs: [100, 200],
+      retryScheduleMs: options.retryScheduleMs ?? [100, 200],
     });
+    if (options.outcomes) {
+      // Record what each delivery came to (the pull loop calls handle() through the instance).
+      const handle = c.handle.bind(c);
+      c.handle = async (msg) => {
+        const outcome = await handle(msg);
+        options.outcomes!.push(outcome);
+        return outcome;
+      };
+    }
     running.push(c);
     return c.start().then(() => c);
   }
@@ -112,17 +125,38 @@ describe('InboxConsumer', () => {
 
   it('applies the effect once when the same event is delivered twice at the same moment', async () => {
     const def = await newConsumer();
-    const outcomes: string[] = [];
-    await start(def, async (payload, ctx) => {
-      await recordEffect(payload, ctx);
-      await new Promise((r) => setTimeout(r, 300)); // hold the inbox row so the twin overlaps
-      outcomes.push('handled');
-    });
+    const outcomes: HandleOutcome[] = [];
+    let entered = 0;
+    let overlapped = false;
+    await start(
+      def,
+      async (payload, ctx) => {
+        entered++;
+        await recordEffect(payload, ctx);
+        // Hold the inbox row until the twin's inbox insert is waiting on it: the overlap under test.
+        const { rows } = await sql<{ pid: number }>`select pg_backend_pid() as pid`.execute(ctx.trx);
+        overlapped = await waitFor(
+          async () => {
+            const blocked = await sql<{ n: number }>`
+              select count(*)::int as n from pg_stat_activity
+              where ${rows[0]!.pid}::int = any(pg_blocking_pids(pid))`.execute(database.db);
+            return blocked.rows[0]!.n > 0;
+          },
+          { timeoutMs: 10_000, what: 'the twin delivery to wait on the inbox row' },
+        ).then(
+          () => true,
+          () => false,
+        );
+      },
+      { outcomes },
+    );
     const id = uuidv7();
     await Promise.all([publish({ n: 2 }, id), publish({ n: 2 }, id, `twin-${id}`)]);
     await settled(def.durable);
+    expect(overlapped).toBe(true); // both deliveries were in flight at once
+    expect(entered).toBe(1);
+    expect(outcomes.sort()).toEqual(['duplicate', 'handled']);
     expect(await effects()).toEqual([{ event_id: id, n: 2 }]);
-    expect(outcomes).toEqual(['handled']);
   });
 
   it('applies the effect once when the process dies after commit and before ack', async () => {
@@ -134,9 +168,14 @@ describe('InboxConsumer', () => {
       ACK_WAIT_MS: '1000',
       FERRY_FAULTS: 'consumer.after_commit',
     });
-    await child.waitForOutput(/ready/);
-    const id = await publish({ n: 3 });
-    expect((await child.exited).signal).toBe('SIGKILL');
+    const id = uuidv7();
+    try {
+      await child.waitForOutput(/ready/);
+      await publish({ n: 3 }, id);
+      expect((await child.waitForExit()).signal).toBe('SIGKILL');
+    } finally {
+      await child.stop(); // a consumer whose fault never fired must not outlive the test
+    }
     expect(await effects()).toEqual([{ event_id: id, n: 3 }]); // committed, never acked
 
     await start(def); // a healthy replica gets the redelivery after ack_wait
@@ -184,15 +223,25 @@ describe('InboxConsumer', () => {
 
   it('retries a failing message on a schedule, then dead-letters it after max_deliver with its origin and reason', async () => {
     const def = await newConsumer(3);
-    let attempts = 0;
-    await start(def, async (payload, ctx) => {
-      attempts++;
-      await recordEffect(payload, ctx);
-    });
+    const schedule = [200, 800];
+    const attemptsAt: number[] = [];
+    await start(
+      def,
+      async (payload, ctx) => {
+        attemptsAt.push(performance.now());
+        await recordEffect(payload, ctx);
+      },
+      { retryScheduleMs: schedule },
+    );
     const id = await publish({ n: 5, fail: 'always' });
     await waitFor(async () => (await dlq.list()).length === 1, { timeoutMs: 10_000, what: 'DLQ entry' });
     await settled(def.durable);
-    expect(attempts).toBe(3);
+    expect(attemptsAt).toHaveLength(3);
+    // Each redelivery waited at least its scheduled delay (less the 20 % jitter), and the delays grow:
+    // a bare nak (redelivered at once) or a flat delay would come back sooner.
+    const gaps = [attemptsAt[1]! - attemptsAt[0]!, attemptsAt[2]! - attemptsAt[1]!];
+    expect(gaps[0]).toBeGreaterThanOrEqual(schedule[0]! * 0.8);
+    expect(gaps[1]).toBeGreaterThanOrEqual(schedule[1]! * 0.8);
     const [entry] = await dlq.list();
     expect(entry).toMatchObject({
       stream: 'PRODUCTION',

@@ -3,6 +3,7 @@ import { jetstream } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { z } from 'zod';
 import type { Database } from '../db/database.js';
 import { runWithTrace } from '../logging/context.js';
 import {
@@ -15,7 +16,7 @@ import {
   waitFor,
 } from '../testing/index.js';
 import { Outbox } from './outbox.js';
-import { OutboxRelay } from './outbox-relay.js';
+import { OutboxRelay, type RelayBatchResult } from './outbox-relay.js';
 
 describe('OutboxRelay', () => {
   let infra: TestInfra;
@@ -80,11 +81,14 @@ describe('OutboxRelay', () => {
   });
 
   it('refuses to write an event that does not match its contract', async () => {
-    await expect(
-      database.db
-        .transaction()
-        .execute((trx) => outbox.append(trx, probeEvent, { n: 'x' } as never, { aggregateId: 'p' })),
-    ).rejects.toThrow();
+    await purge();
+    const err = await database.db
+      .transaction()
+      .execute((trx) => outbox.append(trx, probeEvent, { n: 'x' } as never, { aggregateId: 'p' }))
+      .catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(z.ZodError);
+    expect((err as z.ZodError).issues.map((i) => i.path)).toEqual([['n']]);
+    expect(await unpublished()).toBe(0);
   });
 
   it('publishes exactly once when the relay is killed between publish and mark', async () => {
@@ -95,8 +99,12 @@ describe('OutboxRelay', () => {
       RELAY_SCHEMA: infra.schema('relay'),
       FERRY_FAULTS: 'relay.after_publish',
     });
-    const exit = await child.exited;
-    expect(exit.signal).toBe('SIGKILL');
+    try {
+      const exit = await child.waitForExit();
+      expect(exit.signal).toBe('SIGKILL');
+    } finally {
+      await child.stop(); // a relay whose fault never fired must not outlive the test
+    }
     // It published all five, then died holding the transaction: nothing is marked.
     expect((await streamMessages(infra.jsm, stream())).length).toBe(5);
     expect(await unpublished()).toBe(5);
@@ -143,12 +151,27 @@ describe('OutboxRelay', () => {
 
   it('is woken by NOTIFY at commit instead of waiting for its poll', async () => {
     await purge();
-    const r = relay({ pollIntervalMs: 60_000 });
+    // A poll far beyond the test's timeout: any pass after the first one was woken by a NOTIFY.
+    const r = relay({ pollIntervalMs: 600_000 });
+    const passes: RelayBatchResult[] = [];
+    const relayBatch = r.relayBatch.bind(r);
+    r.relayBatch = async () => {
+      const result = await relayBatch();
+      passes.push(result);
+      return result;
+    };
     await r.start();
     try {
-      await new Promise((res) => setTimeout(res, 200)); // let its first pass go idle
-      await appendProbes(1);
-      await waitFor(async () => (await unpublished()) === 0, { timeoutMs: 3_000, what: 'NOTIFY-driven publish' });
+      await waitFor(() => passes.length === 1, { what: 'the first pass' });
+      expect(passes).toEqual([{ claimed: 0, published: 0, duplicates: 0, failed: 0 }]); // idle now
+      const [id] = await appendProbes(1);
+      await waitFor(async () => (await unpublished()) === 0, { timeoutMs: 5_000, what: 'NOTIFY-driven publish' });
+      expect(passes).toEqual([
+        { claimed: 0, published: 0, duplicates: 0, failed: 0 },
+        { claimed: 1, published: 1, duplicates: 0, failed: 0 },
+      ]);
+      const msgs = await streamMessages(infra.jsm, stream());
+      expect(msgs.map((m) => m.header.get(HEADERS.msgId))).toEqual([id]);
     } finally {
       await r.stop();
     }

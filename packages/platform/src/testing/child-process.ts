@@ -2,7 +2,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 
 /** Built fixture scripts (test/global-setup builds the workspace before tests run). */
-export function fixturePath(name: 'relay-worker' | 'consumer-worker'): string {
+export function fixturePath(name: 'relay-worker' | 'consumer-worker' | 'migrate-worker'): string {
   return fileURLToPath(new URL(`../../dist/testing/fixtures/${name}.js`, import.meta.url));
 }
 
@@ -12,6 +12,9 @@ export interface RunningChild {
   /** Resolves with the exit code or signal. */
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
   waitForOutput(pattern: RegExp, timeoutMs?: number): Promise<void>;
+  /** Resolves like `exited`, or rejects (child still running) after `timeoutMs`, default 20 s. */
+  waitForExit(timeoutMs?: number): Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  /** SIGTERM, then SIGKILL after 10 s; resolves at once if the child has already exited. */
   stop(): Promise<void>;
 }
 
@@ -58,6 +61,16 @@ export function startChild(script: string, env: Record<string, string>): Running
         });
         check();
       });
+    },
+    waitForExit(timeoutMs = 20_000) {
+      let timer: NodeJS.Timeout | undefined;
+      const timeout = new Promise<never>((_, reject) => {
+        timer = setTimeout(
+          () => reject(new Error(`child still running after ${timeoutMs} ms; output:\n${out}`)),
+          timeoutMs,
+        );
+      });
+      return Promise.race([exited, timeout]).finally(() => clearTimeout(timer));
     },
     async stop() {
       if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');

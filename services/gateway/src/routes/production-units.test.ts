@@ -171,6 +171,28 @@ describe('production units over HTTP', () => {
     });
     expect(dup.status).toBe(400);
     expect(dup.body.errors[0].path).toBe('body.task_groups.1.group');
+
+    // Completed (in_progress → completed by hand), the order takes neither batches nor tasks.
+    expect((await call('PATCH', `/orders/${w.order.id}`, { status: 'in_progress' })).status).toBe(200);
+    expect((await call('PATCH', `/orders/${w.order.id}`, { status: 'completed' })).body).toMatchObject({
+      status: 'completed',
+    });
+    const batch = await call('POST', '/batches', {
+      order_id: w.order.id,
+      workstation_id: w.workstation.id,
+      task_groups: [{ group: 'g', quantity: 1 }],
+    });
+    expect(batch.status).toBe(409);
+    expect(batch.body).toMatchObject({
+      code: 'invalid_state',
+      details: { order_id: w.order.id, current_status: 'completed' },
+    });
+    const task = await call('POST', `/orders/${w.order.id}/tasks`, { workstation_id: w.workstation.id });
+    expect(task).toMatchObject({
+      status: 409,
+      body: { code: 'invalid_state', details: { current_status: 'completed' } },
+    });
+    expect((await call('GET', `/orders/${w.order.id}`)).body).toMatchObject({ status: 'completed', task_count: 0 });
   });
 
   it('re-pairs a workstation into a new binding and keeps the old one readable', async () => {

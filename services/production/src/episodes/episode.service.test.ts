@@ -233,9 +233,40 @@ describe('episodes from verified uploads', () => {
       });
     }
 
-    /** Two replicas, each with its own pool, on the one durable consumer; runs `publishAll`, then drains. */
-    async function withTwoReplicas(publishAll: () => Promise<unknown>) {
-      const replicas = [1, 2].map(() => consumer(f.infra.database<ProductionDB>('production', { max: 4 }).db));
+    /**
+     * Two replicas, each with its own pool, on the one durable consumer; runs `publishAll`, then
+     * drains. The first delivery waits at the door (up to 5 s) until the other replica holds one
+     * too, so the two race for the task rather than take turns. Resolves true when they did: both
+     * replicas held a delivery at the same time.
+     */
+    async function withTwoReplicas(publishAll: () => Promise<unknown>): Promise<boolean> {
+      const arrived = new Set<number>();
+      let waiting = 0;
+      let raced = false;
+      let open!: () => void;
+      const door = new Promise<void>((resolve) => {
+        open = resolve;
+      });
+      const replicas = [0, 1].map((i) => {
+        const c = consumer(f.infra.database<ProductionDB>('production', { max: 4 }).db);
+        const handle = c.handle.bind(c);
+        c.handle = async (msg) => {
+          const first = !arrived.has(i);
+          arrived.add(i);
+          // The second replica's first delivery: the race happened if the other one is still waiting.
+          if (first && arrived.size === 2) {
+            raced = waiting > 0;
+            open();
+          }
+          waiting++;
+          let timer: NodeJS.Timeout | undefined;
+          await Promise.race([door, new Promise((resolve) => (timer = setTimeout(resolve, 5_000)))]);
+          clearTimeout(timer);
+          waiting--;
+          return handle(msg);
+        };
+        return c;
+      });
       await Promise.all(replicas.map((r) => r.start()));
       try {
         await publishAll();
@@ -243,6 +274,7 @@ describe('episodes from verified uploads', () => {
       } finally {
         await Promise.all(replicas.map((r) => r.stop()));
       }
+      return raced;
     }
 
     async function drained() {
@@ -263,7 +295,7 @@ describe('episodes from verified uploads', () => {
       const { batch, tasks } = await oneTask(w);
       const upload = verified(w, tasks[0]!.id);
       // Two replicas, each with its own connection pool, on the one durable consumer.
-      await withTwoReplicas(async () => {
+      const raced = await withTwoReplicas(async () => {
         // The event id is the upload id; the copies differ in Nats-Msg-Id (a republish after the dedup window).
         await Promise.all([
           publish(upload, upload.upload_id),
@@ -271,6 +303,7 @@ describe('episodes from verified uploads', () => {
           publish(upload, upload.upload_id, `${upload.upload_id}-third`),
         ]);
       });
+      expect(raced).toBe(true); // both replicas held a copy at the same time
       expect(await episodesOf(tasks[0]!.id)).toHaveLength(1);
       expect((await f.batches.get(w.actor, batch.id)).episode_count).toBe(1);
       expect(await eventsFor('production.evt.episode.created.v1', 'upload_id', upload.upload_id)).toHaveLength(1);
@@ -284,9 +317,10 @@ describe('episodes from verified uploads', () => {
       const w = await f.world();
       const { tasks } = await oneTask(w);
       const upload = verified(w, tasks[0]!.id);
-      await withTwoReplicas(async () => {
+      const raced = await withTwoReplicas(async () => {
         await Promise.all([publish(upload, uuidv7()), publish(upload, uuidv7())]);
       });
+      expect(raced).toBe(true); // each replica held one of the two events at the same time
       expect(await episodesOf(tasks[0]!.id)).toHaveLength(1);
       expect(await eventsFor('production.evt.episode.created.v1', 'upload_id', upload.upload_id)).toHaveLength(1);
       expect(await eventsFor('production.evt.upload.rejected.v1', 'upload_id', upload.upload_id)).toHaveLength(0);

@@ -131,6 +131,9 @@ describe('task state machine (status × action)', () => {
     return { ...w, batch, task };
   }
 
+  const statusEventsOf = async (taskId: string) =>
+    (await f.outboxEvents('production.evt.task.status_changed.v1')).filter((e) => e.payload.task.id === taskId);
+
   async function act(w: Awaited<ReturnType<typeof taskIn>>, action: TaskAction): Promise<void> {
     const { actor, task, batch, device } = w;
     switch (action) {
@@ -178,6 +181,7 @@ describe('task state machine (status × action)', () => {
       it(`${action} on a ${status} task → ${expected}`, async () => {
         const w = await taskIn(status);
         const before = await f.db.selectFrom('tasks').selectAll().where('id', '=', w.task.id).executeTakeFirstOrThrow();
+        const eventsBefore = await statusEventsOf(w.task.id);
         const outcome = await act(w, action).then(
           () => 'ok',
           (err: { code?: string }) => err.code,
@@ -191,6 +195,11 @@ describe('task state machine (status × action)', () => {
         } else if (expected === 'deleted') {
           expect(outcome).toBe('ok');
           expect(after.deleted_at).not.toBeNull();
+        } else if (expected === status) {
+          // A no-op: allowed, and the task is left exactly as it was, with no status event.
+          expect(outcome).toBe('ok');
+          expect(after).toEqual(before);
+          expect(await statusEventsOf(w.task.id)).toEqual(eventsBefore);
         } else {
           expect(outcome).toBe('ok');
           expect(after.status).toBe(expected);

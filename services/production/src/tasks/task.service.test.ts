@@ -1,4 +1,5 @@
 import { sql } from 'kysely';
+import { v7 as uuidv7 } from 'uuid';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type ProductionFixture, productionFixture } from '../testing/production-fixture.js';
 
@@ -219,14 +220,54 @@ describe('TaskService', () => {
     });
   });
 
-  it('refuses tasks for a completed or cancelled order with 409 and the status', async () => {
-    const w = await f.world();
-    await f.tx((trx) => f.orders.update(w.actor, w.order.id, { status: 'cancelled' }, trx));
-    await expect(
-      f.tx((trx) =>
-        f.tasks.createInOrder(w.actor, w.order.id, { workstation_id: w.workstation.id, metadata: {} }, trx),
+  // invalid_state is the code the gateway answers with 409 (production-units.test.ts checks the HTTP side).
+  it('refuses tasks for a completed or cancelled order with invalid_state (409) naming the status, creating nothing', async () => {
+    const completed = await f.world({ target: 1 });
+    const { tasks } = await f.tx((trx) =>
+      f.tasks.createMany(
+        completed.actor,
+        { order_id: completed.order.id, workstation_id: completed.workstation.id, quantity: 1 },
+        trx,
       ),
-    ).rejects.toMatchObject({ code: 'invalid_state', details: { current_status: 'cancelled' } });
+    );
+    // Completed the way orders complete: its one task gets its episode.
+    await f.tx((trx) =>
+      f.episodes.onUploadVerified(
+        {
+          upload_id: uuidv7(),
+          organization_id: completed.actor.org,
+          task_id: tasks[0]!.id,
+          device_id: completed.device,
+          files: { mcap: { object_key: `k/${tasks[0]!.id}.mcap`, size_bytes: 10, sha256: 'a'.repeat(64) } },
+          recording: null,
+          verified_at: new Date().toISOString(),
+        },
+        trx,
+      ),
+    );
+    const cancelled = await f.world();
+    await f.tx((trx) => f.orders.update(cancelled.actor, cancelled.order.id, { status: 'cancelled' }, trx));
+
+    for (const [w, status] of [
+      [completed, 'completed'],
+      [cancelled, 'cancelled'],
+    ] as const) {
+      expect((await f.orders.get(w.actor, w.order.id)).status).toBe(status);
+      const before = await liveTasks(w.order.id);
+      const events = (await f.outboxEvents('production.evt.task.created.v1')).length;
+      await expect(
+        f.tx((trx) =>
+          f.tasks.createInOrder(w.actor, w.order.id, { workstation_id: w.workstation.id, metadata: {} }, trx),
+        ),
+      ).rejects.toMatchObject({ code: 'invalid_state', details: { order_id: w.order.id, current_status: status } });
+      await expect(
+        f.tx((trx) =>
+          f.tasks.bulkCreate(w.actor, w.order.id, [{ workstation_id: w.workstation.id, metadata: {} }], trx),
+        ),
+      ).rejects.toMatchObject({ code: 'invalid_state', details: { current_status: status } });
+      expect(await liveTasks(w.order.id)).toBe(before);
+      expect((await f.outboxEvents('production.evt.task.created.v1')).length).toBe(events);
+    }
   });
 
   it('puts tasks of the legacy path in the open batch of (order, workstation), reusing it', async () => {
