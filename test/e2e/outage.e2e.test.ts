@@ -1,5 +1,4 @@
-import { streamMessages, waitFor } from '@ferry/platform/testing';
-import { sql } from 'kysely';
+import { streamMessages, waitFor, waitForEventsSettled } from '@ferry/platform/testing';
 import { v7 as uuidv7 } from 'uuid';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { OwnedNats, OwnedPostgres } from '../support/owned-servers.js';
@@ -63,27 +62,13 @@ describe('outages of NATS and Postgres', () => {
    * refused: read once the outbox is drained and the stream's last sequence has stopped moving.
    */
   async function expectEventsExactlyOnce(ids: string[]) {
-    const db = system.infra.database('production');
-    await waitFor(
-      async () => {
-        const { rows } = await sql<{
-          n: number;
-        }>`select count(*)::int as n from outbox where published_at is null`.execute(db.db);
-        return rows[0]!.n === 0;
-      },
-      { timeoutMs: 30_000, what: 'the outbox to drain' },
-    );
     const stream = system.infra.ns.stream('PRODUCTION');
-    let last = -1;
-    await waitFor(
-      async () => {
-        const seq = (await system.infra.jsm.streams.info(stream)).state.last_seq;
-        const stable = seq === last;
-        last = seq;
-        return stable;
-      },
-      { intervalMs: 500, what: 'the stream to settle' },
-    );
+    await waitForEventsSettled({
+      jsm: system.infra.jsm,
+      stream,
+      outboxes: [system.infra.database('production').db],
+      timeoutMs: 30_000,
+    });
     const events = (await streamMessages(system.infra.jsm, stream))
       .filter((m) => m.subject === system.infra.ns.subject('production.evt.order.created.v1'))
       .map((m) => m.json<{ order: { id: string } }>().order.id);
