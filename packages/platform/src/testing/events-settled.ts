@@ -29,20 +29,30 @@ export async function waitForEventsSettled(options: EventsSettledOptions): Promi
   let previous = -1;
   let stable = 0;
   let unpublished = 0;
+  let lastError: unknown;
   for (;;) {
-    unpublished = 0;
-    for (const db of options.outboxes) {
-      const { rows } = await sql<{ n: number }>`
-        select count(*)::int as n from outbox where published_at is null`.execute(db);
-      unpublished += rows[0]!.n;
+    let last = previous;
+    try {
+      unpublished = 0;
+      for (const db of options.outboxes) {
+        const { rows } = await sql<{ n: number }>`
+          select count(*)::int as n from outbox where published_at is null`.execute(db);
+        unpublished += rows[0]!.n;
+      }
+      last = (await options.jsm.streams.info(options.stream)).state.last_seq;
+      stable = unpublished === 0 && last === previous ? stable + 1 : 0;
+      lastError = undefined;
+    } catch (err) {
+      // A server that has just come back (an outage test) may not answer the first requests.
+      stable = 0;
+      lastError = err;
     }
-    const last = (await options.jsm.streams.info(options.stream)).state.last_seq;
-    stable = unpublished === 0 && last === previous ? stable + 1 : 0;
     previous = last;
     if (stable >= stableReads) return last;
     if (Date.now() > deadline) {
       throw new Error(
-        `events did not settle on ${options.stream} in time: ${unpublished} outbox row(s) unpublished, last sequence ${last}`,
+        `events did not settle on ${options.stream} in time: ${unpublished} outbox row(s) unpublished, last sequence ${last}` +
+          (lastError ? ` (${String(lastError)})` : ''),
       );
     }
     await new Promise((r) => setTimeout(r, intervalMs));
