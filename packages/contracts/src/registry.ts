@@ -1,6 +1,6 @@
 import { type ConsumerDefinition, type EventDefinition, healthPing, type RpcDefinition } from './messaging.js';
 import { productionConsumers, productionEvents, productionRpc } from './production/index.js';
-import { transferEvents } from './transfer/index.js';
+import { transferConsumers, transferEvents, transferRpc } from './transfer/index.js';
 
 function flatten<T>(tree: unknown, isLeaf: (v: unknown) => v is T): T[] {
   if (isLeaf(tree)) return [tree];
@@ -22,10 +22,13 @@ export const ALL_EVENTS: readonly EventDefinition[] = [
 ];
 export const ALL_RPCS: readonly RpcDefinition[] = [
   ...flatten(productionRpc, isRpc),
-  healthPing('transfer'),
+  ...flatten(transferRpc, isRpc),
   healthPing('qa'),
 ];
-export const ALL_CONSUMERS: readonly ConsumerDefinition[] = flatten(productionConsumers, isConsumer);
+export const ALL_CONSUMERS: readonly ConsumerDefinition[] = [
+  ...flatten(productionConsumers, isConsumer),
+  ...flatten(transferConsumers, isConsumer),
+];
 
 export function findEvent(type: string): EventDefinition | undefined {
   return ALL_EVENTS.find((e) => e.type === type);

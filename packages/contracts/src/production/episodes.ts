@@ -3,7 +3,10 @@ import { defineEvent, defineRpc } from '../messaging.js';
 import { PageQuery, pageOf } from '../pagination.js';
 import { commaList, Timestamp, Uuid } from '../primitives.js';
 import { RecordingMetadata, UploadedFile } from '../transfer/uploads.js';
+import { UploadRejectionReason } from './upload-rejections.js';
 import { DeviceId } from './workstations.js';
+
+export { UploadRejectionReason } from './upload-rejections.js';
 
 export const QaStatus = z.enum([
   'pending_qa',
@@ -82,17 +85,6 @@ export const episodeRpc = {
     reply: EpisodePage,
   }),
 } as const;
-
-/** Why production refused to turn a verified upload into an episode. */
-export const UploadRejectionReason = z.enum([
-  'task_not_found',
-  'organization_mismatch',
-  'not_owner',
-  'task_cancelled',
-  'task_failed',
-  'task_has_episode',
-]);
-export type UploadRejectionReason = z.infer<typeof UploadRejectionReason>;
 
 export const episodeEvents = {
   created: defineEvent({

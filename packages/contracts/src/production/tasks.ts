@@ -124,12 +124,37 @@ export const TaskPage = pageOf(Task).meta({ id: 'TaskPage' });
 export const TaskIdParams = z.object({ id: Uuid }).strict();
 export const OrderTaskParams = z.object({ id: Uuid }).strict();
 
-/** Device-facing actions name the acting device; it must be the one bound to the task's workstation. */
-export const DeviceActionBody = z.object({ device_id: DeviceId }).strict().meta({ id: 'DeviceActionBody' });
+/**
+ * Device-facing actions name the acting device; it must be the one bound to the task's workstation.
+ * With a device token the device is the token's (`device_id` may be omitted); an operator names it.
+ */
+export const DeviceActionBody = z
+  .object({ device_id: DeviceId.optional() })
+  .strict()
+  .meta({ id: 'DeviceActionBody' });
 export const FailTaskBody = z
-  .object({ device_id: DeviceId, reason: z.string().trim().min(1).max(2000) })
+  .object({ device_id: DeviceId.optional(), reason: z.string().trim().min(1).max(2000) })
   .strict()
   .meta({ id: 'FailTaskBody' });
+
+/** Statuses a device works on: runnable tasks, and those it is uploading. */
+export const DeviceTaskStatus = z.enum(['pending', 'ready', 'in_progress', 'uploading']);
+export const DeviceTaskListQuery = PageQuery.extend({
+  /** Default: the runnable ones (pending, ready, in_progress). */
+  status: commaList(DeviceTaskStatus).optional(),
+}).strict();
+export const DeviceTaskListFilter = PageQuery.extend({
+  status: z.array(DeviceTaskStatus).min(1).optional(),
+}).strict();
+export type DeviceTaskListFilter = z.infer<typeof DeviceTaskListFilter>;
+
+/** Can this device upload a recording for this task now? (transfer asks before any byte flows) */
+export const UploadEligibility = z.object({
+  task_id: Uuid,
+  organization_id: Uuid,
+  workstation_id: Uuid,
+  status: TaskStatus,
+});
 
 export const TaskConfig = z
   .object({
@@ -197,6 +222,23 @@ export const taskRpc = {
     kind: 'query',
     request: z.object({ id: Uuid }),
     reply: TaskConfig,
+  }),
+  /**
+   * Refuses with `not_owner` when the device is not the one bound to the task's workstation, and
+   * `invalid_state` when the task cannot take an upload (completed, failed, cancelled).
+   */
+  uploadEligibility: defineRpc({
+    subject: 'production.rpc.task.upload_eligibility',
+    kind: 'query',
+    request: z.object({ id: Uuid, device_id: DeviceId }),
+    reply: UploadEligibility,
+  }),
+  /** Tasks of the workstation the device is currently bound to (empty when it is bound to none). */
+  listForDevice: defineRpc({
+    subject: 'production.rpc.task.list_for_device',
+    kind: 'query',
+    request: z.object({ device_id: DeviceId, query: DeviceTaskListFilter }),
+    reply: TaskPage,
   }),
   deviceAction: defineRpc({
     subject: 'production.rpc.task.device_action',

@@ -1,1 +1,46 @@
+export * from './devices.js';
 export * from './uploads.js';
+
+import { productionEvents } from '../production/index.js';
+import { defineConsumer, healthPing } from '../messaging.js';
+import { deviceEvents, deviceRpc } from './devices.js';
+import { uploadEvents, uploadLifecycleEvents, uploadRpc } from './uploads.js';
+
+export const transferRpc = {
+  health: healthPing('transfer'),
+  device: deviceRpc,
+  upload: uploadRpc,
+} as const;
+
+export const transferEvents = {
+  device: deviceEvents,
+  upload: { ...uploadEvents, ...uploadLifecycleEvents },
+} as const;
+
+/** Durable consumers owned by the transfer service. */
+export const transferConsumers = {
+  /**
+   * Verifies completed uploads: assembles the parts and re-reads every byte (a multi-GB sha256), so the
+   * ack wait is long and in-flight work per replica small; the runner calls working() meanwhile.
+   */
+  verifyUpload: defineConsumer({
+    durable: 'transfer__verify-upload',
+    service: 'transfer',
+    events: [uploadLifecycleEvents.completed],
+    ackWaitMs: 120_000,
+    concurrency: 2,
+    maxAckPending: 64,
+  }),
+  /** ACK: the episode production created for an upload. */
+  episodeCreated: defineConsumer({
+    durable: 'transfer__episode-created',
+    service: 'transfer',
+    events: [productionEvents.episode.created],
+  }),
+  /** ACK: production refused a verified upload. */
+  uploadRejected: defineConsumer({
+    durable: 'transfer__upload-rejected',
+    service: 'transfer',
+    events: [productionEvents.episode.uploadRejected],
+  }),
+} as const;
