@@ -31,6 +31,7 @@ export {
   type WritePartOptions,
 } from './blob/blob-store.js';
 export { LocalBlobStore, type LocalBlobStoreOptions } from './blob/local-blob-store.js';
+export { S3BlobStore, type S3BlobStoreOptions } from './blob/s3-blob-store.js';
 export { BaseConfig, ConfigError, loadConfig } from './config/config.js';
 export { createDatabase, createPool, type Database, type DatabaseOptions } from './db/database.js';
 export type { CommandLogTable, InboxTable, MessagingTables, OutboxTable } from './db/messaging-tables.js';

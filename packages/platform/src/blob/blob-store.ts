@@ -109,7 +109,9 @@ export interface BlobStore {
    * Stores one part, streaming, in constant memory: hashed on the way in, exactly `options.size`
    * bytes or a BlobSizeMismatchError. A failed write (wrong size, wrong sha256, a source that errors
    * mid-way) leaves no usable part; writing a part again replaces it. Parts may arrive in any order,
-   * in parallel, repeated. A source's own error is rethrown as it is.
+   * in parallel, repeated. A source's own error is rethrown as it is. The local store refuses a part
+   * larger than partSize up front; S3 does not know partSize and only refuses, at completion, a part
+   * other than the last under 5 MiB.
    */
   writePart(
     key: string,

@@ -2,7 +2,7 @@ import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { BlobStorageError, InvalidBlobKeyError } from './blob-errors.js';
+import { BlobStorageError, InvalidBlobKeyError, InvalidBlobPartError } from './blob-errors.js';
 import { describeBlobStoreContract, generated } from './blob-store.contract.js';
 import { MIN_PART_SIZE } from './blob-store.js';
 import { LocalBlobStore } from './local-blob-store.js';
@@ -44,6 +44,15 @@ describe('LocalBlobStore on disk', () => {
     expect(await entries(path.join(root, 'objects', 'org', 'dev', 'up1'))).toEqual(['recording.mcap']);
     await expect(store.put('org/x.bin', generated(2, 0, 10), { size: 11 })).rejects.toThrow();
     expect(await entries(path.join(root, 'tmp'))).toEqual([]);
+  });
+
+  it('refuses a part larger than the part size before reading it (S3 only finds out at completion)', async () => {
+    const key = 'org/oversized.bin';
+    const { multipartId } = await store.createMultipart(key, { partSize: MIN_PART_SIZE });
+    await expect(
+      store.writePart(key, multipartId, 1, generated(6, 0, 10), { size: MIN_PART_SIZE + 1 }),
+    ).rejects.toBeInstanceOf(InvalidBlobPartError);
+    await store.abortMultipart(key, multipartId);
   });
 
   it('completes once when two completions race', async () => {
