@@ -30,6 +30,7 @@ export {
   type PutOptions,
   type WritePartOptions,
 } from './blob/blob-store.js';
+export { BlobStoreConfig, type CreateBlobStoreOptions, createBlobStore } from './blob/blob-store-config.js';
 export { LocalBlobStore, type LocalBlobStoreOptions } from './blob/local-blob-store.js';
 export { S3BlobStore, type S3BlobStoreOptions } from './blob/s3-blob-store.js';
 export { BaseConfig, ConfigError, loadConfig } from './config/config.js';
