@@ -10,6 +10,7 @@ export {
   InvalidBlobKeyError,
   InvalidBlobPartError,
   isBlobError,
+  MultipartBusyError,
   MultipartNotFoundError,
 } from './blob/blob-errors.js';
 export {

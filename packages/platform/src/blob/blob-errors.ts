@@ -11,6 +11,7 @@ export type BlobErrorCode =
   | 'size_mismatch'
   | 'checksum_mismatch'
   | 'multipart_not_found'
+  | 'multipart_busy'
   | 'invalid_part'
   | 'range_not_satisfiable'
   | 'storage_failed';
@@ -80,6 +81,23 @@ export class MultipartNotFoundError extends BlobError {
     options?: ErrorOptions,
   ) {
     super(`no open multipart upload ${multipartId} for ${key}`, options);
+  }
+}
+
+/**
+ * The upload cannot be completed or written to right now: a part is still being written while it
+ * is completed, or another completion is running. Nothing changed; retry later. (Local store only:
+ * its completion renames the file that part writers write into, so the two must not overlap.)
+ */
+export class MultipartBusyError extends BlobError {
+  override readonly name = 'MultipartBusyError';
+  readonly code = 'multipart_busy';
+  constructor(
+    readonly key: string,
+    readonly multipartId: string,
+    readonly reason: string,
+  ) {
+    super(`multipart upload ${multipartId} for ${key} is busy: ${reason}`);
   }
 }
 

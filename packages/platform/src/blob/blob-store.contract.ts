@@ -250,11 +250,14 @@ export function describeBlobStoreContract(
         const k = key('mp/sized.bin');
         const { multipartId } = await store.createMultipart(k, { partSize });
         const [one] = await writeParts(k, multipartId, 12, partSize, total, [1]);
-        const tooLong = generated(12, partSize, 2 * partSize + 1);
+        const tooLong = generated(12, partSize, 2 * partSize + MiB);
         await expect(store.writePart(k, multipartId, 2, tooLong, { size: partSize })).rejects.toMatchObject({
           code: 'size_mismatch',
           tooLarge: true,
         });
+        // The store stops reading but leaves the rest of the source to its owner (an HTTP handler still answers).
+        expect(tooLong.destroyed).toBe(false);
+        tooLong.destroy();
         const tooShort = generated(12, partSize, 2 * partSize - 1);
         await expect(store.writePart(k, multipartId, 2, tooShort, { size: partSize })).rejects.toMatchObject({
           code: 'size_mismatch',

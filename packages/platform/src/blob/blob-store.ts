@@ -109,7 +109,9 @@ export interface BlobStore {
    * Stores one part, streaming, in constant memory: hashed on the way in, exactly `options.size`
    * bytes or a BlobSizeMismatchError. A failed write (wrong size, wrong sha256, a source that errors
    * mid-way) leaves no usable part; writing a part again replaces it. Parts may arrive in any order,
-   * in parallel, repeated. A source's own error is rethrown as it is. The local store refuses a part
+   * in parallel, repeated. A source's own error is rethrown as it is; when the store refuses the
+   * bytes it stops reading and leaves the source undestroyed, so an HTTP handler streaming a request
+   * into it can still answer (discarding the rest is the caller's choice). The local store refuses a part
    * larger than partSize up front; S3 does not know partSize and only refuses, at completion, a part
    * other than the last under 5 MiB.
    */
@@ -123,8 +125,10 @@ export interface BlobStore {
 
   /**
    * Assembles parts 1..N, given in that order, into the object at `key` and closes the upload. Every
-   * part but the last must be exactly partSize bytes. Idempotent: when the upload is no longer open
-   * and the object exists at `key` (keys are never reused across uploads), returns its size.
+   * part but the last must be exactly partSize bytes. A refused part list (InvalidBlobPartError)
+   * leaves the upload open. Idempotent: when the upload is no longer open and the object exists at
+   * `key` (keys are never reused across uploads), returns its size. The local store answers
+   * MultipartBusyError (retry later) while a part write to the upload is still running.
    */
   completeMultipart(key: string, multipartId: string, parts: readonly CompletedPart[]): Promise<{ size: number }>;
 

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { PassThrough, Readable, Transform, type TransformCallback } from 'node:stream';
+import { PassThrough, type Readable, Transform, type TransformCallback } from 'node:stream';
 import { BlobChecksumMismatchError, BlobError, BlobSizeMismatchError, BlobStorageError } from './blob-errors.js';
 import type { BlobSource, BlobWriteResult } from './blob-store.js';
 
@@ -82,30 +82,36 @@ export function readerStream(source: Readable, key: string): Readable {
  * the store's: the former are rethrown unchanged, the latter become BlobStorageError. (Listening for
  * 'error' on the source would not do: a pipeline destroys every stream with the first error, so the
  * source would also report the store's.)
+ *
+ * When the store stops early (a refused size, a full disk) the source is left as it is rather than
+ * destroyed, so that an HTTP handler streaming a request into the store can still answer it; the
+ * rest of the source is the caller's to discard.
  */
 export class TrackedSource {
   private failure: { err: unknown } | undefined;
   readonly iterable: AsyncIterable<Uint8Array>;
 
-  constructor(private readonly source: BlobSource) {
-    this.iterable = this.iterate();
+  constructor(source: BlobSource) {
+    this.iterable = this.iterate(source);
   }
 
-  private async *iterate(): AsyncGenerator<Uint8Array> {
-    try {
-      yield* this.source;
-    } catch (err) {
-      this.failure = { err };
-      throw err;
+  private async *iterate(source: BlobSource): AsyncGenerator<Uint8Array> {
+    const iterator = source[Symbol.asyncIterator]();
+    for (;;) {
+      let next: IteratorResult<Uint8Array>;
+      try {
+        next = await iterator.next();
+      } catch (err) {
+        this.failure = { err };
+        throw err;
+      }
+      if (next.done) return;
+      // Not `yield*`: returning early would call the source's return(), which destroys a Readable.
+      yield next.value;
     }
   }
 
   isSourceError(err: unknown): boolean {
     return this.failure !== undefined && this.failure.err === err;
-  }
-
-  /** After a failure: release the caller's stream even if it is stalled (a generator cannot be returned mid-await). */
-  abandon(): void {
-    if (this.source instanceof Readable && !this.source.destroyed) this.source.destroy();
   }
 }

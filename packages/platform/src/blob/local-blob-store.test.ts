@@ -1,9 +1,12 @@
-import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, rename, rm, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { PassThrough } from 'node:stream';
+import { buffer } from 'node:stream/consumers';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { BlobStorageError, InvalidBlobKeyError, InvalidBlobPartError } from './blob-errors.js';
-import { describeBlobStoreContract, generated } from './blob-store.contract.js';
+import { waitFor } from '../testing/wait-for.js';
+import { BlobStorageError, InvalidBlobKeyError, InvalidBlobPartError, MultipartBusyError } from './blob-errors.js';
+import { bytesAt, describeBlobStoreContract, generated } from './blob-store.contract.js';
 import { MIN_PART_SIZE } from './blob-store.js';
 import { LocalBlobStore } from './local-blob-store.js';
 
@@ -36,7 +39,12 @@ describe('LocalBlobStore on disk', () => {
   it('completes by renaming the staging file: no staging, no temp file, no copy left behind', async () => {
     const key = 'org/dev/up1/recording.mcap';
     const { multipartId } = await store.createMultipart(key, { partSize: MIN_PART_SIZE });
-    expect(await entries(path.join(root, 'multipart', multipartId))).toEqual(['data', 'parts', 'upload.json']);
+    expect(await entries(path.join(root, 'multipart', multipartId))).toEqual([
+      'data',
+      'parts',
+      'upload.json',
+      'writers',
+    ]);
     const part = await store.writePart(key, multipartId, 1, generated(1, 0, 100), { size: 100 });
     expect(await entries(path.join(root, 'multipart', multipartId, 'parts'))).toEqual(['1.json']);
     await store.completeMultipart(key, multipartId, [part]);
@@ -64,6 +72,62 @@ describe('LocalBlobStore on disk', () => {
       store.completeMultipart(key, multipartId, [part]),
     ]);
     expect(results).toEqual([{ size: 1000 }, { size: 1000 }]);
+  });
+
+  it('will not complete while a part is being written, and completes once the write has ended', async () => {
+    const key = 'org/busy.bin';
+    const { multipartId } = await store.createMultipart(key, { partSize: MIN_PART_SIZE });
+    const writers = path.join(root, 'multipart', multipartId, 'writers');
+    const slow = new PassThrough();
+    const writing = store.writePart(key, multipartId, 1, slow, { size: 1000 });
+    slow.write(bytesAt(7, 0, 500));
+    await waitFor(async () => (await entries(writers)).length === 1, { what: 'the lease' });
+    const done = { partNumber: 1, etag: 'not yet known' };
+    await expect(store.completeMultipart(key, multipartId, [done])).rejects.toMatchObject({
+      code: 'multipart_busy',
+      reason: 'a part is still being written',
+    });
+    slow.end(bytesAt(7, 500, 1000));
+    const part = await writing;
+    expect(await entries(writers)).toEqual([]);
+    expect(await store.completeMultipart(key, multipartId, [part])).toEqual({ size: 1000 });
+    expect(await buffer(await store.read(key))).toEqual(bytesAt(7, 0, 1000));
+  });
+
+  it('refuses part writes while a completion holds the seal, and takes over a completion that died', async () => {
+    const key = 'org/sealed.bin';
+    const { multipartId } = await store.createMultipart(key, { partSize: MIN_PART_SIZE });
+    const part = await store.writePart(key, multipartId, 1, generated(8, 0, 100), { size: 100 });
+    const dir = path.join(root, 'multipart', multipartId);
+    // A completion caught between its seal and its rename.
+    await rename(path.join(dir, 'upload.json'), path.join(dir, 'sealed.json'));
+    await expect(store.writePart(key, multipartId, 2, generated(8, 0, 10), { size: 10 })).rejects.toBeInstanceOf(
+      MultipartBusyError,
+    );
+    const impatient = new LocalBlobStore({ root, completionWaitMs: 100 });
+    await expect(impatient.completeMultipart(key, multipartId, [part])).rejects.toMatchObject({
+      code: 'multipart_busy',
+      reason: 'another completion is running',
+    });
+    // It died: its seal and a writer's lease grow old.
+    const longAgo = new Date(Date.now() - 3_600_000);
+    await utimes(path.join(dir, 'sealed.json'), longAgo, longAgo);
+    await writeFile(path.join(dir, 'writers', 'dead-writer'), '');
+    await utimes(path.join(dir, 'writers', 'dead-writer'), longAgo, longAgo);
+    expect(await store.completeMultipart(key, multipartId, [part])).toEqual({ size: 100 });
+    expect(await entries(dir)).toEqual([]);
+  });
+
+  it('reopens the upload when completion finds a part missing, so the part can still be sent', async () => {
+    const key = 'org/reopened.bin';
+    const { multipartId } = await store.createMultipart(key, { partSize: MIN_PART_SIZE });
+    const one = await store.writePart(key, multipartId, 1, generated(9, 0, MIN_PART_SIZE), { size: MIN_PART_SIZE });
+    const missing = { partNumber: 2, etag: 'e' };
+    await expect(store.completeMultipart(key, multipartId, [one, missing])).rejects.toBeInstanceOf(
+      InvalidBlobPartError,
+    );
+    const two = await store.writePart(key, multipartId, 2, generated(9, 0, 10), { size: 10 });
+    expect(await store.completeMultipart(key, multipartId, [one, two])).toEqual({ size: MIN_PART_SIZE + 10 });
   });
 
   it('refuses a key that is a prefix directory of other keys, which S3 would allow', async () => {

@@ -1,9 +1,10 @@
 import { randomUUID } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
-import { type FileHandle, mkdir, open, readFile, rename, rm, stat } from 'node:fs/promises';
+import { type FileHandle, mkdir, open, readdir, readFile, rename, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
 import {
   BlobError,
   BlobNotFoundError,
@@ -11,6 +12,7 @@ import {
   BlobStorageError,
   InvalidBlobKeyError,
   InvalidBlobPartError,
+  MultipartBusyError,
   MultipartNotFoundError,
 } from './blob-errors.js';
 import {
@@ -38,6 +40,11 @@ import { BlobMeter, readerStream, TrackedSource } from './blob-streams.js';
 export interface LocalBlobStoreOptions {
   /** Directory holding everything (objects/, multipart/, tmp/); created on first write. No default. */
   root: string;
+  /**
+   * How long a completion waits for a concurrent completion of the same upload to finish before
+   * answering MultipartBusyError. Default 10 000 ms (completing is a truncate, an fsync and a rename).
+   */
+  completionWaitMs?: number;
 }
 
 interface UploadManifest {
@@ -57,33 +64,52 @@ function storageFailure(operation: string, key: string | undefined, err: unknown
 /** ETags travel through HTTP headers and S3 XML, where they may gain quotes. */
 const bareEtag = (etag: string) => etag.replace(/"/g, '');
 
+/** A part writer refreshes its lease this often… */
+const LEASE_HEARTBEAT_MS = 5_000;
+/** …so a lease this old belongs to a writer that died. */
+const LEASE_STALE_MS = 30_000;
+/** A seal this old belongs to a completion that died (completing is a truncate, an fsync and a rename). */
+const SEAL_STALE_MS = 5 * 60_000;
+
 /**
  * Blob store in a local directory (the default for single-host installations and tests):
  *
  *   objects/<key>                  finished objects
- *   multipart/<id>/upload.json     an open upload: its key and part size (its presence = the upload is open)
+ *   multipart/<id>/upload.json     an open upload: its key and part size
+ *   multipart/<id>/sealed.json     the same, renamed by the completion in progress
  *   multipart/<id>/data            staging file: part N is written at offset (N−1)·partSize
  *   multipart/<id>/parts/<N>.json  receipt of part N (size, sha256), written only once its bytes are fsynced
+ *   multipart/<id>/writers/<uuid>  lease of a part write in progress, touched every 5 s
  *   tmp/                           put() writes here, then renames into objects/
  *
  * Why one staging file with parts at fixed offsets: partSize is known when the upload opens, so
  * completion is a truncate to the real size and a rename, never a second copy of a multi-GB file.
- * A part write first removes the part's receipt and writes a new one only after the bytes are on
- * disk; a cut or refused write leaves no receipt, so completion refuses the part until it is sent
- * again (the re-send overwrites the region). Part state proper lives in the caller's Postgres; the
- * receipts only guarantee that completion never assembles bytes that were not fully written.
- * Concurrent writes of different bytes to one part number are a protocol violation; the whole-file
- * sha256 that transfer recomputes after completion catches them.
  *
- * A key cannot be both an object and a "directory" of other keys here (S3 allows it): such a put
- * fails with InvalidBlobKeyError.
+ * Why receipts: a part write first removes the part's receipt and writes a new one only after the
+ * bytes are on disk, so a cut or refused write leaves no receipt and completion refuses the part
+ * until it is sent again (the re-send overwrites the region). Part state proper lives in the
+ * caller's Postgres; receipts only guarantee that completion never assembles bytes not fully written.
+ *
+ * Why seal and leases: the renamed file is the one part writers write into, possibly from another
+ * process (the gateway writes, transfer completes), so a write still running at completion would
+ * land in the finished object. A writer takes a lease before it checks that the upload is open;
+ * completion seals the upload (renames upload.json, atomically, so one completion wins) before it
+ * looks for live leases, and backs off with MultipartBusyError when there is one. Either the
+ * completion sees the writer, or the writer sees the seal.
+ *
+ * Concurrent writes of different bytes to one part number are a protocol violation; the whole-file
+ * sha256 that transfer recomputes after completion catches them. A key cannot be both an object and
+ * a "directory" of other keys here (S3 allows it): such a put fails with InvalidBlobKeyError.
+ * The directory must be local to one host (leases are judged by their modification time).
  */
 export class LocalBlobStore implements BlobStore {
   readonly kind = 'local';
   private readonly root: string;
+  private readonly completionWaitMs: number;
 
   constructor(options: LocalBlobStoreOptions) {
     this.root = path.resolve(options.root);
+    this.completionWaitMs = options.completionWaitMs ?? 10_000;
   }
 
   private objectPath(key: string): string {
@@ -92,6 +118,7 @@ export class LocalBlobStore implements BlobStore {
   }
 
   private uploadDir(key: string, multipartId: string): string {
+    assertValidKey(key);
     assertMultipartId(key, multipartId);
     return path.join(this.root, 'multipart', multipartId);
   }
@@ -103,9 +130,10 @@ export class LocalBlobStore implements BlobStore {
     const dir = this.uploadDir(key, multipartId);
     try {
       await mkdir(path.join(dir, 'parts'), { recursive: true });
+      await mkdir(path.join(dir, 'writers'));
       await (await open(path.join(dir, 'data'), 'wx')).close();
       const manifest: UploadManifest = { key, partSize: options.partSize, createdAt: new Date().toISOString() };
-      await writeDurably(path.join(dir, 'upload.json'), JSON.stringify(manifest));
+      await writeDurably(path.join(dir, 'upload.json'), JSON.stringify(manifest)); // last: now it is open
     } catch (err) {
       throw storageFailure('createMultipart', key, err);
     }
@@ -119,18 +147,20 @@ export class LocalBlobStore implements BlobStore {
     return undefined;
   }
 
-  private async openUpload(key: string, multipartId: string): Promise<UploadManifest> {
-    assertValidKey(key);
-    const file = path.join(this.uploadDir(key, multipartId), 'upload.json');
+  /** The manifest under `name`, or null when there is none; an upload of another key counts as none. */
+  private async manifest(
+    key: string,
+    dir: string,
+    name: 'upload.json' | 'sealed.json',
+  ): Promise<UploadManifest | null> {
     let manifest: UploadManifest;
     try {
-      manifest = JSON.parse(await readFile(file, 'utf8')) as UploadManifest;
+      manifest = JSON.parse(await readFile(path.join(dir, name), 'utf8')) as UploadManifest;
     } catch (err) {
-      if (isMissing(err)) throw new MultipartNotFoundError(key, multipartId, { cause: err });
-      throw storageFailure('openMultipart', key, err);
+      if (isMissing(err)) return null;
+      throw err;
     }
-    if (manifest.key !== key) throw new MultipartNotFoundError(key, multipartId);
-    return manifest;
+    return manifest.key === key ? manifest : null;
   }
 
   async writePart(
@@ -142,43 +172,51 @@ export class LocalBlobStore implements BlobStore {
   ): Promise<PartReceipt> {
     assertPartNumber(partNumber);
     assertSize(options.size, 'size');
-    const upload = await this.openUpload(key, multipartId);
-    if (options.size > upload.partSize) {
-      throw new InvalidBlobPartError(`${options.size} bytes exceed the part size ${upload.partSize}`, partNumber);
-    }
     const dir = this.uploadDir(key, multipartId);
     const receiptFile = path.join(dir, 'parts', `${partNumber}.json`);
     const tracked = new TrackedSource(source);
-    const meter = new BlobMeter(options);
+    let lease: Lease | undefined;
     try {
-      // From here until the new receipt exists the region may hold anything: no receipt, no use.
-      await rm(receiptFile, { force: true });
-      const sink = createWriteStream(path.join(dir, 'data'), {
-        flags: 'r+',
-        start: (partNumber - 1) * upload.partSize,
-        flush: true, // fsync before close: a receipt never claims bytes still in the page cache
-      });
-      await pipeline(tracked.iterable, meter, sink);
+      // The lease comes first: a completion that sealed before this point is seen just below, one
+      // that seals after it sees the lease.
+      lease = await Lease.take(path.join(dir, 'writers'));
+      const upload = await this.manifest(key, dir, 'upload.json');
+      if (!upload) {
+        if (await this.manifest(key, dir, 'sealed.json')) {
+          throw new MultipartBusyError(key, multipartId, 'it is being completed');
+        }
+        throw new MultipartNotFoundError(key, multipartId);
+      }
+      if (options.size > upload.partSize) {
+        throw new InvalidBlobPartError(`${options.size} bytes exceed the part size ${upload.partSize}`, partNumber);
+      }
+      const meter = new BlobMeter(options);
+      try {
+        // From here until the new receipt exists the region may hold anything: no receipt, no use.
+        await rm(receiptFile, { force: true });
+        const sink = createWriteStream(path.join(dir, 'data'), {
+          flags: 'r+',
+          start: (partNumber - 1) * upload.partSize,
+          flush: true, // fsync before close: a receipt never claims bytes still in the page cache
+        });
+        await pipeline(tracked.iterable, meter, sink);
+      } catch (err) {
+        // A concurrent successful write of this part may have left a receipt, but our bytes may have
+        // overwritten some of its region since: drop it (the part is simply sent again).
+        await rm(receiptFile, { force: true });
+        throw err;
+      }
+      const { size, sha256 } = meter.result();
+      const receipt: PartReceipt = { partNumber, size, sha256, etag: sha256 };
+      await writeDurably(receiptFile, JSON.stringify(receipt));
+      return receipt;
     } catch (err) {
-      tracked.abandon();
-      // A concurrent successful write of this part may have left a receipt, but our bytes may have
-      // overwritten some of its region since: drop it (the part is simply sent again).
-      await rm(receiptFile, { force: true }).catch((rmErr) => {
-        throw storageFailure('writePart', key, rmErr);
-      });
       if (tracked.isSourceError(err)) throw err;
       if (isMissing(err)) throw new MultipartNotFoundError(key, multipartId, { cause: err }); // aborted meanwhile
       throw storageFailure('writePart', key, err);
+    } finally {
+      await lease?.release();
     }
-    const { size, sha256 } = meter.result();
-    const receipt: PartReceipt = { partNumber, size, sha256, etag: sha256 };
-    try {
-      await writeDurably(receiptFile, JSON.stringify(receipt));
-    } catch (err) {
-      if (isMissing(err)) throw new MultipartNotFoundError(key, multipartId, { cause: err });
-      throw storageFailure('writePart', key, err);
-    }
-    return receipt;
   }
 
   private async readReceipt(dir: string, partNumber: number): Promise<PartReceipt | null> {
@@ -190,23 +228,69 @@ export class LocalBlobStore implements BlobStore {
     }
   }
 
+  /**
+   * Seals the upload for this completion: renames upload.json to sealed.json, which succeeds for one
+   * caller only. Returns null when the upload is not open (completed, aborted, never created).
+   */
+  private async seal(key: string, multipartId: string, dir: string): Promise<UploadManifest | null> {
+    const open = path.join(dir, 'upload.json');
+    const sealed = path.join(dir, 'sealed.json');
+    const waitUntil = Date.now() + this.completionWaitMs;
+    for (;;) {
+      const upload = await this.manifest(key, dir, 'upload.json');
+      if (upload) {
+        try {
+          await rename(open, sealed);
+          const now = new Date();
+          await utimes(sealed, now, now); // the seal's age, for takeover after a crash
+          return upload;
+        } catch (err) {
+          if (!isMissing(err)) throw err;
+          // Another completion sealed it between our read and our rename: look at its seal below.
+        }
+      }
+      let sealedAt: number;
+      try {
+        sealedAt = (await stat(sealed)).mtimeMs;
+      } catch (err) {
+        if (isMissing(err)) return null;
+        throw err;
+      }
+      if (!(await this.manifest(key, dir, 'sealed.json'))) return null;
+      if (Date.now() - sealedAt < SEAL_STALE_MS) {
+        // Another completion is running: its outcome is ours (done, or reopened for a missing part).
+        if (Date.now() >= waitUntil) throw new MultipartBusyError(key, multipartId, 'another completion is running');
+        await sleep(50);
+        continue;
+      }
+      // A completion that died mid-way: reopen, then race to seal again (the rename picks one winner).
+      await rename(sealed, open).catch((err) => {
+        if (!isMissing(err)) throw err;
+      });
+    }
+  }
+
   async completeMultipart(
     key: string,
     multipartId: string,
     parts: readonly CompletedPart[],
   ): Promise<{ size: number }> {
     assertPartList(parts);
-    let upload: UploadManifest;
-    try {
-      upload = await this.openUpload(key, multipartId);
-    } catch (err) {
-      if (err instanceof MultipartNotFoundError) return this.alreadyCompleted(key, err);
-      throw err;
-    }
     const dir = this.uploadDir(key, multipartId);
     const target = this.objectPath(key);
+    let upload: UploadManifest | null;
+    try {
+      upload = await this.seal(key, multipartId, dir);
+    } catch (err) {
+      throw storageFailure('completeMultipart', key, err);
+    }
+    if (!upload) return this.alreadyCompleted(key, new MultipartNotFoundError(key, multipartId));
+
     let size = 0;
     try {
+      if (await hasLiveLease(path.join(dir, 'writers'))) {
+        throw new MultipartBusyError(key, multipartId, 'a part is still being written');
+      }
       for (const [i, part] of parts.entries()) {
         const receipt = await this.readReceipt(dir, part.partNumber);
         if (!receipt) throw new InvalidBlobPartError('was never written, or its last write failed', part.partNumber);
@@ -221,6 +305,14 @@ export class LocalBlobStore implements BlobStore {
         }
         size += receipt.size;
       }
+    } catch (err) {
+      // Still open for the missing part or the running writer; if reopening fails, the seal goes
+      // stale and the next completion takes over.
+      await rename(path.join(dir, 'sealed.json'), path.join(dir, 'upload.json')).catch(() => undefined);
+      throw storageFailure('completeMultipart', key, err);
+    }
+
+    try {
       const data = path.join(dir, 'data');
       // Cuts off the unused tail of the last part's region and any part written beyond the list.
       await withFile(data, 'r+', async (file) => {
@@ -232,29 +324,37 @@ export class LocalBlobStore implements BlobStore {
       await syncDir(path.dirname(target));
       await rm(dir, { recursive: true, force: true });
     } catch (err) {
-      // A concurrent completion got there first: the data file is gone, the object is in place.
-      if (isMissing(err))
-        return this.alreadyCompleted(key, new MultipartNotFoundError(key, multipartId, { cause: err }));
+      // A completion that died after its rename left the seal behind; the object is in place.
+      if (isMissing(err)) {
+        const done = await this.alreadyCompleted(key, new MultipartNotFoundError(key, multipartId, { cause: err }));
+        await rm(dir, { recursive: true, force: true }).catch((rmErr) => {
+          throw storageFailure('completeMultipart', key, rmErr);
+        });
+        return done;
+      }
       throw storageFailure('completeMultipart', key, err);
     }
     return { size };
   }
 
+  /** The upload is not open: fine if its object exists (completed before; keys are never reused). */
   private async alreadyCompleted(key: string, notFound: MultipartNotFoundError): Promise<{ size: number }> {
     const existing = await this.stat(key);
-    if (existing) return { size: existing.size };
-    throw notFound;
+    if (!existing) throw notFound;
+    return { size: existing.size };
   }
 
   async abortMultipart(key: string, multipartId: string): Promise<void> {
+    let dir: string;
     try {
-      await this.openUpload(key, multipartId);
+      dir = this.uploadDir(key, multipartId);
     } catch (err) {
-      if (err instanceof MultipartNotFoundError) return;
+      if (err instanceof MultipartNotFoundError) return; // not an id we would issue
       throw err;
     }
     try {
-      await rm(this.uploadDir(key, multipartId), { recursive: true, force: true });
+      const ours = (await this.manifest(key, dir, 'upload.json')) ?? (await this.manifest(key, dir, 'sealed.json'));
+      if (ours) await rm(dir, { recursive: true, force: true });
     } catch (err) {
       throw storageFailure('abortMultipart', key, err);
     }
@@ -275,7 +375,6 @@ export class LocalBlobStore implements BlobStore {
       });
       await syncDir(path.dirname(target));
     } catch (err) {
-      tracked.abandon();
       // A leftover temp file would only waste space; the error worth reporting is the original one.
       await rm(temp, { force: true }).catch(() => undefined);
       if (tracked.isSourceError(err)) throw err;
@@ -370,4 +469,48 @@ async function syncDir(dir: string): Promise<void> {
   } catch (err) {
     if (!['EISDIR', 'EPERM', 'EINVAL', 'EBADF'].includes(errno(err) ?? '')) throw err;
   }
+}
+
+/** Marks a part write in progress (see LocalBlobStore: seal and leases). */
+class Lease {
+  private constructor(
+    private readonly file: string,
+    private readonly heartbeat: NodeJS.Timeout,
+  ) {}
+
+  static async take(dir: string): Promise<Lease> {
+    const file = path.join(dir, randomUUID());
+    await writeFile(file, '', { flag: 'wx' });
+    const heartbeat = setInterval(() => {
+      const now = new Date();
+      // A missed touch only ages the lease; the write itself reports any real failure.
+      utimes(file, now, now).catch(() => undefined);
+    }, LEASE_HEARTBEAT_MS);
+    heartbeat.unref();
+    return new Lease(file, heartbeat);
+  }
+
+  async release(): Promise<void> {
+    clearInterval(this.heartbeat);
+    // A lease left behind goes stale in LEASE_STALE_MS and stops counting.
+    await rm(this.file, { force: true }).catch(() => undefined);
+  }
+}
+
+async function hasLiveLease(dir: string): Promise<boolean> {
+  let names: string[];
+  try {
+    names = await readdir(dir);
+  } catch (err) {
+    if (isMissing(err)) return false;
+    throw err;
+  }
+  for (const name of names) {
+    try {
+      if (Date.now() - (await stat(path.join(dir, name))).mtimeMs < LEASE_STALE_MS) return true;
+    } catch (err) {
+      if (!isMissing(err)) throw err; // released meanwhile
+    }
+  }
+  return false;
 }

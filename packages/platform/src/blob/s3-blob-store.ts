@@ -249,7 +249,6 @@ export class S3BlobStore implements BlobStore {
       return await send(meter, abort.signal);
     } catch (err) {
       meter.destroy();
-      tracked.abandon();
       await metering;
       if (streamFailure) {
         if (tracked.isSourceError(streamFailure.err) || streamFailure.err instanceof BlobError) throw streamFailure.err;
@@ -416,7 +415,6 @@ export class S3BlobStore implements BlobStore {
         await this.completeMultipart(key, multipartId, parts);
       }
     } catch (err) {
-      tracked.abandon();
       meter.destroy();
       await metering;
       // An abort that fails too leaves parts only a bucket lifecycle rule collects; the first error matters more.
