@@ -304,19 +304,13 @@ export class S3BlobStore implements BlobStore {
     assertMultipartId(key, multipartId);
     assertPartList(parts);
     try {
-      await this.client.send(
-        new CompleteMultipartUploadCommand({
-          Bucket: this.bucket,
-          Key: key,
-          UploadId: multipartId,
-          MultipartUpload: { Parts: parts.map((p) => ({ PartNumber: p.partNumber, ETag: p.etag })) },
-        }),
-      );
+      await this.sendComplete(key, multipartId, parts);
     } catch (err) {
       const failure = this.failure('completeMultipart', key, err, multipartId);
       if (failure instanceof InvalidBlobPartError) throw failure;
       // Completed before (S3 then answers NoSuchUpload; s3rver a 500), or completed but the answer was
-      // lost: the object at the key is the truth, since keys are never reused across uploads.
+      // lost: the object at the key is the truth, since keys are never reused across uploads. When
+      // the store cannot answer the HEAD either, the completion's own failure is the one to report.
       const existing = await this.stat(key).catch(() => null);
       if (existing) return { size: existing.size };
       throw failure;
@@ -326,6 +320,17 @@ export class S3BlobStore implements BlobStore {
       throw new BlobStorageError('completeMultipart', key, { cause: new Error('object missing after completion') });
     }
     return { size: done.size };
+  }
+
+  private sendComplete(key: string, multipartId: string, parts: readonly CompletedPart[]) {
+    return this.client.send(
+      new CompleteMultipartUploadCommand({
+        Bucket: this.bucket,
+        Key: key,
+        UploadId: multipartId,
+        MultipartUpload: { Parts: parts.map((p) => ({ PartNumber: p.partNumber, ETag: p.etag })) },
+      }),
+    );
   }
 
   async abortMultipart(key: string, multipartId: string): Promise<void> {
@@ -339,7 +344,7 @@ export class S3BlobStore implements BlobStore {
       await this.client.send(new AbortMultipartUploadCommand({ Bucket: this.bucket, Key: key, UploadId: multipartId }));
     } catch (err) {
       const { name, status } = s3ErrorOf(err);
-      if (name === 'NoSuchUpload' || status === 404) return;
+      if (name === 'NoSuchUpload') return; // (a 404 NoSuchBucket is a misconfiguration, not "already gone")
       // s3rver does not implement AbortMultipartUpload (405); its staged parts stay until its directory goes.
       if (status === 405) return;
       throw this.failure('abortMultipart', key, err, multipartId);
@@ -412,7 +417,9 @@ export class S3BlobStore implements BlobStore {
           });
       } else {
         if (bufferedSize > 0) await uploadBuffered();
-        await this.completeMultipart(key, multipartId, parts);
+        // Not completeMultipart: its "the object exists, so it was completed" fallback does not hold
+        // for put, which may be replacing an older object at the same key.
+        await this.sendComplete(key, multipartId, parts);
       }
     } catch (err) {
       meter.destroy();
