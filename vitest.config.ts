@@ -1,8 +1,10 @@
 import { defineConfig } from 'vitest/config';
 
 // Workspace packages resolve to their TypeScript sources in tests: the `ferry-source` export condition,
-// listed first in each package.json. The rest are Vite's defaults for server code.
-const conditions = ['ferry-source', 'module', 'node', 'development|production'];
+// listed first in each package.json. The rest are Vite's defaults for server code minus `module`, which
+// Node ignores: with it, packages such as the AWS SDK resolve to their bundler-only `dist-es` builds
+// (extensionless imports) that Node then fails to load.
+const conditions = ['ferry-source', 'node', 'development|production'];
 
 export default defineConfig({
   // NestJS needs legacy decorators with metadata (as tsc emits them). Vite's oxc transform reads this

@@ -1,14 +1,39 @@
 // Public surface of @ferry/platform. Nothing imports this package's internals.
-export type { BlobSource, BlobStat, BlobStore, BlobWriteOptions, BlobWriteResult } from './blob/blob-store.js';
+export {
+  BlobChecksumMismatchError,
+  BlobError,
+  type BlobErrorCode,
+  BlobNotFoundError,
+  BlobRangeNotSatisfiableError,
+  BlobSizeMismatchError,
+  BlobStorageError,
+  InvalidBlobKeyError,
+  InvalidBlobPartError,
+  isBlobError,
+  MultipartBusyError,
+  MultipartNotFoundError,
+} from './blob/blob-errors.js';
 export {
   assertValidKey,
-  BlobError,
-  BlobNotFoundError,
-  BlobOffsetMismatchError,
-  BlobTooLargeError,
-  InvalidBlobKeyError,
+  type BlobSource,
+  type BlobStat,
+  type BlobStore,
+  type BlobWriteResult,
+  type ByteRange,
+  type CompletedPart,
+  type CreateMultipartOptions,
+  MAX_PART_SIZE,
+  MAX_PARTS,
+  MIN_PART_SIZE,
+  type PartReceipt,
+  type PresignedPart,
+  type PresignPartOptions,
+  type PutOptions,
+  type WritePartOptions,
 } from './blob/blob-store.js';
-export { LocalBlobStore } from './blob/local-blob-store.js';
+export { BlobStoreConfig, type CreateBlobStoreOptions, createBlobStore } from './blob/blob-store-config.js';
+export { LocalBlobStore, type LocalBlobStoreOptions } from './blob/local-blob-store.js';
+export { S3BlobStore, type S3BlobStoreOptions } from './blob/s3-blob-store.js';
 export { BaseConfig, ConfigError, loadConfig } from './config/config.js';
 export { createDatabase, createPool, type Database, type DatabaseOptions } from './db/database.js';
 export type { CommandLogTable, InboxTable, MessagingTables, OutboxTable } from './db/messaging-tables.js';

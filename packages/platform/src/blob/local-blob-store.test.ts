@@ -1,100 +1,149 @@
-import { createHash, randomBytes } from 'node:crypto';
-import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, rename, rm, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { Readable } from 'node:stream';
-import { text } from 'node:stream/consumers';
+import { PassThrough } from 'node:stream';
+import { buffer } from 'node:stream/consumers';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { BlobNotFoundError, BlobOffsetMismatchError, BlobTooLargeError, InvalidBlobKeyError } from './blob-store.js';
+import { waitFor } from '../testing/wait-for.js';
+import { BlobStorageError, InvalidBlobKeyError, InvalidBlobPartError, MultipartBusyError } from './blob-errors.js';
+import { bytesAt, describeBlobStoreContract, generated } from './blob-store.contract.js';
+import { MIN_PART_SIZE } from './blob-store.js';
 import { LocalBlobStore } from './local-blob-store.js';
 
-/** A stream of `total` pseudo-random bytes in 64 KiB chunks, never held in memory at once. */
-function generated(total: number, seed = 1): { stream: Readable; sha256: () => string } {
-  const hash = createHash('sha256');
-  let sent = 0;
-  let x = seed;
-  const stream = new Readable({
-    read() {
-      if (sent >= total) return this.push(null);
-      const n = Math.min(65_536, total - sent);
-      const chunk = Buffer.alloc(n);
-      for (let i = 0; i < n; i++) {
-        x = (x * 1103515245 + 12345) & 0x7fffffff;
-        chunk[i] = x & 0xff;
-      }
-      sent += n;
-      hash.update(chunk);
-      this.push(chunk);
-    },
+async function entries(dir: string): Promise<string[]> {
+  return readdir(dir).catch((err: NodeJS.ErrnoException) => {
+    if (err.code === 'ENOENT') return [];
+    throw err;
   });
-  return { stream, sha256: () => hash.digest('hex') };
 }
 
-describe('LocalBlobStore', () => {
+describeBlobStoreContract('LocalBlobStore', async () => {
+  const root = await mkdtemp(path.join(tmpdir(), 'ferry-blob-'));
+  return {
+    store: new LocalBlobStore({ root }),
+    strictMultipart: true,
+    stagedUploads: async () => (await entries(path.join(root, 'multipart'))).length,
+    teardown: () => rm(root, { recursive: true, force: true }),
+  };
+});
+
+describe('LocalBlobStore on disk', () => {
   let root: string;
   let store: LocalBlobStore;
   beforeAll(async () => {
     root = await mkdtemp(path.join(tmpdir(), 'ferry-blob-'));
-    store = new LocalBlobStore(root);
+    store = new LocalBlobStore({ root });
   });
   afterAll(() => rm(root, { recursive: true, force: true }));
 
-  // Memory use while streaming is measured in bench/, not asserted here.
-  it('streams a large object in, reporting size and sha256 computed on the way', async () => {
-    const total = 64 * 1024 * 1024;
-    const source = generated(total);
-    const result = await store.put('org/dev/up1/recording.mcap', source.stream);
-    expect(result).toEqual({ size: total, sha256: source.sha256() });
-    expect((await store.stat('org/dev/up1/recording.mcap'))?.size).toBe(total);
-    expect(await store.sha256('org/dev/up1/recording.mcap')).toBe(result.sha256);
+  it('completes by renaming the staging file: no staging, no temp file, no copy left behind', async () => {
+    const key = 'org/dev/up1/recording.mcap';
+    const { multipartId } = await store.createMultipart(key, { partSize: MIN_PART_SIZE });
+    expect(await entries(path.join(root, 'multipart', multipartId))).toEqual([
+      'data',
+      'parts',
+      'upload.json',
+      'writers',
+    ]);
+    const part = await store.writePart(key, multipartId, 1, generated(1, 0, 100), { size: 100 });
+    expect(await entries(path.join(root, 'multipart', multipartId, 'parts'))).toEqual(['1.json']);
+    await store.completeMultipart(key, multipartId, [part]);
+    expect(await entries(path.join(root, 'multipart'))).toEqual([]);
+    expect(await entries(path.join(root, 'objects', 'org', 'dev', 'up1'))).toEqual(['recording.mcap']);
+    await expect(store.put('org/x.bin', generated(2, 0, 10), { size: 11 })).rejects.toThrow();
+    expect(await entries(path.join(root, 'tmp'))).toEqual([]);
   });
 
-  it('refuses an object over the size limit and leaves nothing behind', async () => {
+  it('refuses a part larger than the part size before reading it (S3 only finds out at completion)', async () => {
+    const key = 'org/oversized.bin';
+    const { multipartId } = await store.createMultipart(key, { partSize: MIN_PART_SIZE });
     await expect(
-      store.put('org/big.bin', Readable.from([randomBytes(1000), randomBytes(1000)]), { maxBytes: 1500 }),
-    ).rejects.toBeInstanceOf(BlobTooLargeError);
-    expect(await store.stat('org/big.bin')).toBeNull();
-    expect((await readdir(path.join(root, 'org'))).filter((f) => f.includes('.tmp-'))).toEqual([]);
+      store.writePart(key, multipartId, 1, generated(6, 0, 10), { size: MIN_PART_SIZE + 1 }),
+    ).rejects.toBeInstanceOf(InvalidBlobPartError);
+    await store.abortMultipart(key, multipartId);
   });
 
-  it('resumes an interrupted upload from the size it reports', async () => {
-    const key = 'org/dev/up2/recording.mcap';
-    const all = randomBytes(300_000);
-    expect(await store.append(key, Readable.from([all.subarray(0, 100_000)]), { offset: 0 })).toEqual({
-      size: 100_000,
+  it('completes once when two completions race', async () => {
+    const key = 'org/race.bin';
+    const { multipartId } = await store.createMultipart(key, { partSize: MIN_PART_SIZE });
+    const part = await store.writePart(key, multipartId, 1, generated(3, 0, 1000), { size: 1000 });
+    const results = await Promise.all([
+      store.completeMultipart(key, multipartId, [part]),
+      store.completeMultipart(key, multipartId, [part]),
+    ]);
+    expect(results).toEqual([{ size: 1000 }, { size: 1000 }]);
+  });
+
+  it('will not complete while a part is being written, and completes once the write has ended', async () => {
+    const key = 'org/busy.bin';
+    const { multipartId } = await store.createMultipart(key, { partSize: MIN_PART_SIZE });
+    const writers = path.join(root, 'multipart', multipartId, 'writers');
+    const slow = new PassThrough();
+    const writing = store.writePart(key, multipartId, 1, slow, { size: 1000 });
+    slow.write(bytesAt(7, 0, 500));
+    await waitFor(async () => (await entries(writers)).length === 1, { what: 'the lease' });
+    const done = { partNumber: 1, etag: 'not yet known' };
+    await expect(store.completeMultipart(key, multipartId, [done])).rejects.toMatchObject({
+      code: 'multipart_busy',
+      reason: 'a part is still being written',
     });
-    // A client that lost track and resends from 0 is told where the object really is.
-    const err = await store.append(key, Readable.from([all]), { offset: 0 }).catch((e) => e);
-    expect(err).toBeInstanceOf(BlobOffsetMismatchError);
-    expect(err).toMatchObject({ expected: 0, actual: 100_000 });
-    const current = (await store.stat(key))!.size;
-    expect(await store.append(key, Readable.from([all.subarray(current)]), { offset: current })).toEqual({
-      size: 300_000,
+    slow.end(bytesAt(7, 500, 1000));
+    const part = await writing;
+    expect(await entries(writers)).toEqual([]);
+    expect(await store.completeMultipart(key, multipartId, [part])).toEqual({ size: 1000 });
+    expect(await buffer(await store.read(key))).toEqual(bytesAt(7, 0, 1000));
+  });
+
+  it('refuses part writes while a completion holds the seal, and takes over a completion that died', async () => {
+    const key = 'org/sealed.bin';
+    const { multipartId } = await store.createMultipart(key, { partSize: MIN_PART_SIZE });
+    const part = await store.writePart(key, multipartId, 1, generated(8, 0, 100), { size: 100 });
+    const dir = path.join(root, 'multipart', multipartId);
+    // A completion caught between its seal and its rename.
+    await rename(path.join(dir, 'upload.json'), path.join(dir, 'sealed.json'));
+    await expect(store.writePart(key, multipartId, 2, generated(8, 0, 10), { size: 10 })).rejects.toBeInstanceOf(
+      MultipartBusyError,
+    );
+    const impatient = new LocalBlobStore({ root, completionWaitMs: 100 });
+    await expect(impatient.completeMultipart(key, multipartId, [part])).rejects.toMatchObject({
+      code: 'multipart_busy',
+      reason: 'another completion is running',
     });
-    expect(await store.sha256(key)).toBe(createHash('sha256').update(all).digest('hex'));
+    // It died: its seal and a writer's lease grow old.
+    const longAgo = new Date(Date.now() - 3_600_000);
+    await utimes(path.join(dir, 'sealed.json'), longAgo, longAgo);
+    await writeFile(path.join(dir, 'writers', 'dead-writer'), '');
+    await utimes(path.join(dir, 'writers', 'dead-writer'), longAgo, longAgo);
+    expect(await store.completeMultipart(key, multipartId, [part])).toEqual({ size: 100 });
+    expect(await entries(dir)).toEqual([]);
   });
 
-  it('enforces the size limit across appends', async () => {
-    const key = 'org/dev/up3/x.bin';
-    await store.append(key, Readable.from([randomBytes(600)]), { offset: 0, maxBytes: 1000 });
-    await expect(
-      store.append(key, Readable.from([randomBytes(600)]), { offset: 600, maxBytes: 1000 }),
-    ).rejects.toBeInstanceOf(BlobTooLargeError);
+  it('reopens the upload when completion finds a part missing, so the part can still be sent', async () => {
+    const key = 'org/reopened.bin';
+    const { multipartId } = await store.createMultipart(key, { partSize: MIN_PART_SIZE });
+    const one = await store.writePart(key, multipartId, 1, generated(9, 0, MIN_PART_SIZE), { size: MIN_PART_SIZE });
+    const missing = { partNumber: 2, etag: 'e' };
+    await expect(store.completeMultipart(key, multipartId, [one, missing])).rejects.toBeInstanceOf(
+      InvalidBlobPartError,
+    );
+    const two = await store.writePart(key, multipartId, 2, generated(9, 0, 10), { size: 10 });
+    expect(await store.completeMultipart(key, multipartId, [one, two])).toEqual({ size: MIN_PART_SIZE + 10 });
   });
 
-  it('reads byte ranges, reports missing objects, and deletes idempotently', async () => {
-    await store.put('org/r.txt', Readable.from([Buffer.from('0123456789')]));
-    expect(await text(await store.read('org/r.txt', { start: 2, end: 5 }))).toBe('2345');
-    await expect(store.read('org/none.txt')).rejects.toBeInstanceOf(BlobNotFoundError);
-    expect(await store.stat('org/none.txt')).toBeNull();
-    await store.delete('org/r.txt');
-    await store.delete('org/r.txt');
-    expect(await store.stat('org/r.txt')).toBeNull();
+  it('refuses a key that is a prefix directory of other keys, which S3 would allow', async () => {
+    await store.put('org/nested/a.bin', generated(4, 0, 10));
+    await expect(store.put('org/nested', generated(4, 0, 10))).rejects.toBeInstanceOf(InvalidBlobKeyError);
+    await expect(store.put('org/nested/a.bin/b', generated(4, 0, 10))).rejects.toBeInstanceOf(InvalidBlobKeyError);
+    expect(await store.stat('org/nested')).toBeNull();
   });
 
-  it('rejects keys that could escape the root', async () => {
-    for (const key of ['../etc/passwd', '/abs', 'a//b', 'a/../b', 'sp ace', '']) {
-      await expect(store.stat(key)).rejects.toBeInstanceOf(InvalidBlobKeyError);
-    }
+  it('fails writes with BlobStorageError when its directory is unusable', async () => {
+    const file = path.join(root, 'not-a-directory');
+    await writeFile(file, 'x');
+    const broken = new LocalBlobStore({ root: file });
+    await expect(broken.put('org/a.bin', generated(5, 0, 10))).rejects.toBeInstanceOf(BlobStorageError);
+    await expect(broken.createMultipart('org/a.bin', { partSize: MIN_PART_SIZE })).rejects.toBeInstanceOf(
+      BlobStorageError,
+    );
   });
 });
