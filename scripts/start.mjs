@@ -760,6 +760,9 @@ async function main() {
   const jwtSecret =
     process.env.FERRY_JWT_SECRET || persistent('jwt-secret', () => randomBytes(32).toString('base64url'));
   const demoOrg = persistent('demo-org', () => randomUUID());
+  const uploadSecret =
+    process.env.UPLOAD_SIGNING_SECRET ||
+    persistent('upload-signing-secret', () => randomBytes(32).toString('base64url'));
 
   // NATS first: when it cannot be had, nothing else should be started only to be stopped again.
   const nats = await resolveNats();
@@ -773,6 +776,9 @@ async function main() {
     DATABASE_URL: postgres.url,
     NATS_URL: nats.url,
     LOG_LEVEL: process.env.LOG_LEVEL || 'info',
+    // One local blob store for every service (transfer writes, the gateway streams parts in, qa reads).
+    BLOB_DIR: process.env.BLOB_DIR || path.join(dataDir, 'blobs'),
+    UPLOAD_SIGNING_SECRET: uploadSecret,
   };
   const cliEnv = { ...baseEnv, FERRY_JWT_SECRET: jwtSecret };
 

@@ -1,6 +1,6 @@
 import net from 'node:net';
 import { ERROR_CODE_LIST } from '@ferry/contracts';
-import { mintAccessToken } from '@ferry/gateway';
+import { mintAccessToken } from '@ferry/platform';
 import { sql } from 'kysely';
 import { v7 as uuidv7 } from 'uuid';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';

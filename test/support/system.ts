@@ -1,8 +1,10 @@
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import type { Role } from '@ferry/contracts';
-import { mintAccessToken } from '@ferry/gateway';
+import { mintAccessToken } from '@ferry/platform';
 import { TestInfra, type TestInfraOptions } from '@ferry/platform/testing';
 import { afterAll, beforeAll } from 'vitest';
 
@@ -33,8 +35,13 @@ export class System {
   /** Every process ever spawned, so shutdown() can never leave one behind. */
   private readonly spawned: ServiceProcess[] = [];
   readonly jwtSecret = `test-secret-${'x'.repeat(40)}`;
+  readonly uploadSigningSecret = `upload-secret-${'y'.repeat(40)}`;
+  /** The local blob store every service of this system shares (transfer writes, the gateway streams parts in, qa reads). */
+  readonly blobDir: string;
 
-  private constructor(readonly infra: TestInfra) {}
+  private constructor(readonly infra: TestInfra) {
+    this.blobDir = mkdtempSync(path.join(tmpdir(), `ferry-blobs-${infra.ns.prefix}-`));
+  }
 
   static async create(options: Pick<TestInfraOptions, 'databaseUrl' | 'natsUrl'> = {}): Promise<System> {
     const infra = await TestInfra.create({ ...options, provision: false });
@@ -72,6 +79,8 @@ export class System {
         ...process.env,
         ...this.infra.env(),
         LOG_LEVEL: 'debug',
+        BLOB_DIR: this.blobDir,
+        UPLOAD_SIGNING_SECRET: this.uploadSigningSecret,
         ...(name === 'gateway'
           ? {
               PORT: '0',
@@ -194,6 +203,7 @@ export class System {
     clearTimeout(timer);
     this.processes.clear();
     await this.infra.cleanup();
+    rmSync(this.blobDir, { recursive: true, force: true });
   }
 }
 

@@ -1,3 +1,10 @@
 export { DEMO, describeSeed, type SeedResult, seed } from './commands/seed.js';
 export { migrateAll, provision, SERVICE_MIGRATIONS } from './commands/setup.js';
 export { parseDuration, token } from './commands/token.js';
+export {
+  type ByteSource,
+  type DeclaredUploadFile,
+  DeviceUploader,
+  type DeviceUploaderOptions,
+  UploadHttpError,
+} from './uploads/device-uploader.js';

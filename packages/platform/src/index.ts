@@ -1,4 +1,6 @@
 // Public surface of @ferry/platform. Nothing imports this package's internals.
+
+export { InvalidTokenError, type MintOptions, mintAccessToken, verifyAccessToken } from './auth/access-token.js';
 export {
   BlobChecksumMismatchError,
   BlobError,

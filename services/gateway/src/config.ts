@@ -1,7 +1,12 @@
-import { BaseConfig } from '@ferry/platform';
+import { BaseConfig, BlobStoreConfig } from '@ferry/platform';
 import { z } from 'zod';
 
-export const GatewayConfig = BaseConfig.extend({
+/**
+ * The blob store settings are transfer's: with the local store, the gateway streams upload parts into
+ * the same directory (BLOB_DIR must name one directory for both); with S3 the gateway never touches it.
+ */
+export const GatewayConfig = BlobStoreConfig.extend({
+  ...BaseConfig.shape,
   PORT: z.coerce.number().int().min(0).max(65535).default(3000),
   HOST: z.string().default('0.0.0.0'),
   /** Ops port: /healthz, /readyz and /metrics (Prometheus), kept off the public API port. Default 3104. */
@@ -20,6 +25,11 @@ export const GatewayConfig = BaseConfig.extend({
     .default(1024 * 1024),
   /** How long a downstream service may take to answer. Default 10 s. */
   RPC_TIMEOUT_MS: z.coerce.number().int().min(100).default(10_000),
+  /**
+   * How long a checked device token is trusted before transfer is asked again: a revoked token keeps
+   * working at most this long on each gateway replica. Default 30 s; 0 asks every time.
+   */
+  DEVICE_TOKEN_CACHE_TTL_MS: z.coerce.number().int().min(0).max(600_000).default(30_000),
   /** Idempotency keys are kept this long (published in docs/api.md). Default 24 h. */
   IDEMPOTENCY_TTL_HOURS: z.coerce
     .number()

@@ -1,4 +1,5 @@
 import type { Database } from '@ferry/platform';
+import { mintAccessToken } from '@ferry/platform';
 import { waitFor } from '@ferry/platform/testing';
 import type { Hono } from 'hono';
 import { sql } from 'kysely';
@@ -7,7 +8,6 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { inProcessGateway } from '../../../test/support/gateway-app.js';
 import { json } from '../../../test/support/http.js';
 import { type ServiceProcess, System } from '../../../test/support/system.js';
-import { mintAccessToken } from './auth/access-token.js';
 import type { GatewayDB } from './database.js';
 
 describe('gateway HTTP API (real production service behind NATS)', () => {

@@ -1,6 +1,7 @@
 import './http/context.js';
 import { isErrorCode } from '@ferry/contracts';
 import {
+  type BlobStore,
   type DependencyMonitor,
   DomainError,
   type Logger,
@@ -9,7 +10,7 @@ import {
   type RpcClient,
 } from '@ferry/platform';
 import { Hono } from 'hono';
-import { authenticate, type BearerStrategy } from './auth/authenticate.js';
+import type { BearerStrategy } from './auth/authenticate.js';
 import { errorToResponse } from './http/error-response.js';
 import { MethodTable } from './http/method-table.js';
 import { describeProblem, problemBody, problemResponse } from './http/problem.js';
@@ -36,6 +37,8 @@ export interface GatewayDeps {
    * `unavailable` (503 with Retry-After) and is logged once per outage.
    */
   monitor?: DependencyMonitor;
+  /** Where upload parts of the local store are written (the part PUT route); absent: that route answers 409. */
+  blobStore?: BlobStore;
 }
 
 /** The HTTP API: health, docs, then every /api/v1 route behind bearer auth. */
@@ -63,7 +66,6 @@ export function createGateway(deps: GatewayDeps): Hono {
     return c.json(describeProblem(code));
   });
 
-  app.use('/api/v1/*', authenticate({ strategies: deps.strategies }));
   mountRoutes(app, apiRoutes, {
     rpc: () => {
       const client = deps.rpc();
@@ -72,9 +74,11 @@ export function createGateway(deps: GatewayDeps): Hono {
       }
       return client;
     },
+    strategies: deps.strategies,
     idempotency: deps.idempotency,
     bodyLimitBytes: deps.bodyLimitBytes,
     classifyError,
+    blobStore: deps.blobStore,
   });
 
   for (const path of ['/healthz', '/readyz', '/api/v1/openapi.json', '/api/v1/docs', '/api/v1/docs/init.js']) {

@@ -1,5 +1,5 @@
-export { InvalidTokenError, type MintOptions, mintAccessToken, verifyAccessToken } from './auth/access-token.js';
 export { type BearerStrategy, jwtStrategy } from './auth/authenticate.js';
+export { deviceTokenStrategy } from './auth/device-token.js';
 export { GatewayConfig } from './config.js';
 export type { GatewayDB } from './database.js';
 export { createGateway, type GatewayDeps } from './gateway.js';

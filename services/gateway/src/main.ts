@@ -4,6 +4,7 @@ import { healthPing } from '@ferry/contracts';
 import {
   assertMigrated,
   connectNats,
+  createBlobStore,
   createDatabase,
   createLogger,
   createMetrics,
@@ -22,6 +23,7 @@ import {
 } from '@ferry/platform';
 import { serve } from '@hono/node-server';
 import { jwtStrategy } from './auth/authenticate.js';
+import { deviceTokenStrategy } from './auth/device-token.js';
 import { GatewayConfig } from './config.js';
 import type { GatewayDB } from './database.js';
 import { createGateway } from './gateway.js';
@@ -72,11 +74,15 @@ const app = createGateway({
     ttlHours: config.IDEMPOTENCY_TTL_HOURS,
     leaseMs: config.IDEMPOTENCY_LEASE_MS,
   }),
-  strategies: [jwtStrategy(config.FERRY_JWT_SECRET)],
+  strategies: [
+    jwtStrategy(config.FERRY_JWT_SECRET),
+    deviceTokenStrategy({ rpc: () => rpc, ttlMs: config.DEVICE_TOKEN_CACHE_TTL_MS }),
+  ],
   readiness: () => evaluateReadiness(checks, { phase, reason: startingReason }),
   bodyLimitBytes: config.BODY_LIMIT_BYTES,
   version,
   monitor,
+  blobStore: config.BLOB_STORE === 'local' ? createBlobStore(config) : undefined,
 });
 
 // The ops port: the same readiness, plus /metrics, which the public API port does not serve.

@@ -14,6 +14,7 @@ import { SceneRepository } from './scenes/scene.repository.js';
 import { SceneRpc } from './scenes/scene.rpc.js';
 import { SceneService } from './scenes/scene.service.js';
 import { TaskLocks } from './tasks/task.locks.js';
+import { TaskOutcomes } from './tasks/task.outcomes.js';
 import { TaskPlacement } from './tasks/task.placement.js';
 import { TaskRepository } from './tasks/task.repository.js';
 import { TaskRpc } from './tasks/task.rpc.js';
@@ -36,6 +37,7 @@ export const PRODUCTION_PROVIDERS = [
   TaskRepository,
   TaskTransitions,
   TaskLocks,
+  TaskOutcomes,
   TaskPlacement,
   TaskService,
   EpisodeRepository,

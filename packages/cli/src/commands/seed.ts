@@ -8,8 +8,7 @@ import {
   taskRpc,
   workstationRpc,
 } from '@ferry/contracts';
-import { mintAccessToken } from '@ferry/gateway';
-import { connectNats, createLogger, DomainError, newId, RpcClient } from '@ferry/platform';
+import { connectNats, createLogger, DomainError, mintAccessToken, newId, RpcClient } from '@ferry/platform';
 
 import type { z } from 'zod';
 import type { Env } from './setup.js';

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { Role } from '@ferry/contracts';
-import { mintAccessToken } from '@ferry/gateway';
+import { mintAccessToken } from '@ferry/platform';
 import { z } from 'zod';
 
 const DURATION = /^(\d+)([smhd])$/;

@@ -128,10 +128,7 @@ export const OrderTaskParams = z.object({ id: Uuid }).strict();
  * Device-facing actions name the acting device; it must be the one bound to the task's workstation.
  * With a device token the device is the token's (`device_id` may be omitted); an operator names it.
  */
-export const DeviceActionBody = z
-  .object({ device_id: DeviceId.optional() })
-  .strict()
-  .meta({ id: 'DeviceActionBody' });
+export const DeviceActionBody = z.object({ device_id: DeviceId.optional() }).strict().meta({ id: 'DeviceActionBody' });
 export const FailTaskBody = z
   .object({ device_id: DeviceId.optional(), reason: z.string().trim().min(1).max(2000) })
   .strict()
@@ -155,6 +152,7 @@ export const UploadEligibility = z.object({
   workstation_id: Uuid,
   status: TaskStatus,
 });
+export type UploadEligibility = z.infer<typeof UploadEligibility>;
 
 export const TaskConfig = z
   .object({

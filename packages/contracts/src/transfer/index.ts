@@ -1,8 +1,8 @@
 export * from './devices.js';
 export * from './uploads.js';
 
-import { productionEvents } from '../production/index.js';
 import { defineConsumer, healthPing } from '../messaging.js';
+import { productionEvents } from '../production/index.js';
 import { deviceEvents, deviceRpc } from './devices.js';
 import { uploadEvents, uploadLifecycleEvents, uploadRpc } from './uploads.js';
 

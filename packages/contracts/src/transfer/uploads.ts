@@ -185,7 +185,11 @@ export const PartParams = z
 export const PartSignatureQuery = z
   .object({
     expires: z.coerce.number().int().min(0).max(4_102_444_800),
-    signature: z.string().min(10).max(200).regex(/^[A-Za-z0-9_-]+$/),
+    signature: z
+      .string()
+      .min(10)
+      .max(200)
+      .regex(/^[A-Za-z0-9_-]+$/),
   })
   .strict();
 
@@ -208,6 +212,7 @@ export const PartReceiptBody = z
   })
   .strict()
   .meta({ id: 'PartReceiptBody' });
+export type PartReceiptBody = z.infer<typeof PartReceiptBody>;
 
 export const FailUploadBody = z
   .object({ reason: z.string().trim().min(1).max(2000) })
@@ -220,7 +225,10 @@ const uploadFilters = {
   created_from: Timestamp.optional(),
   created_to: Timestamp.optional(),
 };
-export const UploadListQuery = PageQuery.extend({ ...uploadFilters, status: commaList(UploadStatus).optional() }).strict();
+export const UploadListQuery = PageQuery.extend({
+  ...uploadFilters,
+  status: commaList(UploadStatus).optional(),
+}).strict();
 export const UploadListFilter = PageQuery.extend({
   ...uploadFilters,
   status: z.array(UploadStatus).min(1).optional(),
@@ -329,4 +337,3 @@ export const uploadLifecycleEvents = {
     description: 'An open upload saw no part for too long; its parts were deleted.',
   }),
 } as const;
-

@@ -10,7 +10,12 @@ const armed = new Set(
     .filter(Boolean),
 );
 
-export type FaultPoint = 'relay.after_publish' | 'consumer.after_commit' | 'rpc.after_commit';
+export type FaultPoint =
+  | 'relay.after_publish'
+  | 'consumer.after_commit'
+  | 'rpc.after_commit'
+  | 'transfer.after_verify'
+  | 'qa.mid_check';
 
 export function faultPoint(point: FaultPoint): void {
   if (armed.size === 0 || !armed.has(point)) return;

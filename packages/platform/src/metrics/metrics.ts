@@ -15,6 +15,14 @@ export interface Metrics {
   readonly httpDuration: Histogram<'method' | 'route'>;
   /** Gauges whose value is read at scrape time (outbox backlog, pool usage). */
   gauge(name: string, help: string, collect: () => Promise<number> | number): void;
+  /** A service's own counter, registered once per name (a second call returns the first). */
+  counter<L extends string = string>(name: string, help: string, labelNames?: readonly L[]): Counter<L>;
+  /** A service's own histogram (seconds unless the name says otherwise), registered once per name. */
+  histogram<L extends string = string>(
+    name: string,
+    help: string,
+    options?: { labelNames?: readonly L[]; buckets?: number[] },
+  ): Histogram<L>;
 }
 
 export function createMetrics(service: string): Metrics {
@@ -80,6 +88,26 @@ export function createMetrics(service: string): Metrics {
       buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
       registers,
     }),
+    counter<L extends string>(name: string, help: string, labelNames: readonly L[] = []) {
+      const existing = registry.getSingleMetric(name);
+      if (existing) return existing as Counter<L>;
+      return new Counter<L>({ name, help, labelNames: [...labelNames], registers });
+    },
+    histogram<L extends string>(
+      name: string,
+      help: string,
+      options: { labelNames?: readonly L[]; buckets?: number[] } = {},
+    ) {
+      const existing = registry.getSingleMetric(name);
+      if (existing) return existing as Histogram<L>;
+      return new Histogram<L>({
+        name,
+        help,
+        labelNames: [...(options.labelNames ?? [])],
+        ...(options.buckets ? { buckets: options.buckets } : {}),
+        registers,
+      });
+    },
     gauge(name, help, collect) {
       new Gauge({
         name,

@@ -1,7 +1,5 @@
 import type { Actor } from '@ferry/contracts';
-import { DomainError } from '@ferry/platform';
-import type { MiddlewareHandler } from 'hono';
-import { InvalidTokenError, verifyAccessToken } from './access-token.js';
+import { DomainError, InvalidTokenError, verifyAccessToken } from '@ferry/platform';
 
 /**
  * One way of turning a bearer token into an actor. Tokens are told apart by shape: JWTs (three
@@ -26,10 +24,6 @@ export function jwtStrategy(secret: string): BearerStrategy {
   };
 }
 
-export interface AuthenticateOptions {
-  strategies: readonly BearerStrategy[];
-}
-
 const BEARER = /^Bearer[ \t]+([A-Za-z0-9._~+/=-]+)[ \t]*$/i;
 
 function unauthenticated(detail: string, invalidToken: boolean): DomainError {
@@ -38,21 +32,24 @@ function unauthenticated(detail: string, invalidToken: boolean): DomainError {
   });
 }
 
-/** Requires a valid bearer token and sets `actor`; 401 otherwise (RFC 6750 WWW-Authenticate). */
-export function authenticate(options: AuthenticateOptions): MiddlewareHandler {
-  return async (c, next) => {
-    const header = c.req.header('authorization');
-    if (!header) throw unauthenticated('send Authorization: Bearer <token>', false);
-    const token = BEARER.exec(header)?.[1];
-    if (!token) throw unauthenticated('the Authorization header must be "Bearer <token>"', true);
-    const strategy = options.strategies.find((s) => s.matches(token));
-    if (!strategy) throw unauthenticated('unrecognised token type', true);
-    try {
-      c.set('actor', await strategy.authenticate(token));
-    } catch (err) {
-      if (err instanceof InvalidTokenError) throw unauthenticated(err.message, true);
-      throw err;
-    }
-    await next();
-  };
+/**
+ * The actor behind an Authorization header: the first strategy whose token shape matches decides;
+ * 401 (RFC 6750 WWW-Authenticate) for no header, another scheme, an unknown shape or a token the
+ * strategy refuses.
+ */
+export async function authenticateHeader(
+  header: string | undefined,
+  strategies: readonly BearerStrategy[],
+): Promise<Actor> {
+  if (!header) throw unauthenticated('send Authorization: Bearer <token>', false);
+  const token = BEARER.exec(header)?.[1];
+  if (!token) throw unauthenticated('the Authorization header must be "Bearer <token>"', true);
+  const strategy = strategies.find((s) => s.matches(token));
+  if (!strategy) throw unauthenticated('unrecognised token type', true);
+  try {
+    return await strategy.authenticate(token);
+  } catch (err) {
+    if (err instanceof InvalidTokenError) throw unauthenticated(err.message, true);
+    throw err;
+  }
 }

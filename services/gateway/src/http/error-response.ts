@@ -10,14 +10,12 @@ import { problemBody, problemResponse } from './problem.js';
 export function errorToResponse(err: unknown, c: Context): Response {
   const requestId = c.get('requestId') ?? 'unknown';
   if (isDomainError(err)) {
-    const { errors, www_authenticate, retry_after_seconds, ...details } = (err.details ?? {}) as Record<
-      string,
-      unknown
-    >;
+    const { errors, www_authenticate, retry_after_seconds, close_connection, ...details } = (err.details ??
+      {}) as Record<string, unknown>;
     const headers: Record<string, string> = {};
     // The rest of an oversized body is never read: the connection cannot be reused, so say so, or a
     // keep-alive client sends its next request on a socket we are about to close.
-    if (err.code === 'payload_too_large') headers.Connection = 'close';
+    if (err.code === 'payload_too_large' || close_connection === true) headers.Connection = 'close';
     if (typeof www_authenticate === 'string') headers['WWW-Authenticate'] = www_authenticate;
     if (typeof retry_after_seconds === 'number') {
       headers['Retry-After'] = String(retry_after_seconds);

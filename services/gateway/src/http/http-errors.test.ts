@@ -1,8 +1,7 @@
-import { createMetrics, DependencyMonitor, evaluateReadiness } from '@ferry/platform';
+import { createMetrics, DependencyMonitor, evaluateReadiness, mintAccessToken } from '@ferry/platform';
 import { silentLogger, TestInfra } from '@ferry/platform/testing';
 import type { Hono } from 'hono';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { mintAccessToken } from '../auth/access-token.js';
 import { jwtStrategy } from '../auth/authenticate.js';
 import type { GatewayDB } from '../database.js';
 import { createGateway } from '../gateway.js';

@@ -1,7 +1,9 @@
+import { Readable } from 'node:stream';
 import { type Actor, findUnstorable, INPUT_LIMITS, type Role, type RpcCallContext } from '@ferry/contracts';
-import { DomainError, type Logger, type RpcClient } from '@ferry/platform';
+import { type BlobStore, DomainError, type Logger, type RpcClient } from '@ferry/platform';
 import type { Context, Hono } from 'hono';
 import type { z } from 'zod';
+import { authenticateHeader, type BearerStrategy } from '../auth/authenticate.js';
 import type { IdempotencyStore } from '../idempotency/idempotency.store.js';
 import { fingerprintOf, parseIdempotencyKey } from '../idempotency/idempotency-key.js';
 import { errorToResponse } from './error-response.js';
@@ -11,19 +13,52 @@ export const API_BASE = '/api/v1';
 
 export type HttpMethod = 'GET' | 'POST' | 'PATCH' | 'PUT' | 'DELETE';
 
+/**
+ * The kinds of route, which share auth, parameter validation, problem+json errors and the OpenAPI
+ * document: `json` (a validated JSON body in, a JSON result out), `stream` (the request body is a byte
+ * stream handed to the handler unread — never buffered — e.g. an upload part), `events` (the handler
+ * answers with a long-lived text/event-stream response).
+ */
+export type RouteKind = 'json' | 'stream' | 'events';
+
+/**
+ * `bearer`: a valid token is required (401 otherwise). `optional`: a token is checked when one is sent
+ * (a signed URL, say, authorizes the request by itself). `none`: no token is read at all.
+ */
+export type RouteAuth = 'bearer' | 'optional' | 'none';
+
+export type ActorKind = Actor['kind'];
+
 export interface RouteResult {
   status: number;
   body?: unknown;
   headers?: Record<string, string>;
 }
 
+/** The actor of calls made without a token (signed URLs, pairing): the service checks what it needs itself. */
+export const ANONYMOUS: Actor = {
+  kind: 'system',
+  sub: 'anonymous',
+  org: '00000000-0000-0000-0000-000000000000',
+  role: null,
+};
+
 export interface RouteContext {
+  /** The caller; ANONYMOUS on routes with auth `none`/`optional` called without a token. */
   actor: Actor;
   requestId: string;
   /** The RPC context for downstream calls: carries the request id and, under an Idempotency-Key, the command id. */
   call: RpcCallContext;
   rpc: RpcClient;
   log: Logger;
+  /** The raw request: `stream` routes read its body, `events` routes its headers and abort signal. */
+  request: Request;
+  /** The API's origin as the client reached it (`https://ferry.example.com`), for absolute URLs. */
+  origin: string;
+  /** `stream` routes: the request body as a Node stream, read with backpressure, never buffered. */
+  bodyStream(): Readable;
+  /** The blob store, where this gateway writes upload parts itself (local store); undefined otherwise. */
+  blobStore?: BlobStore;
 }
 
 type AnySchema = z.ZodType;
@@ -41,20 +76,34 @@ export interface RouteDefinition<
   summary: string;
   description?: string;
   tags: readonly string[];
-  /** Roles allowed to call it; others get 403. */
+  /** Default `json`. */
+  kind?: RouteKind;
+  /** Default `bearer`. */
+  auth?: RouteAuth;
+  /** Who may call it: users (by `roles`) and/or devices. Default users only. */
+  actors?: readonly ActorKind[];
+  /** Roles of users allowed to call it; others get 403. */
   roles: readonly Role[];
   params?: P;
   query?: Q;
+  /** JSON routes only; a `stream` route documents its body with `streamBody`. */
   body?: B;
+  /** For the docs: the media type and description of a `stream` route's body. */
+  streamBody?: { contentType: string; description: string };
   /** Success responses (errors are documented from the route's traits). */
-  responses: Readonly<Record<number, { description: string; schema?: AnySchema }>>;
+  responses: Readonly<
+    Record<number, { description: string; schema?: AnySchema; contentType?: string; headers?: Record<string, string> }>
+  >;
   /** Extra error statuses this route can answer, for the docs (e.g. 409 for a name conflict). */
   errors?: Readonly<Record<number, string>>;
   /** Honour Idempotency-Key (POST/PATCH command routes). */
   idempotent?: boolean;
   /** Body size limit; defaults to BODY_LIMIT_BYTES. */
   maxBodyBytes?: number;
-  handle(input: { params: Infer<P>; query: Infer<Q>; body: Infer<B> }, ctx: RouteContext): Promise<RouteResult>;
+  handle(
+    input: { params: Infer<P>; query: Infer<Q>; body: Infer<B> },
+    ctx: RouteContext,
+  ): Promise<RouteResult | Response>;
 }
 
 export function defineRoute<
@@ -76,10 +125,13 @@ export const noContent = (): RouteResult => ({ status: 204 });
 export interface MountOptions {
   /** The RPC client once NATS is connected; throws `unavailable` before that. */
   rpc: () => RpcClient;
+  /** Bearer strategies, tried by token shape. */
+  strategies: readonly BearerStrategy[];
   idempotency: IdempotencyStore;
   bodyLimitBytes: number;
   /** Turns infrastructure errors into domain errors (a lost database connection → `unavailable`). */
   classifyError?: (err: unknown) => unknown;
+  blobStore?: BlobStore;
 }
 
 type FieldErrors = { path: string; message: string }[];
@@ -117,19 +169,65 @@ function parsePart(
   return undefined;
 }
 
-function toResponse(c: Context, result: RouteResult): Response {
+function toResponse(c: Context, result: RouteResult | Response): Response {
+  if (result instanceof Response) return result;
   for (const [k, v] of Object.entries(result.headers ?? {})) c.header(k, v);
   if (result.body === undefined) return c.body(null, result.status as 204);
   return c.json(result.body as object, result.status as 200);
 }
 
-async function execute(route: RouteDefinition, c: Context, options: MountOptions): Promise<Response> {
-  const actor = c.get('actor');
-  if (!actor.role || !route.roles.includes(actor.role)) {
-    throw new DomainError('forbidden', `the ${actor.role ?? 'device'} role may not ${route.summary.toLowerCase()}`, {
+/** Who is calling, per the route's auth mode; 401 when a required or offered token is not valid. */
+async function identify(route: RouteDefinition, c: Context, options: MountOptions): Promise<Actor> {
+  const mode = route.auth ?? 'bearer';
+  const header = c.req.header('authorization');
+  if (mode === 'none' || (mode === 'optional' && header === undefined)) return ANONYMOUS;
+  return authenticateHeader(header, options.strategies);
+}
+
+/** 403 unless this kind of actor (and, for users, this role) may call the route. */
+function authorize(route: RouteDefinition, actor: Actor): void {
+  if (actor === ANONYMOUS) return;
+  const kinds = route.actors ?? ['user'];
+  if (!kinds.includes(actor.kind)) {
+    throw new DomainError(
+      'forbidden',
+      actor.kind === 'device'
+        ? `a device token may not ${route.summary.toLowerCase()}; use an operator token`
+        : `only a device may ${route.summary.toLowerCase()}; use the device's token`,
+      { allowed_actors: kinds },
+    );
+  }
+  if (actor.kind === 'user' && (!actor.role || !route.roles.includes(actor.role))) {
+    throw new DomainError('forbidden', `the ${actor.role} role may not ${route.summary.toLowerCase()}`, {
       required_roles: route.roles,
     });
   }
+}
+
+/**
+ * The request body as a Node stream. On @hono/node-server that is the IncomingMessage itself (no
+ * web-stream round trip on a multi-GB upload); elsewhere (app.request in tests) the web body converted.
+ */
+function bodyStream(c: Context): Readable {
+  const incoming = (c.env as { incoming?: unknown } | undefined)?.incoming;
+  if (incoming instanceof Readable) return incoming;
+  const body = c.req.raw.body;
+  return body ? Readable.fromWeb(body as import('node:stream/web').ReadableStream) : Readable.from([]);
+}
+
+/** The origin the client used (behind a proxy: X-Forwarded-Proto / X-Forwarded-Host when sane). */
+function originOf(c: Context): string {
+  const url = new URL(c.req.url);
+  const proto = c.req.header('x-forwarded-proto');
+  const host = c.req.header('x-forwarded-host');
+  if (proto && /^https?$/.test(proto) && host && /^[A-Za-z0-9.-]+(:\d+)?$/.test(host)) return `${proto}://${host}`;
+  return url.origin;
+}
+
+async function execute(route: RouteDefinition, c: Context, options: MountOptions): Promise<Response> {
+  const actor = await identify(route, c, options);
+  c.set('actor', actor);
+  authorize(route, actor);
   const errors: FieldErrors = [];
   const params = parsePart('path', route.params, declaredParams(c), errors);
   const rawQuery = singleValuedQuery(c, errors);
@@ -137,9 +235,10 @@ async function execute(route: RouteDefinition, c: Context, options: MountOptions
     for (const name of Object.keys(rawQuery)) errors.push({ path: `query.${name}`, message: 'unknown parameter' });
   }
   const query = parsePart('query', route.query, rawQuery, errors);
-  const body = route.body
-    ? parsePart('body', route.body, await readJsonBody(c, route.maxBodyBytes ?? options.bodyLimitBytes), errors)
-    : undefined;
+  const body =
+    route.body && (route.kind ?? 'json') === 'json'
+      ? parsePart('body', route.body, await readJsonBody(c, route.maxBodyBytes ?? options.bodyLimitBytes), errors)
+      : undefined;
   if (errors.length > 0) {
     throw new DomainError('validation_failed', `the request has ${errors.length} invalid field(s)`, { errors });
   }
@@ -152,6 +251,10 @@ async function execute(route: RouteDefinition, c: Context, options: MountOptions
     call: { request_id: requestId, actor, ...(commandId ? { command_id: commandId } : {}) },
     rpc: options.rpc(),
     log: c.get('log'),
+    request: c.req.raw,
+    origin: originOf(c),
+    bodyStream: () => bodyStream(c),
+    blobStore: options.blobStore,
   });
   if (!key) return toResponse(c, await route.handle({ params, query, body } as never, ctx()));
 
@@ -242,7 +345,7 @@ function declaredParams(c: Context): Record<string, string> {
   return Object.fromEntries(Object.entries(c.req.param()).filter(([k]) => !k.startsWith(LITERAL_PARAM)));
 }
 
-/** Registers every route on `app` under /api/v1 (behind the auth middleware mounted there). */
+/** Registers every route on `app` under /api/v1; each authenticates per its `auth` mode. */
 export function mountRoutes(app: Hono, routes: readonly RouteDefinition[], options: MountOptions): void {
   for (const route of routes) {
     app.on(route.method, toHonoPath(`${API_BASE}${route.path}`), (c) => execute(route, c, options));

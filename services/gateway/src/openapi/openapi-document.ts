@@ -77,10 +77,11 @@ function errorStatuses(route: RouteDefinition): Record<number, string> {
     504: 'A service behind the gateway did not answer in time.',
   };
   if (route.path.includes(':')) out[404] = 'No such resource in the caller’s organization.';
-  if (route.body) {
+  if (route.body && (route.kind ?? 'json') === 'json') {
     out[413] = 'The body is too large.';
     out[415] = 'The body is not application/json.';
   }
+  if ((route.auth ?? 'bearer') === 'none') delete out[401];
   if (route.idempotent) {
     out[409] = 'A request with this Idempotency-Key is still in progress (retry after Retry-After seconds).';
     out[422] = 'The Idempotency-Key was used with a different request.';
@@ -105,7 +106,11 @@ export function buildOpenApiDocument(routes: readonly RouteDefinition[], info: {
     for (const [status, r] of Object.entries(route.responses)) {
       responses[status] = {
         description: r.description,
-        ...(r.schema ? { content: { 'application/json': { schema: schemaFor(r.schema, 'output', inputName) } } } : {}),
+        ...(r.schema
+          ? { content: { [r.contentType ?? 'application/json']: { schema: schemaFor(r.schema, 'output', inputName) } } }
+          : r.contentType
+            ? { content: { [r.contentType]: { schema: { type: 'string' } } } }
+            : {}),
         headers: { 'X-Request-Id': { $ref: '#/components/headers/RequestId' } },
       };
     }
@@ -124,6 +129,11 @@ export function buildOpenApiDocument(routes: readonly RouteDefinition[], info: {
       ...(route.description ? { description: route.description } : {}),
       tags: [...route.tags],
       'x-roles': [...route.roles],
+      'x-actors': [...(route.actors ?? ['user'])],
+      'x-kind': route.kind ?? 'json',
+      // `none`: no token at all; `optional`: the request authorizes itself (a signed URL), a token may be added.
+      ...((route.auth ?? 'bearer') === 'none' ? { security: [] } : {}),
+      ...((route.auth ?? 'bearer') === 'optional' ? { security: [{}, { bearer: [] }] } : {}),
       ...(params.length > 0 ? { parameters: params } : {}),
       ...(route.body
         ? {
@@ -132,7 +142,19 @@ export function buildOpenApiDocument(routes: readonly RouteDefinition[], info: {
               content: { 'application/json': { schema: schemaFor(route.body, 'input', inputName) } },
             },
           }
-        : {}),
+        : route.streamBody
+          ? {
+              requestBody: {
+                required: true,
+                description: route.streamBody.description,
+                content: {
+                  [route.streamBody.contentType]: {
+                    schema: { type: 'string', contentMediaType: route.streamBody.contentType },
+                  },
+                },
+              },
+            }
+          : {}),
       responses,
     };
   }

@@ -1,3 +1,4 @@
+import type { Actor } from '@ferry/contracts';
 import {
   BulkCreateTasksBody,
   BulkCreateTasksResult,
@@ -5,6 +6,7 @@ import {
   CreateTasksBody,
   CreateTasksResult,
   DeviceActionBody,
+  DeviceTaskListQuery,
   FailTaskBody,
   OrderTaskParams,
   Task,
@@ -15,6 +17,7 @@ import {
   TaskPage,
   taskRpc,
 } from '@ferry/contracts';
+import { DomainError } from '@ferry/platform';
 import { created, defineRoute, noContent, ok } from '../http/route.js';
 
 const WRITERS = ['admin', 'operator'] as const;
@@ -22,8 +25,29 @@ const READERS = ['admin', 'operator', 'viewer'] as const;
 const tags = ['Tasks'];
 
 /**
- * Device-facing actions. Until device tokens exist (transfer), they take an operator token and the
- * acting `device_id`, which must be the device of the task's workstation.
+ * The device acting on a task: a device token's own device (a different `device_id` in the body is
+ * refused), or the `device_id` an operator names.
+ */
+export function actingDevice(actor: Actor, named: string | undefined): string {
+  if (actor.kind === 'device') {
+    if (named !== undefined && named !== actor.sub) {
+      throw new DomainError('not_owner', `a device may act only as itself (${actor.sub}), not as ${named}`, {
+        device_id: named,
+      });
+    }
+    return actor.sub;
+  }
+  if (named === undefined) {
+    throw new DomainError('validation_failed', 'an operator must name the acting device', {
+      errors: [{ path: 'body.device_id', message: 'required with an operator token' }],
+    });
+  }
+  return named;
+}
+
+/**
+ * Device-facing actions: with the device's own token, or an operator token naming the acting
+ * `device_id`. Either way it must be the device of the task's workstation.
  */
 function deviceAction(action: 'ready' | 'start' | 'finish', summary: string, description: string) {
   return defineRoute({
@@ -33,6 +57,7 @@ function deviceAction(action: 'ready' | 'start' | 'finish', summary: string, des
     summary,
     description,
     tags,
+    actors: ['user', 'device'],
     roles: WRITERS,
     params: TaskIdParams,
     body: DeviceActionBody,
@@ -41,8 +66,9 @@ function deviceAction(action: 'ready' | 'start' | 'finish', summary: string, des
       403: 'The device does not own the task (`not_owner`).',
       409: 'Not allowed in the task’s status (`invalid_state`, `details.current_status`).',
     },
-    async handle({ params, body }, { rpc, call }) {
-      return ok(await rpc.call(taskRpc.deviceAction, { id: params.id, action, device_id: body.device_id }, call));
+    async handle({ params, body }, { rpc, call, actor }) {
+      const device_id = actingDevice(actor, body.device_id);
+      return ok(await rpc.call(taskRpc.deviceAction, { id: params.id, action, device_id }, call));
     },
   });
 }
@@ -182,6 +208,24 @@ export const taskRoutes = [
       return ok(await rpc.call(taskRpc.config, params, call));
     },
   }),
+  defineRoute({
+    method: 'GET',
+    path: '/device/tasks',
+    operationId: 'listDeviceTasks',
+    summary: 'List the tasks of the calling device',
+    description:
+      'With a device token: the tasks of the workstation the device is currently bound to, runnable ones by default ' +
+      '(`status=pending,ready,in_progress`; add `uploading` to see those waiting for an upload). Empty when the device ' +
+      'is bound to no workstation.',
+    tags,
+    actors: ['device'],
+    roles: [],
+    query: DeviceTaskListQuery,
+    responses: { 200: { description: 'A page of tasks.', schema: TaskPage } },
+    async handle({ query }, { rpc, call, actor }) {
+      return ok(await rpc.call(taskRpc.listForDevice, { device_id: actor.sub, query }, call));
+    },
+  }),
   deviceAction('ready', 'Report the task config loaded', 'pending → ready; repeats are no-ops.'),
   deviceAction('start', 'Report recording started', 'pending|ready → in_progress; repeats are no-ops.'),
   deviceAction(
@@ -197,18 +241,16 @@ export const taskRoutes = [
     summary: 'Report the upload failed',
     description: 'in_progress|uploading → failed (terminal; no retry path). Repeats are no-ops.',
     tags,
+    actors: ['user', 'device'],
     roles: WRITERS,
     params: TaskIdParams,
     body: FailTaskBody,
     responses: { 200: { description: 'The task; `changed: false` for a repeat.', schema: TaskActionResult } },
     errors: { 403: 'The device does not own the task (`not_owner`).', 409: 'Not allowed in the task’s status.' },
-    async handle({ params, body }, { rpc, call }) {
+    async handle({ params, body }, { rpc, call, actor }) {
+      const device_id = actingDevice(actor, body.device_id);
       return ok(
-        await rpc.call(
-          taskRpc.deviceAction,
-          { id: params.id, action: 'fail', device_id: body.device_id, reason: body.reason },
-          call,
-        ),
+        await rpc.call(taskRpc.deviceAction, { id: params.id, action: 'fail', device_id, reason: body.reason }, call),
       );
     },
   }),

@@ -24,11 +24,9 @@ import { Inject, Injectable } from '@nestjs/common';
 import { Kysely, type Transaction } from 'kysely';
 
 import { BatchRepository } from '../batches/batch.repository.js';
-import { BatchTransitions } from '../batches/batch.transitions.js';
 import type { ProductionDB } from '../database.js';
-import { OrderService } from '../orders/order.service.js';
 import { TaskLocks } from '../tasks/task.locks.js';
-import { TaskTransitions } from '../tasks/task.transitions.js';
+import { TaskOutcomes } from '../tasks/task.outcomes.js';
 import { WorkstationRepository } from '../workstations/workstation.repository.js';
 import { EpisodeRepository, toEpisode } from './episode.repository.js';
 
@@ -46,10 +44,8 @@ export class EpisodeService {
     private readonly db: Kysely<ProductionDB>,
     private readonly episodes: EpisodeRepository,
     private readonly locks: TaskLocks,
-    private readonly taskTransitions: TaskTransitions,
-    private readonly batchTransitions: BatchTransitions,
+    private readonly outcomes: TaskOutcomes,
     private readonly batches: BatchRepository,
-    private readonly orders: OrderService,
     private readonly workstations: WorkstationRepository,
     private readonly outbox: Outbox,
     @Inject(LOGGER) private readonly logger: Logger,
@@ -141,16 +137,12 @@ export class EpisodeService {
       recording: upload.recording,
     });
     await this.batches.incrementEpisodeCount(trx, batch.id);
-    const { changed } = await this.taskTransitions.apply(
+    await this.outcomes.record(
       trx,
-      { ...task, episode_id: row.id },
+      { order, batch, task: { ...task, episode_id: row.id } },
       'complete',
       'upload_verified',
     );
-    if (changed) {
-      await this.batchTransitions.advance(trx, await this.batches.lockById(trx, batch.id));
-      await this.orders.autoAdvance(trx, order);
-    }
     const episode = toEpisode(row);
     await this.outbox.append(trx, episodeEvents.created, { episode }, { aggregateId: episode.id });
     return { kind: 'created', episode };

@@ -1,4 +1,10 @@
-import { type CreateTaskBody, type CreateTasksBody, type TaskListFilter, taskRpc } from '@ferry/contracts';
+import {
+  type CreateTaskBody,
+  type CreateTasksBody,
+  type DeviceTaskListFilter,
+  type TaskListFilter,
+  taskRpc,
+} from '@ferry/contracts';
 import { type RpcHandlerContext, RpcMethod } from '@ferry/platform';
 import { Controller } from '@nestjs/common';
 import { Ctx, Payload } from '@nestjs/microservices';
@@ -44,6 +50,16 @@ export class TaskRpc {
   @RpcMethod(taskRpc.config)
   config(@Payload() req: { id: string }, @Ctx() ctx: Call) {
     return this.tasks.config(ctx.call.actor, req.id);
+  }
+
+  @RpcMethod(taskRpc.uploadEligibility)
+  uploadEligibility(@Payload() req: { id: string; device_id: string }, @Ctx() ctx: Call) {
+    return this.tasks.uploadEligibility(ctx.call.actor, req.id, req.device_id);
+  }
+
+  @RpcMethod(taskRpc.listForDevice)
+  listForDevice(@Payload() req: { device_id: string; query: DeviceTaskListFilter }, @Ctx() ctx: Call) {
+    return this.tasks.listForDevice(ctx.call.actor, req.device_id, req.query);
   }
 
   @RpcMethod(taskRpc.deviceAction)

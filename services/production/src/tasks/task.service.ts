@@ -3,12 +3,14 @@ import {
   type BulkCreateTasksResult,
   type CreateTaskBody,
   type CreateTasksBody,
+  type DeviceTaskListFilter,
   decideTask,
   type Page,
   type Task,
   type TaskConfig,
   type TaskListFilter,
   type TaskStatus,
+  type UploadEligibility,
 } from '@ferry/contracts';
 import { DomainError, decodeCursor, isIdCursor, notFound, toPage } from '@ferry/platform';
 import { Injectable } from '@nestjs/common';
@@ -20,6 +22,7 @@ import { OrderService } from '../orders/order.service.js';
 import { SceneRepository } from '../scenes/scene.repository.js';
 import { WorkstationRepository } from '../workstations/workstation.repository.js';
 import { TaskLocks } from './task.locks.js';
+import { TaskOutcomes } from './task.outcomes.js';
 import { TaskPlacement, type TaskSpec } from './task.placement.js';
 import { TaskRepository, type TaskRow, toTask } from './task.repository.js';
 import { TaskTransitions } from './task.transitions.js';
@@ -37,6 +40,7 @@ export class TaskService {
     private readonly orders: OrderService,
     private readonly workstations: WorkstationRepository,
     private readonly scenes: SceneRepository,
+    private readonly outcomes: TaskOutcomes,
   ) {}
 
   /**
@@ -178,6 +182,43 @@ export class TaskService {
     return toPage(rows, filter.limit, toTask, (r) => ({ id: r.id }));
   }
 
+  /**
+   * Before any byte of an upload flows (transfer asks): the device must be the one bound to the task's
+   * workstation, and the task must still be able to take an upload (not completed, failed, cancelled).
+   * Production checks both again, authoritatively, when the episode is created.
+   */
+  async uploadEligibility(actor: Actor, id: string, deviceId: string): Promise<UploadEligibility> {
+    const task = await this.tasks.find(this.db, actor.org, id);
+    if (!task) throw notFound('Task', id);
+    const ws = await this.workstations.findById(this.db, task.workstation_id);
+    if (!ws || ws.device_id !== deviceId) {
+      throw new DomainError('not_owner', `device ${deviceId} does not own task ${id}`, {
+        task_id: id,
+        device_id: deviceId,
+      });
+    }
+    const status = task.status as TaskStatus;
+    if (status === 'completed' || status === 'failed' || status === 'cancelled') {
+      throw new DomainError('invalid_state', `task ${id} is ${status}; it takes no upload`, {
+        task_id: id,
+        current_status: status,
+      });
+    }
+    return { task_id: task.id, organization_id: task.organization_id, workstation_id: task.workstation_id, status };
+  }
+
+  /** The tasks of the workstation `deviceId` is currently bound to (runnable ones unless asked otherwise). */
+  async listForDevice(actor: Actor, deviceId: string, filter: DeviceTaskListFilter): Promise<Page<Task>> {
+    const ws = await this.workstations.findCurrentByDevice(this.db, actor.org, deviceId);
+    if (!ws) return { items: [], next_cursor: null };
+    return this.list(actor, {
+      limit: filter.limit,
+      cursor: filter.cursor,
+      workstation_id: ws.id,
+      status: filter.status ?? ['pending', 'ready', 'in_progress'],
+    });
+  }
+
   /** The recorder's config, only while the task is pending (else 409 with the current status). */
   async config(actor: Actor, id: string): Promise<TaskConfig> {
     const task = await this.tasks.find(this.db, actor.org, id);
@@ -217,7 +258,8 @@ export class TaskService {
     req: { id: string; action: 'ready' | 'start' | 'finish' | 'fail'; device_id: string; reason?: string },
     trx: Transaction<ProductionDB>,
   ): Promise<{ task: Task; changed: boolean }> {
-    const { order, batch, task } = await this.locks.lock(trx, req.id, actor.org);
+    const locked = await this.locks.lock(trx, req.id, actor.org);
+    const { task } = locked;
     const ws = await this.workstations.findById(trx, task.workstation_id);
     if (!ws || ws.device_id !== req.device_id) {
       throw new DomainError('not_owner', `device ${req.device_id} does not own task ${task.id}`, {
@@ -230,17 +272,13 @@ export class TaskService {
         errors: [{ path: 'body.reason', message: 'required' }],
       });
     }
-    const { task: after, changed } = await this.transitions.apply(
+    const { task: after, changed } = await this.outcomes.record(
       trx,
-      task,
+      locked,
       req.action,
       'device',
       req.action === 'fail' ? { error_message: req.reason } : {},
     );
-    if (changed && after.status === 'failed') {
-      await this.batchTransitions.advance(trx, batch);
-      await this.orders.autoAdvance(trx, order);
-    }
     return { task: toTask(after), changed };
   }
 

@@ -81,6 +81,18 @@ export class WorkstationRepository {
     return q.executeTakeFirst();
   }
 
+  /** The current binding of a device in the organization, if it is bound. */
+  async findCurrentByDevice(db: Db, org: string, deviceId: string): Promise<WorkstationRow | undefined> {
+    return db
+      .selectFrom('workstations')
+      .selectAll()
+      .where('organization_id', '=', org)
+      .where('device_id', '=', deviceId)
+      .where('is_current', '=', true)
+      .where('deleted_at', 'is', null)
+      .executeTakeFirst();
+  }
+
   async findById(db: Db, id: string): Promise<WorkstationRow | undefined> {
     return db.selectFrom('workstations').selectAll().where('id', '=', id).executeTakeFirst();
   }

@@ -1,0 +1,142 @@
+import { uploadEvents, uploadLifecycleEvents } from '@ferry/contracts';
+import {
+  CONFIG,
+  inTransaction,
+  isPostgresConnectionError,
+  LOGGER,
+  type Logger,
+  METRICS,
+  type Metrics,
+  Outbox,
+} from '@ferry/platform';
+import { Inject, Injectable, type OnApplicationBootstrap, type OnModuleDestroy } from '@nestjs/common';
+import { Kysely } from 'kysely';
+import type { TransferDB } from '../database.js';
+import type { TransferConfig } from '../manifest.js';
+import { UploadRepository } from './upload.repository.js';
+import { UploadService } from './upload.service.js';
+
+/**
+ * Two sweeps, safe on any number of replicas (rows are claimed with SKIP LOCKED):
+ * - open uploads that saw no part for UPLOAD_IDLE_TIMEOUT_MS expire, and their staged parts are deleted;
+ * - verified uploads production has not acknowledged for UPLOAD_ACK_TIMEOUT_MS get `upload.verified`
+ *   published again under the same event id (production's inbox makes a repeat harmless), at most
+ *   UPLOAD_MAX_REPUBLISH times — bounded, logged and counted, never a blind loop.
+ */
+@Injectable()
+export class UploadHousekeeper implements OnApplicationBootstrap, OnModuleDestroy {
+  private timer?: NodeJS.Timeout;
+  private running?: Promise<unknown>;
+  private readonly expired;
+  private readonly republished;
+  private readonly abandoned;
+
+  constructor(
+    private readonly db: Kysely<TransferDB>,
+    private readonly uploads: UploadRepository,
+    private readonly service: UploadService,
+    private readonly outbox: Outbox,
+    @Inject(CONFIG) private readonly config: TransferConfig,
+    @Inject(LOGGER) private readonly logger: Logger,
+    @Inject(METRICS) metrics: Metrics,
+  ) {
+    this.expired = metrics.counter('ferry_uploads_expired_total', 'Open uploads expired for lack of activity.');
+    this.republished = metrics.counter(
+      'ferry_upload_verified_republished_total',
+      'upload.verified events published again because production had not acknowledged them.',
+    );
+    this.abandoned = metrics.counter(
+      'ferry_upload_ack_abandoned_total',
+      'Verified uploads still unacknowledged after the last allowed republish (need a person).',
+    );
+  }
+
+  onApplicationBootstrap(): void {
+    const tick = () => {
+      this.running = this.sweep().catch((err) => {
+        if (!isPostgresConnectionError(err)) this.logger.warn({ err }, 'upload housekeeping failed');
+      });
+      this.timer = setTimeout(tick, this.config.UPLOAD_SWEEP_INTERVAL_MS * (0.9 + Math.random() * 0.2));
+      this.timer.unref();
+    };
+    this.timer = setTimeout(tick, Math.min(5_000, this.config.UPLOAD_SWEEP_INTERVAL_MS));
+    this.timer.unref();
+  }
+
+  async onModuleDestroy(): Promise<void> {
+    clearTimeout(this.timer);
+    await this.running;
+  }
+
+  /** One pass of both sweeps; returns what it did (tests drive it directly). */
+  async sweep(now = new Date()): Promise<{ expired: number; republished: number }> {
+    return {
+      expired: await this.expireIdle(now),
+      republished: await this.republishUnacknowledged(now),
+    };
+  }
+
+  private async expireIdle(now: Date): Promise<number> {
+    const before = new Date(now.getTime() - this.config.UPLOAD_IDLE_TIMEOUT_MS);
+    return inTransaction(this.db, async (trx) => {
+      const rows = await this.uploads.idleOpen(trx, before, 100);
+      for (const row of rows) {
+        await this.service.abortFiles(trx, row.id);
+        const moved = (await this.uploads.transition(trx, row.id, ['open'], { status: 'expired' }))!;
+        const upload = await this.service.view(trx, moved);
+        await this.outbox.append(trx, uploadLifecycleEvents.expired, { upload }, { aggregateId: row.id });
+        this.logger.info({ upload_id: row.id, task_id: row.task_id }, 'open upload expired; its parts were deleted');
+      }
+      this.expired.inc(rows.length);
+      return rows.length;
+    });
+  }
+
+  private async republishUnacknowledged(now: Date): Promise<number> {
+    const before = new Date(now.getTime() - this.config.UPLOAD_ACK_TIMEOUT_MS);
+    const max = this.config.UPLOAD_MAX_REPUBLISH;
+    return inTransaction(this.db, async (trx) => {
+      const rows = await this.uploads.unacknowledged(trx, before, max, 100);
+      for (const row of rows) {
+        // Same event id (= upload id): the relay publishes the stored event again, unchanged.
+        if (!(await this.uploads.republishEvent(trx, row.id))) {
+          // Housekeeping purged the published row (after 7 days): write it again under the same id.
+          const upload = await this.service.view(trx, row);
+          const file = (role: string) => upload.files.find((f) => f.role === role);
+          const strip = (f: ReturnType<typeof file>) =>
+            f ? { object_key: f.object_key, size_bytes: f.size_bytes, sha256: f.sha256 } : undefined;
+          await this.outbox.append(
+            trx,
+            uploadEvents.verified,
+            {
+              upload_id: row.id,
+              organization_id: row.organization_id,
+              task_id: row.task_id,
+              device_id: row.device_id,
+              files: { mcap: strip(file('mcap'))!, ...(file('sidecar') ? { sidecar: strip(file('sidecar')) } : {}) },
+              recording: upload.recording,
+              verified_at: row.verified_at!.toISOString(),
+            },
+            { aggregateId: row.id, eventId: row.id },
+          );
+        }
+        const count = row.republish_count + 1;
+        await this.uploads.markRepublished(trx, row.id, count, now);
+        this.republished.inc();
+        if (count >= max) {
+          this.abandoned.inc();
+          this.logger.error(
+            { upload_id: row.id, task_id: row.task_id, republished: count },
+            'upload.verified republished for the last time; production has still not acknowledged it',
+          );
+        } else {
+          this.logger.warn(
+            { upload_id: row.id, task_id: row.task_id, republished: count, max },
+            'upload verified but not acknowledged; upload.verified published again',
+          );
+        }
+      }
+      return rows.length;
+    });
+  }
+}

@@ -1,0 +1,184 @@
+import type { UploadListFilter } from '@ferry/contracts';
+import { Injectable } from '@nestjs/common';
+import { type Insertable, type Kysely, type Selectable, sql, type Updateable } from 'kysely';
+import type { TransferDB, UploadFilesTable, UploadPartsTable, UploadStatusName, UploadsTable } from '../database.js';
+
+type Db = Kysely<TransferDB>;
+export type UploadRow = Selectable<UploadsTable>;
+export type UploadFileRow = Selectable<UploadFilesTable>;
+export type UploadPartRow = Selectable<UploadPartsTable>;
+
+/** Statuses of an upload still in flight: at most one per task (a partial unique index). */
+export const LIVE_STATUSES: readonly UploadStatusName[] = ['open', 'verifying', 'verified'];
+
+/** Uploads, their files and received parts; the only place kysely touches these tables. */
+@Injectable()
+export class UploadRepository {
+  /** Inserts unless another upload is live for the task (then undefined: the caller reads that one). */
+  async insertIfNoneLive(db: Db, row: Insertable<UploadsTable>): Promise<UploadRow | undefined> {
+    return db
+      .insertInto('uploads')
+      .values(row)
+      .onConflict((oc) =>
+        oc
+          .column('task_id')
+          .where('status', 'in', [...LIVE_STATUSES])
+          .doNothing(),
+      )
+      .returningAll()
+      .executeTakeFirst();
+  }
+
+  async insertFiles(db: Db, rows: Insertable<UploadFilesTable>[]): Promise<void> {
+    await db.insertInto('upload_files').values(rows).execute();
+  }
+
+  async liveForTask(db: Db, taskId: string, options: { lock?: boolean } = {}): Promise<UploadRow | undefined> {
+    let q = db
+      .selectFrom('uploads')
+      .selectAll()
+      .where('task_id', '=', taskId)
+      .where('status', 'in', [...LIVE_STATUSES]);
+    if (options.lock) q = q.forUpdate();
+    return q.executeTakeFirst();
+  }
+
+  /** By id; `org` undefined for callers authorized by something else (a signed part URL). */
+  async find(db: Db, id: string, options: { org?: string; lock?: boolean } = {}): Promise<UploadRow | undefined> {
+    let q = db.selectFrom('uploads').selectAll().where('id', '=', id);
+    if (options.org) q = q.where('organization_id', '=', options.org);
+    if (options.lock) q = q.forUpdate();
+    return q.executeTakeFirst();
+  }
+
+  async filesOf(db: Db, uploadIds: readonly string[]): Promise<UploadFileRow[]> {
+    if (uploadIds.length === 0) return [];
+    return db
+      .selectFrom('upload_files')
+      .selectAll()
+      .where('upload_id', 'in', [...uploadIds])
+      .orderBy('upload_id')
+      .orderBy('role')
+      .execute();
+  }
+
+  async partsOf(db: Db, uploadIds: readonly string[]): Promise<UploadPartRow[]> {
+    if (uploadIds.length === 0) return [];
+    return db
+      .selectFrom('upload_parts')
+      .selectAll()
+      .where('upload_id', 'in', [...uploadIds])
+      .orderBy('upload_id')
+      .orderBy('role')
+      .orderBy('part_number')
+      .execute();
+  }
+
+  async findPart(db: Db, uploadId: string, role: string, partNumber: number): Promise<UploadPartRow | undefined> {
+    return db
+      .selectFrom('upload_parts')
+      .selectAll()
+      .where('upload_id', '=', uploadId)
+      .where('role', '=', role as 'mcap')
+      .where('part_number', '=', partNumber)
+      .executeTakeFirst();
+  }
+
+  /** Records a part; a part received again replaces the earlier record (its bytes replaced it too). */
+  async upsertPart(db: Db, row: Insertable<UploadPartsTable>): Promise<UploadPartRow> {
+    return db
+      .insertInto('upload_parts')
+      .values(row)
+      .onConflict((oc) =>
+        oc.columns(['upload_id', 'role', 'part_number']).doUpdateSet((eb) => ({
+          size_bytes: eb.ref('excluded.size_bytes'),
+          sha256: eb.ref('excluded.sha256'),
+          etag: eb.ref('excluded.etag'),
+          received_at: eb.ref('excluded.received_at'),
+        })),
+      )
+      .returningAll()
+      .executeTakeFirstOrThrow();
+  }
+
+  /** Compare-and-set: changes the upload only while its status is one of `from`. */
+  async transition(
+    db: Db,
+    id: string,
+    from: readonly UploadStatusName[],
+    patch: Updateable<UploadsTable>,
+  ): Promise<UploadRow | undefined> {
+    return db
+      .updateTable('uploads')
+      .set({ ...patch, updated_at: new Date() })
+      .where('id', '=', id)
+      .where('status', 'in', [...from])
+      .returningAll()
+      .executeTakeFirst();
+  }
+
+  async touch(db: Db, id: string): Promise<void> {
+    await db.updateTable('uploads').set({ last_activity_at: new Date() }).where('id', '=', id).execute();
+  }
+
+  async list(db: Db, org: string, f: UploadListFilter, after?: string): Promise<UploadRow[]> {
+    let q = db.selectFrom('uploads').selectAll().where('organization_id', '=', org);
+    if (f.task_id) q = q.where('task_id', '=', f.task_id);
+    if (f.device_id) q = q.where('device_id', '=', f.device_id);
+    if (f.status) q = q.where('status', 'in', f.status);
+    if (f.created_from) q = q.where('created_at', '>=', new Date(f.created_from));
+    if (f.created_to) q = q.where('created_at', '<', new Date(f.created_to));
+    if (after) q = q.where('id', '<', after);
+    return q
+      .orderBy('id', 'desc')
+      .limit(f.limit + 1)
+      .execute();
+  }
+
+  /** Open uploads with no activity since `before`, locked for the sweep (other replicas skip them). */
+  async idleOpen(db: Db, before: Date, limit: number): Promise<UploadRow[]> {
+    return db
+      .selectFrom('uploads')
+      .selectAll()
+      .where('status', '=', 'open')
+      .where('last_activity_at', '<', before)
+      .orderBy('last_activity_at')
+      .limit(limit)
+      .forUpdate()
+      .skipLocked()
+      .execute();
+  }
+
+  /** Verified uploads production has not acknowledged since `before`, below the republish limit. */
+  async unacknowledged(db: Db, before: Date, maxRepublish: number, limit: number): Promise<UploadRow[]> {
+    return db
+      .selectFrom('uploads')
+      .selectAll()
+      .where('status', '=', 'verified')
+      .where(sql<Date>`coalesce(last_republished_at, verified_at)`, '<', before)
+      .where('republish_count', '<', maxRepublish)
+      .orderBy('verified_at')
+      .limit(limit)
+      .forUpdate()
+      .skipLocked()
+      .execute();
+  }
+
+  async markRepublished(db: Db, id: string, count: number, at: Date): Promise<void> {
+    await db
+      .updateTable('uploads')
+      .set({ republish_count: count, last_republished_at: at })
+      .where('id', '=', id)
+      .execute();
+  }
+
+  /** Marks the outbox row of an event unpublished again, so the relay republishes it under its own id. */
+  async republishEvent(db: Db, eventId: string): Promise<boolean> {
+    const res = await db
+      .updateTable('outbox')
+      .set({ published_at: null, next_attempt_at: new Date(), attempts: 0 })
+      .where('id', '=', eventId)
+      .executeTakeFirst();
+    return Number(res.numUpdatedRows) > 0;
+  }
+}

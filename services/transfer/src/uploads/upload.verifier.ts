@@ -1,0 +1,210 @@
+import { createHash } from 'node:crypto';
+import {
+  MAX_SIDECAR_BYTES,
+  type RecordingMetadata,
+  type Upload,
+  type UploadRejection,
+  uploadEvents,
+  uploadLifecycleEvents,
+} from '@ferry/contracts';
+import {
+  BLOB_STORE,
+  type BlobStore,
+  faultPoint,
+  InvalidBlobPartError,
+  LOGGER,
+  type Logger,
+  METRICS,
+  type Metrics,
+  MultipartNotFoundError,
+  Outbox,
+} from '@ferry/platform';
+import { Inject, Injectable } from '@nestjs/common';
+import type { Transaction } from 'kysely';
+import type { TransferDB } from '../database.js';
+import { parseSidecar, SidecarInvalid } from './sidecar.js';
+import { type UploadFileRow, UploadRepository } from './upload.repository.js';
+import { partSizeOf, UploadService } from './upload.service.js';
+
+type Trx = Transaction<TransferDB>;
+
+class Rejected extends Error {
+  constructor(readonly rejection: Omit<UploadRejection, 'by'>) {
+    super(rejection.detail);
+  }
+}
+
+/**
+ * Verification of a completed upload, run by transfer's own consumer of `upload.completed` inside the
+ * inbox transaction (so a crash resumes it and a redelivery does nothing twice): every declared part
+ * present, the parts assembled, each file's size checked and its whole sha256 recomputed by streaming
+ * the stored object, the sidecar parsed. Then `verified` with `upload.verified` (its event id is the
+ * upload id: published once per upload), or `rejected` with a machine-readable reason. Storage errors
+ * are thrown: the message is retried later, nothing is decided.
+ */
+@Injectable()
+export class UploadVerifier {
+  private readonly verified;
+  private readonly rejected;
+  private readonly bytesHashed;
+
+  constructor(
+    private readonly uploads: UploadRepository,
+    private readonly service: UploadService,
+    private readonly outbox: Outbox,
+    @Inject(BLOB_STORE) private readonly blob: BlobStore,
+    @Inject(LOGGER) private readonly logger: Logger,
+    @Inject(METRICS) metrics: Metrics,
+  ) {
+    this.verified = metrics.counter('ferry_uploads_verified_total', 'Uploads verified (every byte checked).');
+    this.rejected = metrics.counter('ferry_uploads_rejected_total', 'Uploads refused, by reason.', ['reason']);
+    this.bytesHashed = metrics.counter(
+      'ferry_upload_bytes_verified_total',
+      'Bytes re-read and hashed by verification.',
+    );
+  }
+
+  async verify(uploadId: string, trx: Trx): Promise<void> {
+    const row = await this.uploads.find(trx, uploadId, { lock: true });
+    if (!row || row.status !== 'verifying') return; // already decided (a redelivery)
+    const files = await this.uploads.filesOf(trx, [row.id]);
+    let recording: RecordingMetadata | null = null;
+    try {
+      for (const file of files) {
+        await this.assemble(trx, row.id, Number(row.part_size), file);
+        const data = await this.check(file);
+        if (file.role === 'sidecar') {
+          try {
+            recording = parseSidecar(data!);
+          } catch (err) {
+            if (err instanceof SidecarInvalid) throw new Rejected({ reason: 'sidecar_invalid', detail: err.message });
+            throw err;
+          }
+        }
+      }
+    } catch (err) {
+      if (!(err instanceof Rejected)) throw err;
+      await this.reject(trx, row.id, err.rejection);
+      return;
+    }
+    faultPoint('transfer.after_verify');
+    const moved = (await this.uploads.transition(trx, row.id, ['verifying'], {
+      status: 'verified',
+      verified_at: new Date(),
+      recording: recording ? JSON.stringify(recording) : null,
+    }))!;
+    const upload = await this.service.view(trx, moved);
+    const file = (role: string) => {
+      const f = upload.files.find((x) => x.role === role);
+      return f ? { object_key: f.object_key, size_bytes: f.size_bytes, sha256: f.sha256 } : undefined;
+    };
+    await this.outbox.append(
+      trx,
+      uploadEvents.verified,
+      {
+        upload_id: upload.id,
+        organization_id: upload.organization_id,
+        task_id: upload.task_id,
+        device_id: upload.device_id,
+        files: { mcap: file('mcap')!, ...(file('sidecar') ? { sidecar: file('sidecar') } : {}) },
+        recording,
+        verified_at: moved.verified_at!.toISOString(),
+      },
+      // The dedup key: one upload.verified per upload, whatever retries or republishes happen.
+      { aggregateId: upload.id, eventId: upload.id },
+    );
+    this.verified.inc();
+    this.logger.info({ upload_id: upload.id, task_id: upload.task_id }, 'upload verified');
+  }
+
+  /** Every part 1..N present with its size, then the object assembled (idempotent once assembled). */
+  private async assemble(trx: Trx, uploadId: string, partSize: number, file: UploadFileRow): Promise<void> {
+    const size = Number(file.size_bytes);
+    const parts = (await this.uploads.partsOf(trx, [uploadId])).filter((p) => p.role === file.role);
+    const missing: number[] = [];
+    for (let n = 1; n <= file.part_count; n++) {
+      const part = parts.find((p) => p.part_number === n);
+      if (!part) missing.push(n);
+      else if (Number(part.size_bytes) !== partSizeOf(size, partSize, n)) {
+        throw new Rejected({
+          reason: 'size_mismatch',
+          detail: `${file.role} part ${n} holds ${part.size_bytes} bytes, not ${partSizeOf(size, partSize, n)}`,
+        });
+      }
+    }
+    if (missing.length > 0) {
+      throw new Rejected({
+        reason: 'missing_part',
+        detail: `${file.role} is missing part(s) ${missing.slice(0, 20).join(', ')}${missing.length > 20 ? ', …' : ''} of ${file.part_count}`,
+      });
+    }
+    try {
+      await this.blob.completeMultipart(
+        file.object_key,
+        file.multipart_id,
+        parts.sort((a, b) => a.part_number - b.part_number).map((p) => ({ partNumber: p.part_number, etag: p.etag })),
+      );
+    } catch (err) {
+      if (err instanceof InvalidBlobPartError) {
+        throw new Rejected({
+          reason: 'missing_part',
+          detail: `${file.role}: the store refused the parts: ${err.message}`,
+        });
+      }
+      // Already completed by an attempt that died before recording its verdict: the object is there.
+      if (err instanceof MultipartNotFoundError && (await this.blob.stat(file.object_key))) return;
+      if (err instanceof MultipartNotFoundError) {
+        throw new Rejected({ reason: 'missing_part', detail: `${file.role}: its parts are gone from the store` });
+      }
+      throw err;
+    }
+  }
+
+  /** Size and whole-file sha256 of the stored object, streamed; the sidecar's bytes are returned. */
+  private async check(file: UploadFileRow): Promise<Buffer | undefined> {
+    const expectedSize = Number(file.size_bytes);
+    const stat = await this.blob.stat(file.object_key);
+    if (!stat) throw new Rejected({ reason: 'missing_part', detail: `${file.role}: no object at ${file.object_key}` });
+    if (stat.size !== expectedSize) {
+      throw new Rejected({
+        reason: 'size_mismatch',
+        detail: `${file.role} holds ${stat.size} bytes; ${expectedSize} were declared`,
+      });
+    }
+    if (file.role === 'sidecar' && stat.size > MAX_SIDECAR_BYTES) {
+      throw new Rejected({
+        reason: 'sidecar_too_large',
+        detail: `the sidecar holds ${stat.size} bytes; at most ${MAX_SIDECAR_BYTES}`,
+      });
+    }
+    const hash = createHash('sha256');
+    const keep: Buffer[] = [];
+    for await (const chunk of await this.blob.read(file.object_key)) {
+      hash.update(chunk as Buffer);
+      if (file.role === 'sidecar') keep.push(chunk as Buffer);
+    }
+    this.bytesHashed.inc(stat.size);
+    const actual = hash.digest('hex');
+    if (actual !== file.sha256) {
+      throw new Rejected({
+        reason: 'sha256_mismatch',
+        detail: `${file.role} hashes to ${actual}; ${file.sha256} was declared`,
+      });
+    }
+    return file.role === 'sidecar' ? Buffer.concat(keep) : undefined;
+  }
+
+  private async reject(trx: Trx, id: string, rejection: Omit<UploadRejection, 'by'>): Promise<void> {
+    const moved = (await this.uploads.transition(trx, id, ['verifying'], {
+      status: 'rejected',
+      rejection_reason: rejection.reason,
+      rejection_detail: rejection.detail,
+      rejected_by: 'transfer',
+    }))!;
+    const upload: Upload = await this.service.view(trx, moved);
+    await this.outbox.append(trx, uploadLifecycleEvents.rejected, { upload }, { aggregateId: id });
+    await this.service.abortFiles(trx, id);
+    this.rejected.inc({ reason: rejection.reason });
+    this.logger.warn({ upload_id: id, reason: rejection.reason, detail: rejection.detail }, 'upload rejected');
+  }
+}
