@@ -20,14 +20,15 @@ export const transferEvents = {
 /** Durable consumers owned by the transfer service. */
 export const transferConsumers = {
   /**
-   * Verifies completed uploads: assembles the parts and re-reads every byte (a multi-GB sha256), so the
-   * ack wait is long and in-flight work per replica small; the runner calls working() meanwhile.
+   * Verifies completed uploads: assembles the parts and re-reads every byte (a multi-GB sha256), so
+   * in-flight work per replica is small; the runner calls working() every ack_wait/3 meanwhile, so a
+   * short ack wait only bounds how soon a dead replica's message goes to another.
    */
   verifyUpload: defineConsumer({
     durable: 'transfer__verify-upload',
     service: 'transfer',
     events: [uploadLifecycleEvents.completed],
-    ackWaitMs: 120_000,
+    ackWaitMs: 15_000,
     concurrency: 2,
     maxAckPending: 64,
   }),

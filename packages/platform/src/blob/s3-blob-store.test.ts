@@ -4,46 +4,13 @@ import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
-import S3rver from 's3rver';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createBucket, type S3TestConnection, startS3rver } from '../testing/s3rver.js';
 import { bytesAt, describeBlobStoreContract, generated, sha256Of } from './blob-store.contract.js';
 import { MIN_PART_SIZE } from './blob-store.js';
 import { S3BlobStore, type S3BlobStoreOptions } from './s3-blob-store.js';
 
-type Connection = Pick<S3BlobStoreOptions, 'endpoint' | 'region' | 'bucket' | 'credentials'>;
-
-/** s3rver in this process, on a free port, storing into a temporary directory. */
-async function startS3rver(): Promise<{ connection: Connection; stop: () => Promise<void> }> {
-  const directory = await mkdtemp(path.join(tmpdir(), 'ferry-s3rver-'));
-  const bucket = 'ferry-test';
-  const server = new S3rver({ address: '127.0.0.1', port: 0, directory, silent: true });
-  const { port } = await server.run();
-  const connection: Connection = {
-    endpoint: `http://127.0.0.1:${port}`,
-    region: 'us-east-1',
-    bucket,
-    credentials: { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' }, // s3rver's built-in account
-  };
-  await createBucket(connection);
-  return {
-    connection,
-    stop: async () => {
-      await server.close();
-      await rm(directory, { recursive: true, force: true });
-    },
-  };
-}
-
-async function createBucket(c: Connection): Promise<void> {
-  const client = new S3Client({ ...c, forcePathStyle: true });
-  try {
-    await client.send(new CreateBucketCommand({ Bucket: c.bucket }));
-  } catch (err) {
-    if (!['BucketAlreadyOwnedByYou', 'BucketAlreadyExists'].includes((err as Error).name)) throw err;
-  } finally {
-    client.destroy();
-  }
-}
+type Connection = S3TestConnection;
 
 /** A port nothing listens on: bound, then released. */
 async function closedPort(): Promise<number> {
@@ -222,7 +189,7 @@ describeS3(
   'MinIO',
   async () => {
     const connection: Connection = {
-      endpoint: minio,
+      endpoint: minio!,
       region: process.env.TEST_S3_REGION ?? 'us-east-1',
       bucket: process.env.TEST_S3_BUCKET ?? 'ferry-test',
       credentials: {

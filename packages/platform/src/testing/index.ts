@@ -4,6 +4,7 @@ export { fixturePath, type RunningChild, startChild } from './child-process.js';
 export { type EventsSettledOptions, waitForEventsSettled } from './events-settled.js';
 export { captureLogger, silentLogger } from './loggers.js';
 export { probeConsumer, probeEvent } from './probe.js';
+export { createBucket, type S3TestConnection, startS3rver } from './s3rver.js';
 export { streamMessages } from './stream-messages.js';
 export {
   dropNamespaceSchemas,

@@ -82,10 +82,11 @@ export class DeviceRepository {
       .executeTakeFirstOrThrow();
   }
 
+  /** Soft delete, stamped with the transaction's time (`now()`), like the revocations that go with it. */
   async softDelete(db: Db, id: string): Promise<Date> {
     const row = await db
       .updateTable('devices')
-      .set({ deleted_at: new Date(), updated_at: new Date() })
+      .set({ deleted_at: sql<Date>`now()`, updated_at: sql<Date>`now()` })
       .where('id', '=', id)
       .where('deleted_at', 'is', null)
       .returning('deleted_at')
@@ -188,7 +189,7 @@ export class DeviceRepository {
       .execute();
     const rows = await db
       .updateTable('device_tokens')
-      .set({ revoked_at: new Date() })
+      .set({ revoked_at: sql<Date>`now()` })
       .where('device_ref', '=', deviceRef)
       .where('revoked_at', 'is', null)
       .returning('id')

@@ -1,0 +1,307 @@
+import { createHash } from 'node:crypto';
+import { Readable } from 'node:stream';
+import type { PartTarget, Upload } from '@ferry/contracts';
+import { streamMessages, waitForEventsSettled } from '@ferry/platform/testing';
+import { sql } from 'kysely';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type DeviceWorld, deviceWorld } from '../support/device-world.js';
+import { Payload } from '../support/payload.js';
+import { System } from '../support/system.js';
+
+const MiB = 1024 * 1024;
+const PART = 5 * MiB; // the smallest part size S3 allows: 12 MiB is three parts (5, 5, 2)
+
+const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+
+/**
+ * The upload protocol's guarantees through real processes (local store): resume, repeats, rejections
+ * with a reason and nothing downstream, one verification however many completes, and who may do what.
+ */
+describe('the upload protocol', () => {
+  let system: System;
+  beforeAll(async () => {
+    system = await System.create();
+    await system.start(['production', 'transfer', 'gateway'], {
+      env: { UPLOAD_PART_SIZE: String(PART), DEVICE_TOKEN_CACHE_TTL_MS: '1500' },
+    });
+  }, 120_000);
+  afterAll(() => system?.shutdown());
+
+  /** A finished recording in `w`'s first task, with an open upload declaring `mcap` (+ a sidecar). */
+  async function openUpload(w: DeviceWorld, mcap: Payload, options: { declaredSha?: string; sidecar?: Buffer } = {}) {
+    const taskId = w.taskIds[0]!;
+    await w.device.api('POST', `/tasks/${taskId}/finish`, {});
+    const files = [
+      { role: 'mcap' as const, size_bytes: mcap.size, sha256: options.declaredSha ?? (await mcap.sha256()) },
+    ];
+    if (options.sidecar)
+      files.push({
+        role: 'sidecar' as const,
+        size_bytes: options.sidecar.length,
+        sha256: sha(options.sidecar),
+      } as never);
+    const opened = await w.uploader().open(taskId, files);
+    expect(opened.status).toBe(201);
+    return opened.body;
+  }
+
+  const target = (u: Upload, file: 'mcap' | 'sidecar', n: number): PartTarget =>
+    u.parts!.find((p) => p.file === file && p.part_number === n)!;
+
+  async function send(w: DeviceWorld, u: Upload, mcap: Payload, n: number, options: { cutAfterBytes?: number } = {}) {
+    const t = target(u, 'mcap', n);
+    const uploader = w.uploader();
+    const etag = await uploader.putPart(t, mcap.stream((n - 1) * u.part_size, t.size_bytes), options);
+    await uploader.confirm(u.id, t, etag);
+  }
+
+  async function verifiedEventsFor(uploadId: string) {
+    await waitForEventsSettled({
+      jsm: system.infra.jsm,
+      stream: system.infra.ns.stream('TRANSFER'),
+      outboxes: [system.infra.database('transfer').db],
+      timeoutMs: 30_000,
+    });
+    return (await streamMessages(system.infra.jsm, system.infra.ns.stream('TRANSFER'))).filter(
+      (m) =>
+        m.subject === system.infra.ns.subject('transfer.evt.upload.verified.v1') &&
+        m.json<{ upload_id: string }>().upload_id === uploadId,
+    );
+  }
+
+  it('resumes after a part is cut mid-stream: nothing corrupt kept, GET shows it missing, re-sending it completes', async () => {
+    const w = await deviceWorld(system);
+    const mcap = new Payload(12 * MiB, 'resume');
+    const u = await openUpload(w, mcap);
+    expect(u.parts!.map((p) => [p.file, p.part_number, p.size_bytes])).toEqual([
+      ['mcap', 1, PART],
+      ['mcap', 2, PART],
+      ['mcap', 3, 2 * MiB],
+    ]);
+    await send(w, u, mcap, 1);
+    await expect(send(w, u, mcap, 2, { cutAfterBytes: 1 * MiB })).rejects.toThrow(/connection cut/);
+    await send(w, u, mcap, 3);
+    const after = await w.uploader().get(u.id);
+    expect(after.files[0]).toMatchObject({ received_parts: [1, 3], missing_parts: [2] });
+    // Fresh targets are offered for the missing part only.
+    expect(after.parts!.map((p) => p.part_number)).toEqual([2]);
+    const resent = await w.uploader().sendMissing(u.id, { mcap: (s, l) => mcap.stream(s, l) });
+    expect(resent.files[0]!.missing_parts).toEqual([]);
+    expect((await w.uploader().complete(u.id)).status).toBe(202);
+    const done = await w.uploader().waitForOutcome(u.id);
+    expect(done.status).toBe('acknowledged');
+    expect(done.episode_id).toBeTruthy();
+  });
+
+  it('builds the same object from parts sent out of order and twice', async () => {
+    const w = await deviceWorld(system);
+    const mcap = new Payload(12 * MiB, 'order');
+    const u = await openUpload(w, mcap);
+    for (const n of [3, 1, 2, 1, 3]) await send(w, u, mcap, n);
+    await w.uploader().complete(u.id);
+    const done = await w.uploader().waitForOutcome(u.id);
+    expect(done.status).toBe('acknowledged'); // verification recomputed the whole-file sha256
+    expect(done.files[0]!.sha256).toBe(await mcap.sha256());
+  });
+
+  describe('rejects, with the reason, creating nothing downstream', () => {
+    async function expectRejected(w: DeviceWorld, u: Upload, reason: string) {
+      expect((await w.uploader().complete(u.id)).status).toBe(202);
+      const done = await w.uploader().waitForOutcome(u.id);
+      expect(done).toMatchObject({ status: 'rejected', episode_id: null, rejection: { reason, by: 'transfer' } });
+      expect((await verifiedEventsFor(u.id)).length).toBe(0);
+      const episodes = await w.operator('GET', `/episodes?task_id=${u.task_id}`);
+      expect(episodes.body.items).toEqual([]);
+      expect((await w.operator('GET', `/tasks/${u.task_id}`)).body.status).toBe('uploading');
+      return done;
+    }
+
+    it('a whole file whose sha256 is not the declared one', async () => {
+      const w = await deviceWorld(system);
+      const mcap = new Payload(6 * MiB, 'bad-sha');
+      const u = await openUpload(w, mcap, { declaredSha: 'f'.repeat(64) });
+      await w.uploader().sendMissing(u.id, { mcap: (s, l) => mcap.stream(s, l) });
+      const done = await expectRejected(w, u, 'sha256_mismatch');
+      expect(done.rejection!.detail).toMatch(/^mcap hashes to [0-9a-f]{64}; f{64} was declared$/);
+    });
+
+    it('a part that never arrived', async () => {
+      const w = await deviceWorld(system);
+      const mcap = new Payload(12 * MiB, 'missing');
+      const u = await openUpload(w, mcap);
+      await send(w, u, mcap, 1);
+      await send(w, u, mcap, 3);
+      const done = await expectRejected(w, u, 'missing_part');
+      expect(done.rejection!.detail).toBe('mcap is missing part(s) 2 of 3');
+    });
+
+    it('a sidecar that is not JSON', async () => {
+      const w = await deviceWorld(system);
+      const mcap = new Payload(1 * MiB, 'sidecar');
+      const sidecar = Buffer.from('{"recording": not json');
+      const u = await openUpload(w, mcap, { sidecar });
+      await w.uploader().sendMissing(u.id, {
+        mcap: (s, l) => mcap.stream(s, l),
+        sidecar: (s, l) => Readable.from([sidecar.subarray(s, s + l)]),
+      });
+      const done = await expectRejected(w, u, 'sidecar_invalid');
+      expect(done.rejection!.detail).toMatch(/^the sidecar is not JSON: /);
+    });
+  });
+
+  it('verifies once and makes one episode when complete is sent 10 times at once and transfer is killed mid-verification', async () => {
+    const w = await deviceWorld(system);
+    const mcap = new Payload(6 * MiB, 'crash');
+    const u = await openUpload(w, mcap);
+    await w.uploader().sendMissing(u.id, { mcap: (s, l) => mcap.stream(s, l) });
+    // This transfer SIGKILLs itself after verifying, before committing the verdict.
+    await system.stop('transfer');
+    await system.start(['transfer'], {
+      env: { FERRY_FAULTS: 'transfer.after_verify', UPLOAD_PART_SIZE: String(PART) },
+    });
+    const doomed = system.processes.get('transfer')!;
+    const answers = await Promise.all(Array.from({ length: 10 }, () => w.uploader().complete(u.id)));
+    expect(answers.every((a) => a.body.id === u.id && a.body.status === 'verifying')).toBe(true);
+    expect(await doomed.exited).toMatchObject({ signal: 'SIGKILL' });
+    expect(doomed.raw.join('\n')).toMatch(/fault injected at transfer\.after_verify/);
+    await system.start(['transfer'], { env: { UPLOAD_PART_SIZE: String(PART) } });
+    const done = await w.uploader().waitForOutcome(u.id);
+    expect(done.status).toBe('acknowledged');
+    expect(await verifiedEventsFor(u.id)).toHaveLength(1);
+    const episodes = await w.operator('GET', `/episodes?task_id=${u.task_id}`);
+    expect(episodes.body.items.map((e: { id: string }) => e.id)).toEqual([done.episode_id]);
+  });
+
+  it('fails the task when the device reports the upload failed', async () => {
+    const w = await deviceWorld(system);
+    const u = await openUpload(w, new Payload(1 * MiB, 'fail'));
+    const failed = await w.device.api('POST', `/uploads/${u.id}/fail`, { reason: 'disk full' });
+    expect(failed.status).toBe(200);
+    expect(failed.body.status).toBe('failed');
+    const task = await w.operator('GET', `/tasks/${u.task_id}`);
+    expect(task.body).toMatchObject({ status: 'failed', error_message: 'upload failed: disk full' });
+  });
+
+  describe('who may do what', () => {
+    it('refuses device A an upload for device B’s task (403 before any byte) and B’s part URLs', async () => {
+      const a = await deviceWorld(system);
+      const b = await deviceWorld(system, { org: a.org });
+      await b.device.api('POST', `/tasks/${b.taskIds[0]}/finish`, {});
+      const refused = await a.device.api('POST', '/uploads', {
+        task_id: b.taskIds[0],
+        files: [{ role: 'mcap', size_bytes: 100, sha256: 'a'.repeat(64) }],
+      });
+      expect(refused.status).toBe(403);
+      expect(refused.body.code).toBe('not_owner');
+      const mcap = new Payload(1 * MiB, 'b');
+      const bUpload = await openUpload(b, mcap);
+      const t = target(bUpload, 'mcap', 1);
+      // A's token on B's URL: refused before any byte is stored.
+      await expect(a.uploader().putPart(t, mcap.stream(0, t.size_bytes))).rejects.toMatchObject({
+        status: 403,
+        body: { code: 'not_owner' },
+      });
+      expect((await b.uploader().get(bUpload.id)).files[0]!.received_parts).toEqual([]);
+      // A cannot see B's upload either.
+      expect((await a.device.api('GET', `/uploads/${bUpload.id}`)).status).toBe(404);
+    });
+
+    it('refuses a tampered part URL, one pointed at another part, and an outdated one with 403', async () => {
+      const w = await deviceWorld(system);
+      const mcap = new Payload(12 * MiB, 'tamper');
+      const u = await openUpload(w, mcap);
+      const t = target(u, 'mcap', 1);
+      const url = new URL(t.url);
+      const sig = url.searchParams.get('signature')!;
+      const variants = {
+        tampered: (() => {
+          const v = new URL(url);
+          v.searchParams.set('signature', `${sig.slice(0, -2)}${sig.endsWith('AA') ? 'BB' : 'AA'}`);
+          return v;
+        })(),
+        'another part': new URL(url.toString().replace('/parts/mcap/1?', '/parts/mcap/2?')),
+        'expiry moved back': (() => {
+          const v = new URL(url);
+          v.searchParams.set('expires', String(Math.floor(Date.now() / 1000) - 10));
+          return v;
+        })(),
+      };
+      for (const [what, v] of Object.entries(variants)) {
+        const size = what === 'another part' ? PART : t.size_bytes;
+        const res = await fetch(v, {
+          method: 'PUT',
+          headers: { 'content-length': String(size) },
+          body: Buffer.alloc(size),
+        });
+        expect(res.status, what).toBe(403);
+        expect(((await res.json()) as { code: string }).code, what).toBe('forbidden');
+      }
+      expect((await w.uploader().get(u.id)).files[0]!.received_parts).toEqual([]);
+    });
+
+    it('keeps users and devices to their own routes', async () => {
+      const w = await deviceWorld(system);
+      const asOperator = await w.operator('POST', '/uploads', {
+        task_id: w.taskIds[0],
+        files: [{ role: 'mcap', size_bytes: 1, sha256: 'a'.repeat(64) }],
+      });
+      expect(asOperator.status).toBe(403);
+      expect((await w.device.api('GET', '/orders')).status).toBe(403);
+      expect((await w.device.api('POST', '/devices', { device_id: 'x' })).status).toBe(403);
+      // A device acts only as itself.
+      const other = await w.device.api('POST', `/tasks/${w.taskIds[0]}/start`, { device_id: 'someone-else' });
+      expect(other.status).toBe(403);
+    });
+
+    it('issues one device token when a pairing token is redeemed 10 times at once', async () => {
+      const w = await deviceWorld(system);
+      const pairing = await w.admin('POST', `/devices/${w.device.id}/pairing-tokens`, {});
+      const results = await Promise.all(
+        Array.from({ length: 10 }, () =>
+          fetch(`${system.gatewayUrl}/api/v1/device-tokens`, {
+            method: 'POST',
+            headers: { 'content-type': 'application/json' },
+            body: JSON.stringify({ pairing_token: pairing.body.pairing_token }),
+          }),
+        ),
+      );
+      expect(results.map((r) => r.status).sort()).toEqual([201, ...Array(9).fill(401)]);
+      const tokens = await w.operator('GET', `/devices/${w.device.id}/tokens`);
+      expect(tokens.body.items).toHaveLength(2); // the world's own token and this one
+    });
+
+    it('stops honouring a revoked device token within the cache TTL (1.5 s here)', async () => {
+      const w = await deviceWorld(system);
+      expect((await w.device.api('GET', '/device/tasks')).status).toBe(200);
+      const tokens = await w.operator('GET', `/devices/${w.device.id}/tokens`);
+      const revokedAt = Date.now();
+      expect((await w.operator('DELETE', `/devices/${w.device.id}/tokens/${tokens.body.items[0].id}`)).status).toBe(
+        204,
+      );
+      let status = 200;
+      while (status === 200 && Date.now() - revokedAt < 5_000) {
+        status = (await w.device.api('GET', '/device/tasks')).status;
+        if (status === 200) await new Promise((r) => setTimeout(r, 100));
+      }
+      expect(status).toBe(401);
+      expect(Date.now() - revokedAt).toBeLessThan(1_500 + 1_000);
+    });
+
+    it('revokes every token of a device deleted, in the same transaction', async () => {
+      const w = await deviceWorld(system);
+      expect((await w.operator('DELETE', `/devices/${w.device.id}`)).status).toBe(204);
+      // Stamped with one transaction's now(): the revocation and the delete committed together.
+      const { rows } = await sql<{ deleted_at: Date; revoked_at: Date | null }>`
+        select d.deleted_at, t.revoked_at from devices d join device_tokens t on t.device_ref = d.id
+        where d.id = ${w.device.id}`.execute(system.infra.database('transfer').db);
+      expect(rows).toHaveLength(1);
+      expect(rows[0]!.revoked_at?.getTime()).toBe(rows[0]!.deleted_at.getTime());
+      // A new device with the same device_id can be registered again.
+      expect((await w.operator('POST', '/devices', { device_id: w.device.device_id })).status).toBe(201);
+      const deleted = await w.operator('GET', `/devices/${w.device.id}`);
+      expect(deleted.status).toBe(404);
+      await new Promise((r) => setTimeout(r, 1_600)); // the gateway's token cache TTL (1.5 s)
+      expect((await w.device.api('GET', '/device/tasks')).status).toBe(401);
+    });
+  });
+});
