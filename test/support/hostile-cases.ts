@@ -16,8 +16,10 @@ export interface Operation {
   queryParams: { name: string; schema: Schema }[];
   body?: Schema;
   idempotent: boolean;
-  /** Roles that may call it, when the document says (`x-roles`); otherwise unknown. */
+  /** A bearer token is required (not `security: []` nor an optional `{}` alternative). */
   security: boolean;
+  /** Who may call it (`x-actors`): users, devices or both. */
+  actors: string[];
 }
 
 export interface HostileCase {
@@ -48,7 +50,11 @@ export function operationsOf(doc: Schema): Operation[] {
         queryParams: params.filter((p) => p.in === 'query').map((p) => ({ name: p.name, schema: p.schema })),
         body: bodyRef ? resolve(doc, bodyRef) : undefined,
         idempotent: params.some((p) => p.in === 'header' && /idempotency-key/i.test(p.name)),
-        security: op.security === undefined || op.security.length > 0,
+        security: (() => {
+          const requirements: Schema[] = op.security ?? doc.security ?? [];
+          return requirements.length > 0 && !requirements.some((r) => Object.keys(r).length === 0);
+        })(),
+        actors: op['x-actors'] ?? ['user'],
       });
     }
   }
@@ -255,7 +261,7 @@ export function hostileCases(
   op: Operation,
   options: {
     idFor: (op: Operation, param: string) => string;
-    auth: { valid: string; expired: string; forged: string; viewer: string };
+    auth: { valid: string; expired: string; forged: string; viewer: string; device: string };
   },
 ): HostileCase[] {
   const label = `${op.method} ${op.path}`;
@@ -264,7 +270,8 @@ export function hostileCases(
   const baseUrl = urlFor(op, ids);
   const baseBody = op.body ? (minimalValue(doc, op.body) as Record<string, unknown>) : undefined;
   const json = { 'content-type': 'application/json' };
-  const auth = { authorization: options.auth.valid };
+  // The caller the operation is meant for: a device on device-only routes, an admin elsewhere.
+  const auth = { authorization: op.actors.includes('user') ? options.auth.valid : options.auth.device };
   const add = (c: Omit<HostileCase, 'operation' | 'method'> & { method?: string }) =>
     cases.push({ operation: label, method: op.method, ...c });
   const withBody = (body: unknown) => (op.body ? JSON.stringify(body) : undefined);
@@ -292,7 +299,7 @@ export function hostileCases(
         expectStatus: 401,
       });
     }
-    if (op.method !== 'GET') {
+    if (op.method !== 'GET' && op.actors.includes('user')) {
       add({
         name: 'auth: a viewer writing',
         url: baseUrl,
