@@ -191,6 +191,11 @@ export const deviceEvents = {
     schema: z.object({ device: Device }),
     description: 'A device was registered in an organization.',
   }),
+  updated: defineEvent({
+    type: 'transfer.evt.device.updated.v1',
+    schema: z.object({ device: Device, changed: z.array(z.string()) }),
+    description: 'A device’s name, serial, robot type, expected topics or metadata changed.',
+  }),
   deleted: defineEvent({
     type: 'transfer.evt.device.deleted.v1',
     schema: z.object({ device: Device, deleted_at: Timestamp, tokens_revoked: z.number().int() }),

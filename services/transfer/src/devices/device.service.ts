@@ -87,7 +87,9 @@ export class DeviceService {
       ...(patch.expected_topics !== undefined ? { expected_topics: patch.expected_topics } : {}),
       ...(patch.metadata !== undefined ? { metadata: JSON.stringify(patch.metadata) } : {}),
     });
-    return toDevice(row);
+    const device = toDevice(row);
+    await this.outbox.append(trx, deviceEvents.updated, { device, changed: Object.keys(patch) }, { aggregateId: id });
+    return device;
   }
 
   /** Soft delete; every token of the device is revoked in the same transaction. */
