@@ -18,6 +18,7 @@ export const STATUS_OF: Record<ErrorCode, number> = {
   invalid_transition: 409,
   invalid_state: 409,
   quota_exceeded: 409,
+  bulk_run_active: 409,
   idempotency_in_flight: 409,
   request_timeout: 408,
   payload_too_large: 413,
