@@ -67,7 +67,7 @@ const waitAsync = (Atomics as unknown as { waitAsync: WaitAsync }).waitAsync;
  * stays bounded whatever the source's pace.
  */
 export class WorkerDigest implements StreamDigest {
-  readonly #ring: Uint8Array;
+  readonly #ring: Buffer;
   readonly #ctrl: Int32Array;
   readonly #end: Float64Array;
   readonly #worker: Worker;
@@ -81,7 +81,7 @@ export class WorkerDigest implements StreamDigest {
     const ring = new SharedArrayBuffer(size);
     const control = new SharedArrayBuffer(16);
     const dataEnd = new SharedArrayBuffer(8);
-    this.#ring = new Uint8Array(ring);
+    this.#ring = Buffer.from(ring);
     this.#ctrl = new Int32Array(control);
     this.#end = new Float64Array(dataEnd);
     this.#end[0] = Number.POSITIVE_INFINITY;
@@ -102,6 +102,8 @@ export class WorkerDigest implements StreamDigest {
   async update(piece: Uint8Array, dataEnd: number): Promise<void> {
     const size = this.#ring.byteLength;
     this.#end[0] = dataEnd;
+    // Buffer.copy is a plain memcpy; TypedArray.set into shared memory is slower.
+    const source = Buffer.isBuffer(piece) ? piece : Buffer.from(piece.buffer, piece.byteOffset, piece.byteLength);
     let off = 0;
     while (off < piece.byteLength) {
       if (this.#failure) throw this.#failure;
@@ -114,7 +116,7 @@ export class WorkerDigest implements StreamDigest {
       }
       const at = this.#w & (size - 1);
       const n = Math.min(free, piece.byteLength - off, size - at);
-      this.#ring.set(piece.subarray(off, off + n), at);
+      source.copy(this.#ring, at, off, off + n);
       off += n;
       this.#w = (this.#w + n) | 0;
       Atomics.store(this.#ctrl, WRITE, this.#w);

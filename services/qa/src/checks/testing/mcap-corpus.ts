@@ -1,19 +1,17 @@
 import { crc32 } from 'node:zlib';
 import type { QaProfile, RecordingMetadata } from '@ferry/contracts';
 import { type McapTypes, McapWriter, TempBuffer } from '@mcap/core';
-import { loadZstdCompress } from '../decompressors.js';
 import { FOOTER_CRC_COVERED, Op, opName, RECORD_PREFIX } from '../mcap-records.js';
-import { lz4FrameCompress } from './lz4-frame.js';
+import { type Compression, chunkCompressor } from './compression.js';
 
-export { type LargeMcapOptions, writeLargeMcap } from './large-mcap.js';
+export { type Compression, chunkCompressor } from './compression.js';
+export { type LargeMcapOptions, type LargeMcapResult, writeLargeMcap } from './large-mcap.js';
 
 /**
  * Recordings for tests, generated (never committed): good ones in every layout, and one per kind of damage,
  * each with the check that must catch it and the wording its details must contain. Other test files (end-to-end
  * uploads, the benchmark) reuse them.
  */
-
-export type Compression = 'none' | 'zstd' | 'lz4';
 
 export interface TopicSpec {
   topic: string;
@@ -54,18 +52,6 @@ export interface GeneratedMessage {
   channelId: number;
   sequence: number;
   logTime: bigint;
-}
-
-let compressZstd: ((data: Uint8Array, level?: number) => Uint8Array) | undefined;
-
-export async function chunkCompressor(
-  compression: Compression,
-): Promise<((data: Uint8Array) => { compression: string; compressedData: Uint8Array }) | undefined> {
-  if (compression === 'none') return undefined;
-  if (compression === 'lz4') return (data) => ({ compression: 'lz4', compressedData: lz4FrameCompress(data) });
-  compressZstd ??= await loadZstdCompress();
-  const zstd = compressZstd;
-  return (data) => ({ compression: 'zstd', compressedData: zstd(data, 3) });
 }
 
 /** Deterministic payload: a repeating pattern keyed by the sequence, compressible like real sensor data. */
