@@ -158,7 +158,7 @@ export class McapScanner {
   #pendingLen = 0;
   #skipLeft = 0;
   #skipped: { offset: number; opcode: number; length: number } | null = null;
-  #records = 0;
+  #firstRecordSeen = false;
   /** End offset of the last whole unit (magic or record) consumed: how far the file was readable. */
   #lastUnitEnd = 0;
   #leadingMagicOk = true;
@@ -233,6 +233,11 @@ export class McapScanner {
     return this.#received;
   }
 
+  /** Bytes held for records that straddle pieces: the scanner's memory, bounded by the largest record. */
+  get windowBytes(): number {
+    return this.#pending.byteLength;
+  }
+
   /** Parses as much of the file as `piece` completes. Synchronous: no await per record. */
   push(piece: Uint8Array): void {
     this.#received += piece.byteLength;
@@ -273,6 +278,7 @@ export class McapScanner {
       if (n - p < RECORD_PREFIX) return this.#stash(buf, p);
       const opcode = buf[p]!;
       this.#noteRecordStart(opcode);
+      if ((this.#phase as number) !== PHASE_RECORDS) return p;
       const length = this.#recordLength(dv, p + 1);
       if (length > this.#maxRecord) {
         this.#startSkip(opcode, length);
@@ -300,6 +306,7 @@ export class McapScanner {
   #stash(buf: Uint8Array, p: number): number {
     const rest = buf.byteLength - p;
     if (this.#phase === PHASE_RECORDS) this.#noteRecordStart(buf[p]!);
+    if ((this.#phase as number) === PHASE_OPAQUE) return buf.byteLength;
     this.#ensurePending(rest);
     this.#pending.set(buf.subarray(p), 0);
     this.#pendingLen = rest;
@@ -361,7 +368,20 @@ export class McapScanner {
     return hi >= 0x200000 ? Number.MAX_SAFE_INTEGER : hi * TWO_32 + dv.getUint32(at, true);
   }
 
+  /** Sees each record's opcode as soon as its first byte arrives (possibly twice). */
   #noteRecordStart(opcode: number): void {
+    if (!this.#firstRecordSeen) {
+      this.#firstRecordSeen = true;
+      if (opcode !== Op.HEADER) {
+        this.#error(
+          'header_missing',
+          `first record at offset ${this.#pos} is ${opName(opcode)}, not a Header`,
+          this.#pos,
+        );
+        // Neither magic nor Header: not an MCAP at all. Hash the rest, but parse nothing more.
+        if (!this.#leadingMagicOk) this.#phase = PHASE_OPAQUE;
+      }
+    }
     if (opcode === Op.DATA_END && !this.#inSummary && this.dataEndOffset === Number.POSITIVE_INFINITY) {
       this.dataEndOffset = this.#pos;
     }
@@ -406,14 +426,6 @@ export class McapScanner {
     const offset = this.#pos;
     const start = at + RECORD_PREFIX;
     const end = start + length;
-    if (this.#records++ === 0 && opcode !== Op.HEADER) {
-      this.#error('header_missing', `first record at offset ${offset} is ${opName(opcode)}, not a Header`, offset);
-      if (!this.#leadingMagicOk) {
-        // Neither magic nor Header: not an MCAP at all. Hash the rest, but parse nothing more.
-        this.#phase = PHASE_OPAQUE;
-        return;
-      }
-    }
     if (opcode !== Op.MESSAGE_INDEX) this.#closeChunkGroup();
     if (this.#inSummary && opcode !== Op.FOOTER && !this.#summaryRecord(buf, at, opcode, length, offset)) return;
     try {

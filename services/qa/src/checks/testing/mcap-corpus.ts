@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { crc32 } from 'node:zlib';
 import type { QaProfile, RecordingMetadata } from '@ferry/contracts';
 import { type McapTypes, McapWriter, TempBuffer } from '@mcap/core';
@@ -456,3 +457,18 @@ export async function defectCorpus(): Promise<CorpusEntry[]> {
   );
   return out;
 }
+
+// ---------------------------------------------------------------------------------------------------------------
+// Feeding recordings to the suite
+
+/** The bytes as a stream of pieces of `pieceBytes` (records straddle piece boundaries). */
+export async function* streamOf(bytes: Uint8Array, pieceBytes = 4096): AsyncGenerator<Uint8Array> {
+  for (let at = 0; at < bytes.length; at += pieceBytes)
+    yield bytes.subarray(at, Math.min(bytes.length, at + pieceBytes));
+}
+
+/** What the upload declared for these bytes. */
+export const expectedOf = (bytes: Uint8Array) => ({
+  size_bytes: bytes.length,
+  sha256: createHash('sha256').update(bytes).digest('hex'),
+});
