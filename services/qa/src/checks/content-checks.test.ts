@@ -1,5 +1,7 @@
 import { QaProfile } from '@ferry/contracts';
+import type { McapTypes } from '@mcap/core';
 import { describe, expect, it } from 'vitest';
+import { logTimeOrderCheck } from './log-time-order.check.js';
 import { scanMcap } from './mcap-scan.js';
 import { profileCheck } from './profile.check.js';
 import type { QaCheckInput } from './qa-check.js';
@@ -12,6 +14,7 @@ import {
   expectedOf,
   GOOD_PROFILE,
   goodSidecar,
+  START_NS,
   streamOf,
   type TopicSpec,
   writeRecording,
@@ -111,5 +114,30 @@ describe('profile@1', () => {
       details: 'profile met: 2 required topics present, duration 2.000 s, 6 other rules satisfied',
       metrics: { rules: 8, failed_rules: 0 },
     });
+  });
+});
+
+describe('log_time_order@1', () => {
+  it('in an unchunked file, catches log time going back across channels even when each channel is in order', async () => {
+    // Swap the /imu message at 0.20 s with the /joint_states message at 0.21 s after it: each channel stays in order.
+    const swapped = (ms: McapTypes.Message[]) => {
+      const i = ms.findIndex((m) => m.channelId === 2 && m.logTime === START_NS + 200_000_000n);
+      expect(ms[i + 1]).toMatchObject({ channelId: 1, logTime: START_NS + 210_000_000n });
+      const copy = [...ms];
+      [copy[i], copy[i + 1]] = [copy[i + 1]!, copy[i]!];
+      return copy;
+    };
+    const bytes = await writeRecording({ chunked: false, messages: swapped });
+    const input = await inputFor(bytes);
+    const result = logTimeOrderCheck.run(input);
+    expect(result.status).toBe('failed');
+    expect(result.details).toMatch(
+      new RegExp(
+        `^log time goes backwards: across channels: /imu \\(channel 2\\) message sequence 10 at log time ${START_NS + 200_000_000n} comes after log time ${START_NS + 210_000_000n} \\(at offset \\d+, after a message on /joint_states\\)$`,
+      ),
+    );
+    expect(result.metrics).toMatchObject({ out_of_order_messages: 0 });
+    // The same reordering inside chunks is fine: chunked files are only checked per channel.
+    expect(logTimeOrderCheck.run(await inputFor(await writeRecording({ messages: swapped }))).status).toBe('passed');
   });
 });

@@ -1,4 +1,4 @@
-import { McapWriter, TempBuffer } from '@mcap/core';
+import { McapRecordBuilder, McapWriter, TempBuffer } from '@mcap/core';
 import { describe, expect, it } from 'vitest';
 import { loadDecompressors } from './decompressors.js';
 import { MCAP_MAGIC, Op, RECORD_PREFIX } from './mcap-records.js';
@@ -193,6 +193,48 @@ describe('records the writers did not expect', () => {
     const s = await scan(bytes);
     expect(s.findings.map((f) => f.message)).toEqual([
       `MetadataIndex at offset ${index.offset} points at offset ${nth(bytes, Op.CHANNEL).offset}, where no Metadata record starts`,
+    ]);
+  });
+
+  it('reports a channel id redefined with a different topic', async () => {
+    const buffer = new TempBuffer();
+    const writer = new McapWriter({ writable: buffer });
+    await writer.start({ profile: '', library: 'test' });
+    const channelId = await writer.registerChannel({
+      schemaId: 0,
+      topic: '/a',
+      messageEncoding: 'json',
+      metadata: new Map(),
+    });
+    await writer.addMessage({ channelId, sequence: 0, logTime: 1n, publishTime: 1n, data: new Uint8Array(4) });
+    await writer.addMetadata({ name: 'flush', metadata: new Map() });
+    const conflictAt = Number(buffer.position());
+    const builder = new McapRecordBuilder();
+    builder.writeChannel({ id: channelId, schemaId: 0, topic: '/b', messageEncoding: 'json', metadata: new Map() });
+    await buffer.write(builder.buffer);
+    await writer.end();
+    // The writer's chunk (holding the first definition, "/a") is written at end(), after the injected "/b".
+    const bytes = fixCrcs(buffer.get());
+    const chunk = nth(bytes, Op.CHUNK);
+    expect(nth(bytes, Op.CHANNEL).offset).toBe(conflictAt);
+    const s = await scan(bytes);
+    expect(s.findings.map((f) => f.message)).toContain(
+      `Channel 0 redefined in chunk 0 (offset ${chunk.offset}) with a different topic ("/a", was "/b")`,
+    );
+  });
+
+  it('reports a chunk index pointing where no chunk starts, and the chunk left without an index', async () => {
+    const bytes = await writeRecording();
+    const index = nth(bytes, Op.CHUNK_INDEX, 2);
+    const chunk = nth(bytes, Op.CHUNK, 2);
+    const s = await scan(
+      fixCrcs(
+        withBytes(bytes, index.offset + RECORD_PREFIX + 16, (v) => v.setBigUint64(0, BigInt(chunk.offset + 1), true)),
+      ),
+    );
+    expect(s.findings.map((f) => f.message)).toEqual([
+      `ChunkIndex at offset ${index.offset} points at offset ${chunk.offset + 1}, where no Chunk record starts`,
+      `chunk 2 (offset ${chunk.offset}) has no ChunkIndex in the summary`,
     ]);
   });
 
