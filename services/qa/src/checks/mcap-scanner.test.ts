@@ -146,6 +146,19 @@ describe('records the writers did not expect', () => {
     expect(s.crc.summary).toBe('ok');
   });
 
+  it('reports a record length corrupted past the end of the file exactly, then how far the file was readable', async () => {
+    const bytes = await writeRecording();
+    const chunk = nth(bytes, Op.CHUNK, 1);
+    const damaged = withBytes(bytes, chunk.offset + 8, (v) => v.setUint8(0, 0x01)); // top byte of the length
+    const declared = BigInt(chunk.length) + 2n ** 56n;
+    const s = await scan(damaged);
+    expect(s.findings.map((f) => f.message).slice(0, 2)).toEqual([
+      `Chunk record at offset ${chunk.offset} declares ${declared} bytes, more than the 268435456-byte limit; skipped unread`,
+      `file ends inside the Chunk record at offset ${chunk.offset} (${bytes.length - chunk.offset} of its ${declared + 9n} bytes present); readable up to offset ${chunk.offset} of ${bytes.length} bytes`,
+    ]);
+    expect(s.truncated).toBe(true);
+  });
+
   it('warns about, but does not fail on, private records', async () => {
     const buffer = new TempBuffer();
     const writer = new McapWriter({ writable: buffer });

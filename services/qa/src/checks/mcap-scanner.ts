@@ -157,7 +157,8 @@ export class McapScanner {
   #pending = new Uint8Array(64 * 1024);
   #pendingLen = 0;
   #skipLeft = 0;
-  #skipped: { offset: number; opcode: number; length: number } | null = null;
+  /** The record being skipped; `declared` is its length field exactly as written (it may exceed 2^53). */
+  #skipped: { offset: number; opcode: number; declared: bigint } | null = null;
   #firstRecordSeen = false;
   /** End offset of the last whole unit (magic or record) consumed: how far the file was readable. */
   #lastUnitEnd = 0;
@@ -281,7 +282,7 @@ export class McapScanner {
       if ((this.#phase as number) !== PHASE_RECORDS) return p;
       const length = this.#recordLength(dv, p + 1);
       if (length > this.#maxRecord) {
-        this.#startSkip(opcode, length);
+        this.#startSkip(opcode, dv.getBigUint64(p + 1, true));
         const k = Math.min(n - p, RECORD_PREFIX + length);
         this.#skipLeft = RECORD_PREFIX + length - k;
         this.#pos += k;
@@ -347,7 +348,7 @@ export class McapScanner {
       length = this.#recordLength(new DataView(this.#pending.buffer, 0, RECORD_PREFIX), 1);
       if (length > this.#maxRecord) {
         this.#pendingLen = 0;
-        this.#startSkip(opcode, length);
+        this.#startSkip(opcode, new DataView(this.#pending.buffer, 0, RECORD_PREFIX).getBigUint64(1, true));
         this.#skipLeft = length;
         this.#pos += RECORD_PREFIX;
         return p;
@@ -387,12 +388,12 @@ export class McapScanner {
     }
   }
 
-  #startSkip(opcode: number, length: number): void {
+  #startSkip(opcode: number, declared: bigint): void {
     this.#closeChunkGroup();
-    this.#skipped = { offset: this.#pos, opcode, length };
+    this.#skipped = { offset: this.#pos, opcode, declared };
     this.#error(
       'record_too_large',
-      `${opName(opcode)} record at offset ${this.#pos} declares ${length} bytes, more than the ${this.#maxRecord}-byte limit; skipped unread`,
+      `${opName(opcode)} record at offset ${this.#pos} declares ${declared} bytes, more than the ${this.#maxRecord}-byte limit; skipped unread`,
       this.#pos,
     );
   }
@@ -1199,7 +1200,7 @@ export class McapScanner {
       const s = this.#skipped;
       this.#error(
         'truncated',
-        `file ends inside the ${opName(s.opcode)} record at offset ${s.offset} (${RECORD_PREFIX + s.length - this.#skipLeft} of its ${RECORD_PREFIX + s.length} bytes present); ${readable}`,
+        `file ends inside the ${opName(s.opcode)} record at offset ${s.offset} (${this.#pos - s.offset} of its ${BigInt(RECORD_PREFIX) + s.declared} bytes present); ${readable}`,
         s.offset,
       );
       return true;
