@@ -121,6 +121,18 @@ describe('transport', () => {
   });
 });
 
+describe('an empty object', () => {
+  it('fails integrity and not_empty, not transport, when the upload itself was 0 bytes', async () => {
+    const empty = new Uint8Array(0);
+    const suite = await runQaSuite({ open: async () => streamOf(empty), expected: expectedOf(empty) });
+    expect(suite.results.slice(0, 3).map((r) => [r.name, r.status, r.details])).toEqual([
+      ['transport', 'passed', 'object present: 0 bytes, sha256 matches the upload'],
+      ['mcap_integrity', 'failed', 'MCAP integrity: 1 error: file is 0 bytes, too short for the MCAP magic'],
+      ['not_empty', 'failed', 'recording has no channels'],
+    ]);
+  });
+});
+
 describe('storage errors are not QA failures', () => {
   const entry = good[0]!;
 
