@@ -36,16 +36,11 @@ import {
   sameBytes,
   sameStringMap,
 } from './mcap-records.js';
-import type {
-  CompressionStats,
-  CrcStatus,
-  Finding,
-  FindingCode,
-  FindingSeverity,
-  McapScan,
-  OrderViolation,
-} from './mcap-scan.types.js';
+import type { CompressionStats, CrcStatus, McapScan, OrderViolation } from './mcap-scan.types.js';
+import { FindingLog } from './scan-findings.js';
+import type { ChannelState, ChunkState, PassSnapshot, SchemaState, TopicState } from './scan-state.js';
 import type { DigestResult } from './stream-digest.js';
+import { crossCheckSummary } from './summary-cross-checks.js';
 
 export interface McapScannerOptions {
   decompressors: Decompressors;
@@ -76,62 +71,6 @@ const SUMMARY_OPS = new Set<number>([
   Op.STATISTICS,
 ]);
 
-interface ChannelState {
-  id: number;
-  topic: string;
-  schemaId: number;
-  messageEncoding: string;
-  metadata: Map<string, string>;
-  definedAt: number;
-  inData: boolean;
-  inSummary: boolean;
-  topicState: TopicState;
-  count: number;
-  // Log times as two uint32 halves: exact without allocating a bigint per message.
-  minHi: number;
-  minLo: number;
-  maxHi: number;
-  maxLo: number;
-  maxGap: number;
-  outOfOrder: number;
-  violation: OrderViolation | null;
-  usedInChunk: boolean;
-}
-
-interface TopicState {
-  topic: string;
-  channelIds: number[];
-  count: number;
-  maxHi: number;
-  maxLo: number;
-  maxGap: number;
-  gapEndHi: number;
-  gapEndLo: number;
-}
-
-interface SchemaState {
-  record: SchemaRecord;
-  inData: boolean;
-  inSummary: boolean;
-}
-
-interface ChunkState {
-  index: number;
-  offset: number;
-  length: number;
-  startTime: bigint;
-  endTime: bigint;
-  compression: string;
-  compressedSize: number;
-  uncompressedSize: number;
-  messages: number;
-  messageIndexOffsets: Map<number, number>;
-  messageIndexEntries: Map<number, number>;
-  messageIndexLength: number;
-  /** Inner records were read (decompressed, parsed): its messages can be compared with its indexes. */
-  readable: boolean;
-}
-
 const earlier = (a: bigint, b: bigint) => (b < a ? b : a);
 const later = (a: bigint, b: bigint) => (b > a ? b : a);
 const u64 = (hi: number, lo: number) => (BigInt(hi) << 32n) | BigInt(lo);
@@ -147,7 +86,6 @@ const isBelow = (hi: number, lo: number, refHi: number, refLo: number) => hi < r
 export class McapScanner {
   readonly #decompressors: Decompressors;
   readonly #maxRecord: number;
-  readonly #maxFindings: number;
 
   // Framing
   #phase = PHASE_MAGIC;
@@ -218,16 +156,12 @@ export class McapScanner {
   #summaryStart = -1;
   #summaryOffsetStart = -1;
 
-  // Findings
-  #findings: Finding[] = [];
-  #counts: Partial<Record<FindingCode, number>> = {};
-  #errors = 0;
-  #warnings = 0;
+  readonly #log: FindingLog;
 
   constructor(options: McapScannerOptions) {
     this.#decompressors = options.decompressors;
     this.#maxRecord = Math.min(options.maxRecordBytes ?? DEFAULT_MAX_RECORD_BYTES, 2 ** 31);
-    this.#maxFindings = options.maxFindingsPerCode ?? 20;
+    this.#log = new FindingLog(options.maxFindingsPerCode ?? 20);
   }
 
   get bytesReceived(): number {
@@ -374,7 +308,7 @@ export class McapScanner {
     if (!this.#firstRecordSeen) {
       this.#firstRecordSeen = true;
       if (opcode !== Op.HEADER) {
-        this.#error(
+        this.#log.error(
           'header_missing',
           `first record at offset ${this.#pos} is ${opName(opcode)}, not a Header`,
           this.#pos,
@@ -391,7 +325,7 @@ export class McapScanner {
   #startSkip(opcode: number, declared: bigint): void {
     this.#closeChunkGroup();
     this.#skipped = { offset: this.#pos, opcode, declared };
-    this.#error(
+    this.#log.error(
       'record_too_large',
       `${opName(opcode)} record at offset ${this.#pos} declares ${declared} bytes, more than the ${this.#maxRecord}-byte limit; skipped unread`,
       this.#pos,
@@ -403,12 +337,16 @@ export class McapScanner {
     if (this.#phase === PHASE_MAGIC) {
       if (!ok) {
         this.#leadingMagicOk = false;
-        this.#error('leading_magic', `file starts with ${hex(bytes)} instead of the MCAP magic ${hex(MCAP_MAGIC)}`, 0);
+        this.#log.error(
+          'leading_magic',
+          `file starts with ${hex(bytes)} instead of the MCAP magic ${hex(MCAP_MAGIC)}`,
+          0,
+        );
       }
       this.#phase = PHASE_RECORDS;
     } else {
       if (!ok) {
-        this.#error(
+        this.#log.error(
           'trailing_magic',
           `file ends with ${hex(bytes)} at offset ${this.#pos} instead of the MCAP magic ${hex(MCAP_MAGIC)}`,
           this.#pos,
@@ -432,7 +370,7 @@ export class McapScanner {
     try {
       switch (opcode) {
         case Op.HEADER:
-          if (this.#header) this.#error('header_duplicate', `second Header record at offset ${offset}`, offset);
+          if (this.#header) this.#log.error('header_duplicate', `second Header record at offset ${offset}`, offset);
           else this.#onHeader(readHeader(buf, start, end), offset);
           return;
         case Op.FOOTER:
@@ -478,7 +416,7 @@ export class McapScanner {
         case Op.STATISTICS:
           this.#summaryOnly(opcode, offset);
           if (this.#statistics) {
-            this.#error('statistics_duplicate', `second Statistics record at offset ${offset}`, offset);
+            this.#log.error('statistics_duplicate', `second Statistics record at offset ${offset}`, offset);
           } else {
             this.#statistics = readStatistics(buf, start, end);
           }
@@ -489,9 +427,9 @@ export class McapScanner {
           return;
         default:
           if (opcode === 0) {
-            this.#error('record_unknown', `record at offset ${offset} has opcode 0x00, which is invalid`, offset);
+            this.#log.error('record_unknown', `record at offset ${offset} has opcode 0x00, which is invalid`, offset);
           } else {
-            this.#warn(
+            this.#log.warn(
               'record_unknown',
               `${isPrivateOpcode(opcode) ? 'private' : 'unknown'} record ${opName(opcode)} at offset ${offset} (${length} bytes) skipped`,
               offset,
@@ -500,7 +438,7 @@ export class McapScanner {
       }
     } catch (err) {
       if (!(err instanceof MalformedRecordError)) throw err;
-      this.#error(
+      this.#log.error(
         'record_malformed',
         `${opName(opcode)} record at offset ${offset} is malformed: ${err.message}`,
         offset,
@@ -510,24 +448,33 @@ export class McapScanner {
 
   #dataOnly(opcode: number, offset: number): void {
     if (this.#inSummary) {
-      this.#error('record_misplaced', `${opName(opcode)} record at offset ${offset} is in the summary section`, offset);
+      this.#log.error(
+        'record_misplaced',
+        `${opName(opcode)} record at offset ${offset} is in the summary section`,
+        offset,
+      );
     }
   }
 
   #summaryOnly(opcode: number, offset: number): void {
     if (!this.#inSummary) {
-      this.#error('record_misplaced', `${opName(opcode)} record at offset ${offset} is in the data section`, offset);
+      this.#log.error(
+        'record_misplaced',
+        `${opName(opcode)} record at offset ${offset} is in the data section`,
+        offset,
+      );
     }
   }
 
   #onHeader(header: HeaderRecord, offset: number): void {
     this.#header = header;
     if (offset !== MCAP_MAGIC.length) {
-      this.#error('header_missing', `Header record at offset ${offset} is not the first record`, offset);
+      this.#log.error('header_missing', `Header record at offset ${offset} is not the first record`, offset);
     }
-    if (header.library === '') this.#warn('header_library', 'Header.library is empty: the writer is unknown', offset);
+    if (header.library === '')
+      this.#log.warn('header_library', 'Header.library is empty: the writer is unknown', offset);
     if (header.profile !== '' && !['ros1', 'ros2'].includes(header.profile)) {
-      this.#warn(
+      this.#log.warn(
         'header_profile',
         `Header.profile ${JSON.stringify(header.profile)} is not a well-known profile`,
         offset,
@@ -545,7 +492,7 @@ export class McapScanner {
       return true;
     }
     if (this.#inSummaryOffsets || !SUMMARY_OPS.has(opcode)) {
-      this.#error(
+      this.#log.error(
         'record_misplaced',
         `${opName(opcode)} record at offset ${offset} is not allowed in the ${this.#inSummaryOffsets ? 'summary offset' : 'summary'} section`,
         offset,
@@ -558,7 +505,7 @@ export class McapScanner {
       this.#summaryGroups.set(opcode, { start: offset, end: recordEnd, count: 1 });
     } else {
       if (this.#lastSummaryOp !== opcode) {
-        this.#error(
+        this.#log.error(
           'summary_not_grouped',
           `summary records are not grouped by opcode: ${opName(opcode)} at offset ${offset} follows ${opName(this.#lastSummaryOp)}`,
           offset,
@@ -574,11 +521,11 @@ export class McapScanner {
   #onSchema(schema: SchemaRecord, offset: number, chunk: ChunkState | null): void {
     const where = chunk ? `in chunk ${chunk.index} (offset ${chunk.offset})` : `at offset ${offset}`;
     if (schema.id === 0) {
-      this.#error('schema_invalid', `Schema record ${where} has id 0, which is reserved`, offset);
+      this.#log.error('schema_invalid', `Schema record ${where} has id 0, which is reserved`, offset);
       return;
     }
     if (schema.encoding === '' && schema.data.byteLength > 0) {
-      this.#error(
+      this.#log.error(
         'schema_invalid',
         `Schema ${schema.id} ${where} has an empty encoding but ${schema.data.byteLength} bytes of data`,
         offset,
@@ -587,13 +534,13 @@ export class McapScanner {
     const known = this.#schemas.get(schema.id);
     if (this.#inSummary && !chunk) {
       if (!known?.inData) {
-        this.#warn(
+        this.#log.warn(
           'summary_schema',
           `Schema ${schema.id} (${schema.name}) in the summary at offset ${offset} is not in the data section`,
           offset,
         );
       } else if (!this.#sameSchema(known.record, schema)) {
-        this.#error(
+        this.#log.error(
           'summary_schema',
           `Schema ${schema.id} in the summary at offset ${offset} differs from its data-section record`,
           offset,
@@ -605,7 +552,7 @@ export class McapScanner {
     }
     if (known) {
       if (!this.#sameSchema(known.record, schema)) {
-        this.#error(
+        this.#log.error(
           'schema_conflict',
           `Schema ${schema.id} redefined ${where} with a different ${this.#schemaDiff(known.record, schema)}`,
           offset,
@@ -637,13 +584,13 @@ export class McapScanner {
     const known = this.#channels[channel.id];
     if (this.#inSummary && !chunk) {
       if (!known?.inData) {
-        this.#warn(
+        this.#log.warn(
           'summary_channel',
           `Channel ${channel.id} (${channel.topic}) in the summary at offset ${offset} is not in the data section`,
           offset,
         );
       } else if (this.#channelDiff(known, channel)) {
-        this.#error(
+        this.#log.error(
           'summary_channel',
           `Channel ${channel.id} in the summary at offset ${offset} differs from its data-section record: ${this.#channelDiff(known, channel)}`,
           offset,
@@ -656,12 +603,16 @@ export class McapScanner {
     if (known) {
       const diff = this.#channelDiff(known, channel);
       if (diff)
-        this.#error('channel_conflict', `Channel ${channel.id} redefined ${where} with a different ${diff}`, offset);
+        this.#log.error(
+          'channel_conflict',
+          `Channel ${channel.id} redefined ${where} with a different ${diff}`,
+          offset,
+        );
       known.inData = true;
       return;
     }
     if (channel.schemaId !== 0 && !this.#schemas.get(channel.schemaId)?.inData) {
-      this.#error(
+      this.#log.error(
         'channel_unknown_schema',
         `Channel ${channel.id} (${channel.topic}) ${where} refers to schema ${channel.schemaId}, which is not defined before it`,
         offset,
@@ -744,7 +695,7 @@ export class McapScanner {
     const c = this.#channels[channelId];
     if (c === undefined) {
       this.#orphans++;
-      this.#error(
+      this.#log.error(
         'message_unknown_channel',
         `message ${place()} is on channel ${channelId}, which has no Channel record before it (sequence ${sequence}, log time ${u64(hi, lo)})`,
         offset,
@@ -852,7 +803,7 @@ export class McapScanner {
     const at = `chunk ${index} (offset ${offset})`;
 
     if (header.uncompressedSize > this.#maxRecord) {
-      this.#error(
+      this.#log.error(
         'record_too_large',
         `${at} declares ${header.uncompressedSize} uncompressed bytes, more than the ${this.#maxRecord}-byte limit; its records were not read`,
         offset,
@@ -866,7 +817,7 @@ export class McapScanner {
     } else {
       const decompress = this.#decompressors[header.compression];
       if (!decompress) {
-        this.#error(
+        this.#log.error(
           'chunk_compression',
           `${at} uses unsupported compression ${JSON.stringify(header.compression)}; its records were not read`,
           offset,
@@ -876,7 +827,7 @@ export class McapScanner {
       try {
         records = decompress(compressed, header.uncompressedSize);
       } catch (err) {
-        this.#error(
+        this.#log.error(
           'chunk_decompress',
           `${at} does not decompress (${header.compression}): ${(err as Error).message}`,
           offset,
@@ -885,7 +836,7 @@ export class McapScanner {
       }
     }
     if (records.byteLength !== header.uncompressedSize) {
-      this.#error(
+      this.#log.error(
         'chunk_size',
         `${at} holds ${records.byteLength} uncompressed bytes but its header says uncompressed_size ${header.uncompressedSize}`,
         offset,
@@ -897,7 +848,7 @@ export class McapScanner {
       const actual = crc32(records);
       this.#chunksCrcChecked++;
       if (actual !== header.uncompressedCrc) {
-        this.#error(
+        this.#log.error(
           'chunk_crc',
           `${at} fails its CRC: header says ${crcHex(header.uncompressedCrc)}, its ${records.byteLength} uncompressed bytes give ${crcHex(actual)}`,
           offset,
@@ -919,13 +870,13 @@ export class McapScanner {
     let o = 0;
     while (o < end) {
       if (end - o < RECORD_PREFIX) {
-        this.#error('chunk_record', `${at} ends with ${end - o} stray bytes at byte ${o}`, chunk.offset);
+        this.#log.error('chunk_record', `${at} ends with ${end - o} stray bytes at byte ${o}`, chunk.offset);
         break;
       }
       const opcode = records[o]!;
       const length = this.#recordLength(dv, o + 1);
       if (length > end - o - RECORD_PREFIX) {
-        this.#error(
+        this.#log.error(
           'chunk_record',
           `${opName(opcode)} record at byte ${o} of ${at} declares ${length} bytes, past the chunk's end; rest of the chunk skipped`,
           chunk.offset,
@@ -934,7 +885,7 @@ export class McapScanner {
       }
       if (opcode === Op.MESSAGE) {
         if (length < MESSAGE_FIXED) {
-          this.#error(
+          this.#log.error(
             'chunk_record',
             `Message record at byte ${o} of ${at} is ${length} bytes, too short`,
             chunk.offset,
@@ -963,20 +914,20 @@ export class McapScanner {
           else this.#onChannel(readChannel(records, o + 9, o + 9 + length), chunk.offset, chunk);
         } catch (err) {
           if (!(err instanceof MalformedRecordError)) throw err;
-          this.#error(
+          this.#log.error(
             'chunk_record',
             `${opName(opcode)} record at byte ${o} of ${at} is malformed: ${err.message}`,
             chunk.offset,
           );
         }
       } else if (opcode >= Op.HEADER && opcode <= Op.DATA_END) {
-        this.#error(
+        this.#log.error(
           'chunk_record',
           `${opName(opcode)} record at byte ${o} of ${at} is not allowed inside a chunk`,
           chunk.offset,
         );
       } else {
-        this.#warn('record_unknown', `${opName(opcode)} record at byte ${o} of ${at} skipped`, chunk.offset);
+        this.#log.warn('record_unknown', `${opName(opcode)} record at byte ${o} of ${at} skipped`, chunk.offset);
       }
       o += RECORD_PREFIX + length;
     }
@@ -985,7 +936,7 @@ export class McapScanner {
       const observedStart = u64(minHi, minLo);
       const observedEnd = u64(maxHi, maxLo);
       if (observedStart !== chunk.startTime || observedEnd !== chunk.endTime) {
-        this.#error(
+        this.#log.error(
           'chunk_time_range',
           `${at} says its messages span ${chunk.startTime}–${chunk.endTime}, they span ${observedStart}–${observedEnd}`,
           chunk.offset,
@@ -1037,7 +988,11 @@ export class McapScanner {
     this.#dataOnly(Op.MESSAGE_INDEX, offset);
     const chunk = this.#openChunk;
     if (!chunk) {
-      this.#error('message_index_orphan', `MessageIndex record at offset ${offset} does not follow a chunk`, offset);
+      this.#log.error(
+        'message_index_orphan',
+        `MessageIndex record at offset ${offset} does not follow a chunk`,
+        offset,
+      );
       return;
     }
     if (end - start < 6) throw new MalformedRecordError('needs at least 6 bytes');
@@ -1048,7 +1003,7 @@ export class McapScanner {
     }
     const what = `MessageIndex for ${this.#topicOf(channelId)} at offset ${offset} (after chunk ${chunk.index} at offset ${chunk.offset})`;
     if (chunk.messageIndexOffsets.has(channelId)) {
-      this.#error('message_index', `${what} repeats an index already given for that channel`, offset);
+      this.#log.error('message_index', `${what} repeats an index already given for that channel`, offset);
     }
     chunk.messageIndexOffsets.set(channelId, offset);
     chunk.messageIndexLength += RECORD_PREFIX + (end - start);
@@ -1074,7 +1029,7 @@ export class McapScanner {
         this.#msgIndexed[i] = 1;
       }
       if (problem) {
-        this.#error('message_index', `${what}: ${problem}`, offset);
+        this.#log.error('message_index', `${what}: ${problem}`, offset);
         return;
       }
     }
@@ -1099,13 +1054,13 @@ export class McapScanner {
     for (const [channelId, count] of perChannel) {
       const listed = chunk.messageIndexEntries.get(channelId);
       if (listed === undefined) {
-        this.#error(
+        this.#log.error(
           'message_index',
           `${at} holds ${count} messages on ${this.#topicOf(channelId)} but no MessageIndex record follows for it`,
           chunk.offset,
         );
       } else if (listed !== count) {
-        this.#error(
+        this.#log.error(
           'message_index',
           `MessageIndex for ${this.#topicOf(channelId)} after ${at} lists ${listed} messages, the chunk holds ${count}`,
           chunk.messageIndexOffsets.get(channelId),
@@ -1114,7 +1069,7 @@ export class McapScanner {
     }
     for (const [channelId, listed] of chunk.messageIndexEntries) {
       if (listed > 0 && !perChannel.has(channelId)) {
-        this.#error(
+        this.#log.error(
           'message_index',
           `MessageIndex for ${this.#topicOf(channelId)} after ${at} lists ${listed} messages, the chunk holds none on it`,
           chunk.messageIndexOffsets.get(channelId),
@@ -1138,7 +1093,7 @@ export class McapScanner {
     if (a.crc !== 0) {
       const actual = crc32(buf.subarray(start, a.crcCoveredEnd));
       if (actual !== a.crc) {
-        this.#error(
+        this.#log.error(
           'attachment_crc',
           `Attachment ${JSON.stringify(a.name)} at offset ${offset} fails its CRC: record says ${crcHex(a.crc)}, content gives ${crcHex(actual)}`,
           offset,
@@ -1149,7 +1104,7 @@ export class McapScanner {
 
   #onDataEnd(buf: Uint8Array, start: number, end: number, offset: number, length: number): void {
     if (this.#inSummary) {
-      this.#error('record_misplaced', `second DataEnd record at offset ${offset}`, offset);
+      this.#log.error('record_misplaced', `second DataEnd record at offset ${offset}`, offset);
       return;
     }
     this.#closeChunkGroup();
@@ -1161,10 +1116,10 @@ export class McapScanner {
 
   #onFooter(buf: Uint8Array, at: number, length: number, offset: number): void {
     if (!this.#dataEnd) {
-      this.#error('data_end_missing', `Footer at offset ${offset} is not preceded by a DataEnd record`, offset);
+      this.#log.error('data_end_missing', `Footer at offset ${offset} is not preceded by a DataEnd record`, offset);
     }
     if (length !== FOOTER_CONTENT_LENGTH) {
-      this.#error(
+      this.#log.error(
         'footer_malformed',
         `Footer at offset ${offset} has ${length} content bytes, not ${FOOTER_CONTENT_LENGTH}`,
         offset,
@@ -1184,7 +1139,7 @@ export class McapScanner {
     this.#closeChunkGroup();
     const truncated = this.#checkEnding();
     const crc = this.#checkCrcs(digest);
-    this.#checkSummary();
+    crossCheckSummary(this.#snapshot(), this.#log);
     return this.#result(digest, truncated, crc);
   }
 
@@ -1193,12 +1148,12 @@ export class McapScanner {
     const readable = `readable up to offset ${this.#lastUnitEnd} of ${total} bytes`;
     if (this.#phase === PHASE_OPAQUE) return false;
     if (this.#phase === PHASE_MAGIC) {
-      this.#error('truncated', `file is ${total} bytes, too short for the MCAP magic`, 0);
+      this.#log.error('truncated', `file is ${total} bytes, too short for the MCAP magic`, 0);
       return true;
     }
     if (this.#skipped) {
       const s = this.#skipped;
-      this.#error(
+      this.#log.error(
         'truncated',
         `file ends inside the ${opName(s.opcode)} record at offset ${s.offset} (${this.#pos - s.offset} of its ${BigInt(RECORD_PREFIX) + s.declared} bytes present); ${readable}`,
         s.offset,
@@ -1212,24 +1167,24 @@ export class McapScanner {
           this.#pendingLen >= RECORD_PREFIX
             ? `${this.#pendingLen} of its ${RECORD_PREFIX + this.#recordLength(new DataView(this.#pending.buffer, 0, RECORD_PREFIX), 1)} bytes present`
             : `${this.#pendingLen} bytes of its prefix present`;
-        this.#error(
+        this.#log.error(
           'truncated',
           `file ends inside the ${opName(opcode)} record at offset ${this.#pos} (${present}); ${readable}`,
           this.#pos,
         );
       } else {
-        this.#error(
+        this.#log.error(
           'truncated',
           `file ends after the record ending at offset ${this.#pos}, before any Footer; ${readable}`,
           this.#pos,
         );
       }
-      if (!this.#dataEnd) this.#error('data_end_missing', 'file has no DataEnd record', this.#pos);
-      this.#error('footer_missing', 'file has no Footer record', this.#pos);
+      if (!this.#dataEnd) this.#log.error('data_end_missing', 'file has no DataEnd record', this.#pos);
+      this.#log.error('footer_missing', 'file has no Footer record', this.#pos);
       return true;
     }
     if (this.#phase === PHASE_TRAILING_MAGIC) {
-      this.#error(
+      this.#log.error(
         'truncated',
         this.#pendingLen > 0
           ? `file ends ${this.#pendingLen} bytes into the trailing magic at offset ${this.#pos}; ${readable}`
@@ -1239,7 +1194,7 @@ export class McapScanner {
       return true;
     }
     if (this.#trailingBytes > 0) {
-      this.#error(
+      this.#log.error(
         'trailing_bytes',
         `${this.#trailingBytes} bytes follow the trailing magic (which ends at offset ${this.#pos - this.#trailingBytes})`,
         this.#pos - this.#trailingBytes,
@@ -1255,7 +1210,7 @@ export class McapScanner {
     else if (dataEnd) {
       dataSection = digest.dataSectionCrc === dataEnd.crc ? 'ok' : 'mismatch';
       if (dataSection === 'mismatch') {
-        this.#error(
+        this.#log.error(
           'data_section_crc',
           `data section CRC mismatch: DataEnd at offset ${dataEnd.offset} records ${crcHex(dataEnd.crc)}, bytes 0–${dataEnd.offset} give ${crcHex(digest.dataSectionCrc)}`,
           dataEnd.offset,
@@ -1268,7 +1223,7 @@ export class McapScanner {
     else if (footer && footer.computedCrc !== null && dataEnd) {
       summary = footer.computedCrc === footer.summaryCrc ? 'ok' : 'mismatch';
       if (summary === 'mismatch') {
-        this.#error(
+        this.#log.error(
           'summary_crc',
           `summary CRC mismatch: Footer at offset ${footer.offset} records ${crcHex(footer.summaryCrc)}, bytes ${dataEnd.end}–${footer.offset + FOOTER_CRC_COVERED} give ${crcHex(footer.computedCrc)}`,
           footer.offset,
@@ -1278,232 +1233,31 @@ export class McapScanner {
     return { dataSection, summary };
   }
 
-  #checkSummary(): void {
-    const footer = this.#footer;
-    const dataEnd = this.#dataEnd;
-    if (footer && dataEnd) {
-      const hasSummary = this.#summaryStart >= 0 && this.#summaryStart !== this.#summaryOffsetStart;
-      if (footer.summaryStart !== 0 && footer.summaryStart !== dataEnd.end) {
-        this.#error(
-          'footer_summary_start',
-          `Footer.summary_start is ${footer.summaryStart}, the summary section starts at offset ${dataEnd.end}`,
-          footer.offset,
-        );
-      } else if (footer.summaryStart === 0 && hasSummary) {
-        this.#warn(
-          'footer_summary_start',
-          `Footer.summary_start is 0 but a summary section starts at offset ${dataEnd.end}: indexed readers will not see it`,
-          footer.offset,
-        );
-      }
-      if (this.#summaryOffsets.length > 0 && footer.summaryOffsetStart !== this.#summaryOffsetStart) {
-        this.#error(
-          'footer_summary_offset_start',
-          `Footer.summary_offset_start is ${footer.summaryOffsetStart}, the summary offset section starts at offset ${this.#summaryOffsetStart}`,
-          footer.offset,
-        );
-      } else if (
-        this.#summaryOffsets.length === 0 &&
-        footer.summaryOffsetStart !== 0 &&
-        footer.summaryOffsetStart !== footer.offset
-      ) {
-        this.#error(
-          'footer_summary_offset_start',
-          `Footer.summary_offset_start is ${footer.summaryOffsetStart} but the file has no summary offset records`,
-          footer.offset,
-        );
-      }
-    }
-    this.#checkChunkIndexes();
-    this.#checkStatistics();
-    this.#checkOtherIndexes();
-  }
-
-  #checkChunkIndexes(): void {
-    const indexed = new Set<number>();
-    for (const { record: ci, offset } of this.#chunkIndexes) {
-      const chunk = this.#chunksByOffset.get(ci.chunkStartOffset);
-      if (!chunk) {
-        this.#error(
-          'chunk_index',
-          `ChunkIndex at offset ${offset} points at offset ${ci.chunkStartOffset}, where no Chunk record starts`,
-          offset,
-        );
-        continue;
-      }
-      if (indexed.has(chunk.offset)) {
-        this.#error(
-          'chunk_index',
-          `ChunkIndex at offset ${offset} indexes chunk ${chunk.index} (offset ${chunk.offset}) a second time`,
-          offset,
-        );
-        continue;
-      }
-      indexed.add(chunk.offset);
-      const diffs: string[] = [];
-      const cmp = (field: string, index: unknown, actual: unknown) => {
-        if (index !== actual) diffs.push(`${field} ${String(index)} vs ${String(actual)}`);
-      };
-      cmp('chunk_length', ci.chunkLength, chunk.length);
-      cmp('message_start_time', ci.startTime, chunk.startTime);
-      cmp('message_end_time', ci.endTime, chunk.endTime);
-      cmp('compression', JSON.stringify(ci.compression), JSON.stringify(chunk.compression));
-      cmp('compressed_size', ci.compressedSize, chunk.compressedSize);
-      cmp('uncompressed_size', ci.uncompressedSize, chunk.uncompressedSize);
-      if (ci.messageIndexOffsets.size > 0) {
-        cmp('message_index_length', ci.messageIndexLength, chunk.messageIndexLength);
-        const channels = new Set([...ci.messageIndexOffsets.keys(), ...chunk.messageIndexOffsets.keys()]);
-        for (const ch of [...channels].sort((a, b) => a - b)) {
-          const said = ci.messageIndexOffsets.get(ch);
-          const found = chunk.messageIndexOffsets.get(ch);
-          if (said === undefined || found === undefined || Number(said) !== found) {
-            diffs.push(`message_index_offsets[${ch}] ${said ?? 'missing'} vs ${found ?? 'missing'}`);
-          }
-        }
-      }
-      if (diffs.length > 0) {
-        this.#error(
-          'chunk_index',
-          `ChunkIndex at offset ${offset} disagrees with chunk ${chunk.index} (offset ${chunk.offset}), index vs chunk: ${diffs.join('; ')}`,
-          offset,
-        );
-      }
-    }
-    if (this.#chunks.length === 0 || !this.#footer) return;
-    if (this.#chunkIndexes.length === 0) {
-      this.#warn(
-        'chunk_index_missing',
-        `none of the ${this.#chunks.length} chunks has a ChunkIndex: indexed readers will find no messages`,
-      );
-      return;
-    }
-    for (const chunk of this.#chunks) {
-      if (!indexed.has(chunk.offset)) {
-        this.#error(
-          'chunk_index_missing',
-          `chunk ${chunk.index} (offset ${chunk.offset}) has no ChunkIndex in the summary`,
-          chunk.offset,
-        );
-      }
-    }
-    // Indexed readers decode messages with the summary's copies of channels and schemas (spec, Chunk Index).
-    for (const c of this.#channelList) {
-      if (!c.usedInChunk) continue;
-      if (!c.inSummary) {
-        this.#error(
-          'summary_channel',
-          `Channel ${c.id} (${c.topic}) has messages in indexed chunks but no copy in the summary section`,
-          c.definedAt,
-        );
-      }
-      const schema = this.#schemas.get(c.schemaId);
-      if (c.schemaId !== 0 && schema && !schema.inSummary) {
-        this.#error(
-          'summary_schema',
-          `Schema ${c.schemaId} (${schema.record.name}) of channel ${c.id} (${c.topic}) has no copy in the summary section`,
-          c.definedAt,
-        );
-        schema.inSummary = true; // once per schema
-      }
-    }
-    if (this.#chunksWithoutMessageIndex > 0 && this.#chunksWithoutMessageIndex < this.#chunks.length) {
-      this.#warn(
-        'message_index_missing',
-        `${this.#chunksWithoutMessageIndex} of ${this.#chunks.length} chunks have no MessageIndex records`,
-      );
-    }
-  }
-
-  #checkStatistics(): void {
-    const s = this.#statistics;
-    if (!s) return;
-    const wrong = (field: string, said: unknown, actual: unknown) => {
-      if (said !== actual) {
-        this.#error('statistics', `Statistics.${field} is ${String(said)}, the file holds ${String(actual)}`);
-      }
+  /** What the end-of-pass cross-checks compare: the summary's claims and what the pass saw. */
+  #snapshot(): PassSnapshot {
+    return {
+      footer: this.#footer,
+      dataEnd: this.#dataEnd,
+      summaryStart: this.#summaryStart,
+      summaryOffsetStart: this.#summaryOffsetStart,
+      summaryOffsets: this.#summaryOffsets,
+      summaryGroups: this.#summaryGroups,
+      chunks: this.#chunks,
+      chunksByOffset: this.#chunksByOffset,
+      chunkIndexes: this.#chunkIndexes,
+      chunksWithoutMessageIndex: this.#chunksWithoutMessageIndex,
+      channels: this.#channelList,
+      channelById: (id) => this.#channels[id],
+      schemas: this.#schemas,
+      statistics: this.#statistics,
+      messageCount: this.#messageCount,
+      startTime: this.#messageCount > 0 ? u64(this.#minHi, this.#minLo) : 0n,
+      endTime: this.#messageCount > 0 ? u64(this.#maxHi, this.#maxLo) : 0n,
+      attachments: this.#attachments,
+      attachmentIndexes: this.#attachmentIndexes,
+      metadata: this.#metadata,
+      metadataIndexes: this.#metadataIndexes,
     };
-    wrong('message_count', s.messageCount, BigInt(this.#messageCount));
-    wrong('schema_count', s.schemaCount, [...this.#schemas.keys()].length);
-    wrong('channel_count', s.channelCount, this.#channelList.length);
-    wrong('attachment_count', s.attachmentCount, this.#attachments.size);
-    wrong('metadata_count', s.metadataCount, this.#metadata.size);
-    wrong('chunk_count', s.chunkCount, this.#chunks.length);
-    const start = this.#messageCount > 0 ? u64(this.#minHi, this.#minLo) : 0n;
-    const end = this.#messageCount > 0 ? u64(this.#maxHi, this.#maxLo) : 0n;
-    wrong('message_start_time', s.startTime, start);
-    wrong('message_end_time', s.endTime, end);
-    if (s.channelMessageCounts.size === 0) return;
-    const ids = new Set([
-      ...s.channelMessageCounts.keys(),
-      ...this.#channelList.filter((c) => c.count > 0).map((c) => c.id),
-    ]);
-    for (const id of [...ids].sort((a, b) => a - b)) {
-      const said = s.channelMessageCounts.get(id) ?? 0n;
-      const actual = BigInt(this.#channels[id]?.count ?? 0);
-      if (said !== actual) {
-        this.#error(
-          'statistics',
-          `Statistics.channel_message_counts for ${this.#topicOf(id)} is ${said}, the file holds ${actual}`,
-        );
-      }
-    }
-  }
-
-  #checkOtherIndexes(): void {
-    const seen = new Set<number>();
-    for (const { record: ai, offset } of this.#attachmentIndexes) {
-      const a = this.#attachments.get(ai.offset);
-      seen.add(ai.offset);
-      const same =
-        a &&
-        a.length === ai.length &&
-        a.name === ai.name &&
-        a.mediaType === ai.mediaType &&
-        a.logTime === ai.logTime &&
-        a.createTime === ai.createTime &&
-        a.dataSize === ai.dataSize;
-      if (!same) {
-        this.#error(
-          'attachment_index',
-          a
-            ? `AttachmentIndex at offset ${offset} disagrees with the attachment ${JSON.stringify(a.name)} at offset ${ai.offset}`
-            : `AttachmentIndex at offset ${offset} points at offset ${ai.offset}, where no Attachment record starts`,
-          offset,
-        );
-      }
-    }
-    if (this.#attachmentIndexes.length > 0) {
-      for (const [at, a] of this.#attachments) {
-        if (!seen.has(at))
-          this.#error(
-            'attachment_index',
-            `Attachment ${JSON.stringify(a.name)} at offset ${at} has no AttachmentIndex`,
-            at,
-          );
-      }
-    }
-    for (const { record: mi, offset } of this.#metadataIndexes) {
-      const m = this.#metadata.get(mi.offset);
-      if (!m || m.length !== mi.length || m.name !== mi.name) {
-        this.#error(
-          'metadata_index',
-          m
-            ? `MetadataIndex at offset ${offset} disagrees with the metadata ${JSON.stringify(m.name)} at offset ${mi.offset}`
-            : `MetadataIndex at offset ${offset} points at offset ${mi.offset}, where no Metadata record starts`,
-          offset,
-        );
-      }
-    }
-    for (const { record: so, offset } of this.#summaryOffsets) {
-      const g = this.#summaryGroups.get(so.groupOpcode);
-      if (!g || g.start !== so.groupStart || g.end - g.start !== so.groupLength) {
-        this.#error(
-          'summary_offset',
-          `SummaryOffset at offset ${offset} gives the ${opName(so.groupOpcode)} group as ${so.groupStart}+${so.groupLength}, the summary has it at ${g ? `${g.start}+${g.end - g.start}` : 'no offset (absent)'}`,
-          offset,
-        );
-      }
-    }
   }
 
   #result(digest: DigestResult, truncated: boolean, crc: { dataSection: CrcStatus; summary: CrcStatus }): McapScan {
@@ -1571,29 +1325,10 @@ export class McapScanner {
         firstByChannel: this.#channelList.flatMap((c) => (c.violation ? [c.violation] : [])),
         acrossChannels: this.#topLevel.violation,
       },
-      findings: this.#findings,
-      findingCounts: this.#counts,
-      errorCount: this.#errors,
-      warningCount: this.#warnings,
+      findings: this.#log.findings,
+      findingCounts: this.#log.counts,
+      errorCount: this.#log.errors,
+      warningCount: this.#log.warnings,
     };
-  }
-
-  // ---------------------------------------------------------------------------------------------------------
-
-  #add(severity: FindingSeverity, code: FindingCode, message: string, offset?: number): void {
-    const n = (this.#counts[code] ?? 0) + 1;
-    this.#counts[code] = n;
-    if (severity === 'error') this.#errors++;
-    else this.#warnings++;
-    if (n <= this.#maxFindings)
-      this.#findings.push(offset === undefined ? { severity, code, message } : { severity, code, message, offset });
-  }
-
-  #error(code: FindingCode, message: string, offset?: number): void {
-    this.#add('error', code, message, offset);
-  }
-
-  #warn(code: FindingCode, message: string, offset?: number): void {
-    this.#add('warning', code, message, offset);
   }
 }
