@@ -5,6 +5,7 @@ import type { DigestResult, StreamDigest } from './stream-digest.js';
 const WRITE = 0;
 const READ = 1;
 const DONE = 2;
+const NOTIFY_BYTES = 1 << 20;
 
 /**
  * The worker: hashes (sha256) and CRCs (bytes below the DataEnd offset) whatever the ring holds, then frees it.
@@ -74,6 +75,7 @@ export class WorkerDigest implements StreamDigest {
   readonly #result: Promise<DigestResult>;
   #failure: Error | null = null;
   #w = 0;
+  #unnotified = 0;
 
   constructor(options: WorkerDigestOptions = {}) {
     const size = options.ringBytes ?? 16 << 20;
@@ -99,28 +101,51 @@ export class WorkerDigest implements StreamDigest {
     this.#result.catch(() => {});
   }
 
-  async update(piece: Uint8Array, dataEnd: number): Promise<void> {
-    const size = this.#ring.byteLength;
+  update(piece: Uint8Array, dataEnd: number): void | Promise<void> {
+    if (this.#failure) throw this.#failure;
     this.#end[0] = dataEnd;
     // Buffer.copy is a plain memcpy; TypedArray.set into shared memory is slower.
     const source = Buffer.isBuffer(piece) ? piece : Buffer.from(piece.buffer, piece.byteOffset, piece.byteLength);
-    let off = 0;
-    while (off < piece.byteLength) {
+    const copied = this.#copy(source, 0);
+    return copied === source.byteLength ? undefined : this.#copyWaiting(source, copied);
+  }
+
+  /** Copies what fits in the ring; returns the new offset in `source`. */
+  #copy(source: Buffer, off: number): number {
+    const size = this.#ring.byteLength;
+    while (off < source.byteLength) {
+      const free = size - ((this.#w - Atomics.load(this.#ctrl, READ)) >>> 0);
+      if (free === 0) break;
+      const at = this.#w & (size - 1);
+      const n = Math.min(free, source.byteLength - off, size - at);
+      source.copy(this.#ring, at, off, off + n);
+      off += n;
+      this.#w = (this.#w + n) | 0;
+      this.#unnotified += n;
+      Atomics.store(this.#ctrl, WRITE, this.#w);
+    }
+    // Waking the worker costs a futex call and a context switch: do it per MiB, not per piece.
+    if (this.#unnotified >= NOTIFY_BYTES) this.#notify();
+    return off;
+  }
+
+  #notify(): void {
+    this.#unnotified = 0;
+    Atomics.notify(this.#ctrl, WRITE);
+  }
+
+  /** The ring is full: wake the worker and wait for it to free space. */
+  async #copyWaiting(source: Buffer, off: number): Promise<void> {
+    while (off < source.byteLength) {
       if (this.#failure) throw this.#failure;
+      this.#notify();
       const read = Atomics.load(this.#ctrl, READ);
-      const free = size - ((this.#w - read) >>> 0);
-      if (free === 0) {
+      if (this.#ring.byteLength - ((this.#w - read) >>> 0) === 0) {
         const wait = waitAsync(this.#ctrl, READ, read, 200);
         if (wait.async) await wait.value;
         continue;
       }
-      const at = this.#w & (size - 1);
-      const n = Math.min(free, piece.byteLength - off, size - at);
-      source.copy(this.#ring, at, off, off + n);
-      off += n;
-      this.#w = (this.#w + n) | 0;
-      Atomics.store(this.#ctrl, WRITE, this.#w);
-      Atomics.notify(this.#ctrl, WRITE);
+      off = this.#copy(source, off);
     }
   }
 
