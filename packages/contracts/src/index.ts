@@ -5,5 +5,6 @@ export * from './pagination.js';
 export * from './primitives.js';
 export * from './problem.js';
 export * from './production/index.js';
+export * from './qa/index.js';
 export * from './registry.js';
 export * from './transfer/index.js';
