@@ -118,8 +118,15 @@ export interface ConsumerDefinition {
   readonly maxDeliver: number;
   /** Server-side cap on unacknowledged messages across all replicas. Default 256. */
   readonly maxAckPending: number;
-  /** Messages one process handles at once. Default 8. */
+  /** Messages one process handles at once. Default 8 (a service may override it from its config). */
   readonly concurrency: number;
+  /**
+   * `inbox` (default): the inbox row, the handler's effect and its outbox rows share one transaction,
+   * committed before the ack — exactly-once effect for free. `handler`: the handler runs outside any
+   * transaction and makes its effect idempotent itself (a claim, a compare-and-set); for long work that
+   * must not hold a transaction open (a QA check streaming a recording).
+   */
+  readonly transaction: 'inbox' | 'handler';
 }
 
 export function defineConsumer(def: {
@@ -131,6 +138,7 @@ export function defineConsumer(def: {
   maxDeliver?: number;
   maxAckPending?: number;
   concurrency?: number;
+  transaction?: 'inbox' | 'handler';
 }): ConsumerDefinition {
   const first = def.events[0];
   if (!first) throw new Error(`consumer ${def.durable} handles no events`);
@@ -152,6 +160,7 @@ export function defineConsumer(def: {
     maxDeliver: def.maxDeliver ?? 8,
     maxAckPending: def.maxAckPending ?? 256,
     concurrency: def.concurrency ?? 8,
+    transaction: def.transaction ?? 'inbox',
   };
 }
 
@@ -162,8 +171,12 @@ export interface RpcDefinition<Req extends z.ZodType = z.ZodType, Res extends z.
   /** `<service>.rpc.<aggregate>.<verb>` (before namespacing). */
   readonly subject: string;
   readonly service: ServiceName;
-  /** Commands run in one transaction with the command log; queries read without one. */
-  readonly kind: 'command' | 'query';
+  /**
+   * Commands run in one transaction with the command log; queries read without one; `work` is a long
+   * command that opens its own short transactions (a QA check streams gigabytes: it must not hold one
+   * open) and makes its effect safe to repeat itself.
+   */
+  readonly kind: 'command' | 'query' | 'work';
   readonly request: Req;
   readonly reply: Res;
 }
@@ -172,7 +185,7 @@ const RPC_SUBJECT = /^(production|transfer|qa|gateway)\.rpc\.[a-z_]+\.[a-z_]+$/;
 
 export function defineRpc<Req extends z.ZodType, Res extends z.ZodType>(def: {
   subject: string;
-  kind: 'command' | 'query';
+  kind: 'command' | 'query' | 'work';
   request: Req;
   reply: Res;
 }): RpcDefinition<Req, Res> {

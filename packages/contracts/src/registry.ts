@@ -1,5 +1,6 @@
-import { type ConsumerDefinition, type EventDefinition, healthPing, type RpcDefinition } from './messaging.js';
+import type { ConsumerDefinition, EventDefinition, RpcDefinition } from './messaging.js';
 import { productionConsumers, productionEvents, productionRpc } from './production/index.js';
+import { qaConsumers, qaEvents, qaRpc } from './qa/index.js';
 import { transferConsumers, transferEvents, transferRpc } from './transfer/index.js';
 
 function flatten<T>(tree: unknown, isLeaf: (v: unknown) => v is T): T[] {
@@ -19,15 +20,17 @@ const isConsumer = (v: unknown): v is ConsumerDefinition =>
 export const ALL_EVENTS: readonly EventDefinition[] = [
   ...flatten(productionEvents, isEvent),
   ...flatten(transferEvents, isEvent),
+  ...flatten(qaEvents, isEvent),
 ];
 export const ALL_RPCS: readonly RpcDefinition[] = [
   ...flatten(productionRpc, isRpc),
   ...flatten(transferRpc, isRpc),
-  healthPing('qa'),
+  ...flatten(qaRpc, isRpc),
 ];
 export const ALL_CONSUMERS: readonly ConsumerDefinition[] = [
   ...flatten(productionConsumers, isConsumer),
   ...flatten(transferConsumers, isConsumer),
+  ...flatten(qaConsumers, isConsumer),
 ];
 
 export function findEvent(type: string): EventDefinition | undefined {

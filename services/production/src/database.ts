@@ -108,6 +108,7 @@ export interface EpisodesTable {
   sidecar: ColumnType<{ object_key: string; size_bytes: number; sha256: string } | null, string | null, string | null>;
   recording: ColumnType<Record<string, unknown> | null, string | null, string | null>;
   qa_status: Generated<string>;
+  qa_status_changed_at: ColumnType<Date | null, Date | string | null | undefined, Date | string | null>;
   labels: ColumnType<string[], string[] | undefined, string[]>;
   created_at: Generated<Date>;
   updated_at: Timestamp;

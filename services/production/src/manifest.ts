@@ -27,5 +27,5 @@ export const productionService: ServiceDefinition<ProductionConfig> = {
   migrations: PRODUCTION_MIGRATIONS,
   rpcs: leaves<RpcDefinition>(productionRpc, (v) => !!v && typeof v === 'object' && 'subject' in v),
   consumers: Object.values(productionConsumers) as ConsumerDefinition[],
-  streams: ['PRODUCTION', 'DLQ'],
+  streams: ['PRODUCTION', 'TRANSFER', 'QA', 'DLQ'],
 };

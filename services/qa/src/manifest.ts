@@ -1,5 +1,14 @@
+import { hostname } from 'node:os';
 import { fileURLToPath } from 'node:url';
-import { type MigrationSource, ServiceConfig, type ServiceDefinition } from '@ferry/platform';
+import { type ConsumerDefinition, qaConsumers, qaRpc, type RpcDefinition } from '@ferry/contracts';
+import {
+  BlobStoreConfig,
+  createBlobStore,
+  type MigrationSource,
+  newId,
+  ServiceConfig,
+  type ServiceDefinition,
+} from '@ferry/platform';
 import { z } from 'zod';
 import { QaModule } from './qa.module.js';
 
@@ -8,17 +17,55 @@ export const QA_MIGRATIONS: MigrationSource = {
   dir: fileURLToPath(new URL('../migrations', import.meta.url)),
 };
 
-export const QaConfig = ServiceConfig.extend({
+export const QaConfig = BlobStoreConfig.extend({
+  ...ServiceConfig.shape,
   HEALTH_PORT: z.coerce.number().int().min(0).max(65535).default(3103),
+  /** Automatic checks this process runs at once (each streams a whole recording). Default 2. */
+  QA_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(2),
+  /**
+   * How long a check's claim on an episode lasts without renewal; the checker renews it every third of
+   * that, so a dead checker's claim expires within one lease and another replica checks the episode.
+   * Default 30 s.
+   */
+  QA_CLAIM_LEASE_MS: z.coerce.number().int().min(500).max(600_000).default(30_000),
+  /** Between sweeps releasing expired claims. Default 10 s. */
+  QA_CLAIM_SWEEP_MS: z.coerce.number().int().min(100).default(10_000),
+  /** Bulk-run items this process checks at once. Default 2. */
+  BULK_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(2),
+  /** How often workers heart-beat a run and look for work. Default 1 s. */
+  BULK_POLL_MS: z.coerce.number().int().min(50).max(60_000).default(1_000),
+  /**
+   * A queued or running run whose workers have all been silent this long is `interrupted` (by the
+   * periodic sweep and at startup). Default 30 s; keep it above BULK_POLL_MS and the claim lease.
+   */
+  BULK_STALE_MS: z.coerce.number().int().min(200).default(30_000),
+  /** Progress events per run at most every this many ms (DESIGN: ≤ 2 per second). Default 500. */
+  BULK_PROGRESS_INTERVAL_MS: z.coerce.number().int().min(100).default(500),
+  /** This replica's name in claims and heart-beats. Default: host name and a random suffix. */
+  QA_WORKER_ID: z
+    .string()
+    .min(1)
+    .max(200)
+    .default(() => `${hostname()}-${newId().slice(-12)}`),
 });
 export type QaConfig = z.infer<typeof QaConfig>;
+
+function leaves<T>(tree: object, isLeaf: (v: unknown) => boolean): T[] {
+  return Object.values(tree).flatMap((v) =>
+    isLeaf(v) ? [v as T] : typeof v === 'object' && v ? leaves<T>(v, isLeaf) : [],
+  );
+}
 
 export const qaService: ServiceDefinition<QaConfig> = {
   name: 'qa',
   config: QaConfig,
   module: QaModule,
   migrations: QA_MIGRATIONS,
-  rpcs: [],
-  consumers: [],
-  streams: ['QA', 'DLQ'],
+  rpcs: leaves<RpcDefinition>(qaRpc, (v) => !!v && typeof v === 'object' && 'subject' in v).filter(
+    (r) => r.subject !== 'qa.rpc.health.ping',
+  ),
+  consumers: Object.values(qaConsumers) as ConsumerDefinition[],
+  streams: ['QA', 'PRODUCTION', 'TRANSFER', 'DLQ'],
+  blobStore: (config) => createBlobStore(config),
+  consumerConcurrency: (config) => ({ [qaConsumers.autoCheck.durable]: config.QA_CONCURRENCY }),
 };

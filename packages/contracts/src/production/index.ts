@@ -7,6 +7,7 @@ export * from './tasks.js';
 export * from './workstations.js';
 
 import { defineConsumer, healthPing } from '../messaging.js';
+import { qaEpisodeEvents } from '../qa/qa-episodes.js';
 import { uploadEvents } from '../transfer/uploads.js';
 import { batchEvents, batchRpc } from './batches.js';
 import { episodeEvents, episodeRpc } from './episodes.js';
@@ -41,5 +42,11 @@ export const productionConsumers = {
     durable: 'production__upload-verified',
     service: 'production',
     events: [uploadEvents.verified],
+  }),
+  /** The read copy of each episode's QA status (QA owns it), for production's `qa_status` filters. */
+  qaStatus: defineConsumer({
+    durable: 'production__qa-status',
+    service: 'production',
+    events: [qaEpisodeEvents.statusChanged],
   }),
 } as const;

@@ -18,7 +18,10 @@ import { DEFAULT_RETRY_SCHEDULE_MS, retryDelay } from './retry-schedule.js';
 
 /** What an event handler gets besides the payload. */
 export interface EventContext<DB = any> {
-  /** The transaction of the inbox row: write the effect and its outbox events through it. */
+  /**
+   * The transaction of the inbox row: write the effect and its outbox events through it. Consumers
+   * defined with `transaction: 'handler'` get none (undefined): they open their own.
+   */
   readonly trx: Transaction<DB>;
   readonly eventId: string;
   readonly eventType: string;
@@ -42,6 +45,8 @@ export interface InboxConsumerOptions {
   retryScheduleMs?: readonly number[];
   /** Told about Postgres outages, which are retried quietly (one warning per outage, not one per message). */
   monitor?: DependencyMonitor;
+  /** Messages handled at once by this process. Default: the definition's. */
+  concurrency?: number;
 }
 
 export type HandleOutcome = 'handled' | 'duplicate' | 'retry' | 'dead_lettered';
@@ -49,7 +54,7 @@ export type HandleOutcome = 'handled' | 'duplicate' | 'retry' | 'dead_lettered';
 class PermanentFailure extends Error {}
 
 /** Domain errors that say "not now" rather than "never": retried like any transient failure. */
-const TRANSIENT_CODES = new Set(['conflict', 'unavailable', 'upstream_timeout']);
+const TRANSIENT_CODES = new Set(['conflict', 'unavailable', 'upstream_timeout', 'storage_error']);
 
 /**
  * The inbox pattern on a durable pull consumer (DESIGN §3): for each message, one transaction inserts
@@ -69,7 +74,7 @@ export class InboxConsumer {
       js: options.js,
       stream: options.ns.stream(options.def.stream),
       durable: options.def.durable,
-      concurrency: options.def.concurrency,
+      concurrency: options.concurrency ?? options.def.concurrency,
       logger: options.logger,
       handle: (msg) => this.handle(msg).then(() => undefined),
     });
@@ -120,8 +125,22 @@ export class InboxConsumer {
     let outcome: HandleOutcome;
     try {
       const { payload, eventId, def } = this.decode(msg);
-      outcome = await runWithTrace({ requestId: meta.correlationId, causationId: eventId }, () =>
-        inTransaction(this.options.db, async (trx) => {
+      const context = (trx: Transaction<any>) => ({
+        trx,
+        eventId,
+        eventType: def.type,
+        subject: msg.subject,
+        streamSeq: msg.seq,
+        deliveryCount: msg.info.deliveryCount,
+        correlationId: meta.correlationId,
+      });
+      outcome = await runWithTrace({ requestId: meta.correlationId, causationId: eventId }, async () => {
+        if (consumer.transaction === 'handler') {
+          // The handler's own short transactions and idempotent effect; no inbox row.
+          await this.options.handler(payload, context(undefined as unknown as Transaction<any>));
+          return 'handled' as const;
+        }
+        return inTransaction(this.options.db, async (trx) => {
           const inserted = await (trx as unknown as Transaction<MessagingTables>)
             .insertInto('inbox')
             .values({ consumer: consumer.durable, message_id: eventId, subject: msg.subject, stream_seq: msg.seq })
@@ -129,18 +148,10 @@ export class InboxConsumer {
             .returning('message_id')
             .executeTakeFirst();
           if (!inserted) return 'duplicate' as const;
-          await this.options.handler(payload, {
-            trx,
-            eventId,
-            eventType: def.type,
-            subject: msg.subject,
-            streamSeq: msg.seq,
-            deliveryCount: msg.info.deliveryCount,
-            correlationId: meta.correlationId,
-          });
+          await this.options.handler(payload, context(trx));
           return 'handled' as const;
-        }),
-      );
+        });
+      });
       faultPoint('consumer.after_commit');
       msg.ack();
       log.debug({ outcome }, 'event handled');

@@ -123,7 +123,7 @@ export class RpcServer {
     this.options.metrics?.rpcHandled.inc({ subject: def.subject, outcome });
     this.options.metrics?.rpcDuration.observe({ subject: def.subject }, seconds);
     // Commands at info (they change state), queries at debug; the request id ties them to the HTTP call.
-    this.options.logger[def.kind === 'command' ? 'info' : 'debug'](
+    this.options.logger[def.kind === 'query' ? 'debug' : 'info'](
       { request_id: requestId, subject: def.subject, outcome, duration_ms: Math.round(seconds * 1000) },
       'rpc handled',
     );

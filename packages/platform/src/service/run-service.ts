@@ -49,6 +49,8 @@ export interface ServiceDefinition<C extends ServiceConfig> {
   streams: readonly StreamName[];
   /** Optional blob store, built from the config. */
   blobStore?: (config: C) => BlobStore;
+  /** Messages a consumer of this process handles at once, by durable name, when the config says (default: the contract's). */
+  consumerConcurrency?: (config: C) => Partial<Record<string, number>>;
 }
 
 export function migrationSources(service: MigrationSource): MigrationSource[] {
@@ -166,7 +168,17 @@ export async function runService<C extends ServiceConfig>(def: ServiceDefinition
       rpcs: def.rpcs,
       consumers: def.consumers,
       createConsumer: (consumer, handler) =>
-        new InboxConsumer({ def: consumer, handler, db: database.db, js, ns, logger, metrics, monitor }),
+        new InboxConsumer({
+          def: consumer,
+          handler,
+          db: database.db,
+          js,
+          ns,
+          logger,
+          metrics,
+          monitor,
+          concurrency: def.consumerConcurrency?.(config)[consumer.durable],
+        }),
     });
 
     @Module({})

@@ -3,6 +3,7 @@ import { batchRoutes } from './batch.routes.js';
 import { deviceRoutes } from './device.routes.js';
 import { episodeRoutes } from './episode.routes.js';
 import { orderRoutes } from './order.routes.js';
+import { qaRoutes } from './qa.routes.js';
 import { sceneRoutes } from './scene.routes.js';
 import { taskRoutes } from './task.routes.js';
 import { uploadRoutes } from './upload.routes.js';
@@ -18,4 +19,5 @@ export const apiRoutes: readonly RouteDefinition[] = [
   ...episodeRoutes,
   ...deviceRoutes,
   ...uploadRoutes,
+  ...qaRoutes,
 ];

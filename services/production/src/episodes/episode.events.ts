@@ -1,4 +1,4 @@
-import { type EventPayload, productionConsumers, type uploadEvents } from '@ferry/contracts';
+import { type EventPayload, productionConsumers, type qaEpisodeEvents, type uploadEvents } from '@ferry/contracts';
 import { type EventContext, EventsHandler } from '@ferry/platform';
 import { Controller } from '@nestjs/common';
 import { Ctx, Payload } from '@nestjs/microservices';
@@ -16,5 +16,13 @@ export class EpisodeEvents {
     @Ctx() ctx: EventContext<ProductionDB>,
   ): Promise<void> {
     await this.episodes.onUploadVerified(upload, ctx.trx);
+  }
+
+  @EventsHandler(productionConsumers.qaStatus)
+  async onQaStatusChanged(
+    @Payload() change: EventPayload<typeof qaEpisodeEvents.statusChanged>,
+    @Ctx() ctx: EventContext<ProductionDB>,
+  ): Promise<void> {
+    await this.episodes.onQaStatusChanged(change, ctx.trx);
   }
 }

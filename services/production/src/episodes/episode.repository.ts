@@ -94,6 +94,17 @@ export class EpisodeRepository {
       .execute();
   }
 
+  /** Applies QA's status to the read copy unless a later change is already there (events may arrive out of order). */
+  async applyQaStatus(db: Db, id: string, status: QaStatus, changedAt: Date): Promise<EpisodeRow | undefined> {
+    return db
+      .updateTable('episodes')
+      .set({ qa_status: status, qa_status_changed_at: changedAt, updated_at: new Date() })
+      .where('id', '=', id)
+      .where((eb) => eb.or([eb('qa_status_changed_at', 'is', null), eb('qa_status_changed_at', '<', changedAt)]))
+      .returningAll()
+      .executeTakeFirst();
+  }
+
   /** Adds `label` to the batch's live episodes that lack it (idempotent); returns those changed. */
   async addLabel(db: Db, batchId: string, label: string): Promise<EpisodeRow[]> {
     return db

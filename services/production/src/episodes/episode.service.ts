@@ -5,6 +5,7 @@ import {
   type EventPayload,
   episodeEvents,
   type Page,
+  type qaEpisodeEvents,
   type TaskStatus,
   type UploadRejectionReason,
   type uploadEvents,
@@ -61,6 +62,17 @@ export class EpisodeService {
     const after = filter.cursor ? decodeCursor(filter.cursor, isIdCursor).id : undefined;
     const rows = await this.episodes.list(this.db, actor.org, filter, after);
     return toPage(rows, filter.limit, toEpisode, (r) => ({ id: r.id }));
+  }
+
+  /**
+   * Keeps the read copy of the episode's QA status (QA owns it) for the `qa_status` filters; a change
+   * older than the one already applied is ignored. No event: the status is QA's fact, not production's.
+   */
+  async onQaStatusChanged(
+    change: EventPayload<typeof qaEpisodeEvents.statusChanged>,
+    trx: Transaction<ProductionDB>,
+  ): Promise<void> {
+    await this.episodes.applyQaStatus(trx, change.episode_id, change.to, new Date(change.changed_at));
   }
 
   /**

@@ -1,0 +1,293 @@
+import type { BulkQaFilters, BulkRun, BulkRunListFilter, BulkRunStatus } from '@ferry/contracts';
+import { Injectable } from '@nestjs/common';
+import { type Insertable, type Kysely, type Selectable, sql } from 'kysely';
+import type { BulkRunItemsTable, BulkRunsTable, QaDB } from '../database.js';
+
+type Db = Kysely<QaDB>;
+export type BulkRunRow = Selectable<BulkRunsTable>;
+export type BulkItemRow = Selectable<BulkRunItemsTable>;
+export type ItemOutcome = 'passed' | 'qa_failed' | 'processing_failed' | 'skipped';
+
+const ACTIVE = ['queued', 'running'];
+
+export function toBulkRun(row: BulkRunRow): BulkRun {
+  return {
+    run_id: row.id,
+    organization_id: row.organization_id,
+    action: 'bulk_qa',
+    status: row.status as BulkRunStatus,
+    filters: row.filters as BulkQaFilters,
+    total_count: row.total_count,
+    processed_count: row.processed_count,
+    passed_count: row.passed_count,
+    qa_failed_count: row.qa_failed_count,
+    processing_failed_count: row.processing_failed_count,
+    skipped_count: row.skipped_count,
+    failures_by_check: row.failures_by_check,
+    version: row.version,
+    created_by: row.created_by,
+    created_at: row.created_at.toISOString(),
+    started_at: row.started_at?.toISOString() ?? null,
+    updated_at: row.updated_at.toISOString(),
+    finished_at: row.finished_at?.toISOString() ?? null,
+    cancel_requested_at: row.cancel_requested_at?.toISOString() ?? null,
+    error_message: row.error_message,
+  };
+}
+
+/** Bulk runs, their items and workers' heart-beats; the only place kysely touches them. */
+@Injectable()
+export class BulkRunRepository {
+  /** The organization's episodes a run over `f` covers, newest first (Keystone's snapshot order). */
+  async select(db: Db, org: string, f: BulkQaFilters): Promise<{ id: string; qa_status: string; claimed: boolean }[]> {
+    let q = db
+      .selectFrom('episodes')
+      .select(['id', 'qa_status', sql<boolean>`claim_id is not null and claim_expires_at > now()`.as('claimed')])
+      .where('organization_id', '=', org);
+    if (f.created_from) q = q.where('episode_created_at', '>=', new Date(f.created_from));
+    if (f.created_to) q = q.where('episode_created_at', '<', new Date(f.created_to));
+    if (f.qa_status) q = q.where('qa_status', 'in', f.qa_status);
+    if (f.scene_id) q = q.where('scene_id', '=', f.scene_id);
+    if (f.order_id) q = q.where('order_id', '=', f.order_id);
+    if (f.device_id) q = q.where('device_id', '=', f.device_id);
+    if (f.robot_type) q = q.where('robot_type', '=', f.robot_type);
+    if (f.label) q = q.where(sql<boolean>`labels @> array[${f.label}]::text[]`);
+    if (f.q) {
+      const like = `%${f.q.replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
+      q = q.where((eb) =>
+        eb.or([
+          eb(sql`id::text`, 'ilike', like),
+          eb(sql`task_id::text`, 'ilike', like),
+          eb('device_id', 'ilike', like),
+        ]),
+      );
+    }
+    return q.orderBy('episode_created_at', 'desc').orderBy('id', 'desc').execute();
+  }
+
+  async active(db: Db, org: string): Promise<BulkRunRow | undefined> {
+    return db
+      .selectFrom('bulk_runs')
+      .selectAll()
+      .where('organization_id', '=', org)
+      .where('status', 'in', ACTIVE)
+      .executeTakeFirst();
+  }
+
+  /** Inserts unless the organization has an active run (the partial unique index decides, across replicas). */
+  async insertUnlessActive(db: Db, row: Insertable<BulkRunsTable>): Promise<BulkRunRow | undefined> {
+    return db
+      .insertInto('bulk_runs')
+      .values(row)
+      .onConflict((oc) => oc.column('organization_id').where('status', 'in', ACTIVE).doNothing())
+      .returningAll()
+      .executeTakeFirst();
+  }
+
+  async insertItems(db: Db, runId: string, episodeIds: readonly string[]): Promise<void> {
+    if (episodeIds.length === 0) return;
+    await sql`
+      insert into bulk_run_items (run_id, position, episode_id)
+      select ${runId}::uuid, t.ordinality::int, t.id
+      from unnest(${episodeIds}::uuid[]) with ordinality as t(id, ordinality)`.execute(db);
+  }
+
+  async find(db: Db, id: string, options: { org?: string; lock?: boolean } = {}): Promise<BulkRunRow | undefined> {
+    let q = db.selectFrom('bulk_runs').selectAll().where('id', '=', id);
+    if (options.org) q = q.where('organization_id', '=', options.org);
+    if (options.lock) q = q.forUpdate();
+    return q.executeTakeFirst();
+  }
+
+  async list(db: Db, org: string, f: BulkRunListFilter, after?: string): Promise<BulkRunRow[]> {
+    let q = db.selectFrom('bulk_runs').selectAll().where('organization_id', '=', org);
+    if (f.status) q = q.where('status', 'in', f.status);
+    if (after) q = q.where('id', '<', after);
+    return q
+      .orderBy('id', 'desc')
+      .limit(f.limit + 1)
+      .execute();
+  }
+
+  /** Every active run of every organization (the workers' to-do list). */
+  async allActive(db: Db): Promise<BulkRunRow[]> {
+    return db.selectFrom('bulk_runs').selectAll().where('status', 'in', ACTIVE).orderBy('created_at').execute();
+  }
+
+  /** Compare-and-set on the status; bumps the version. */
+  async transition(
+    db: Db,
+    id: string,
+    from: readonly BulkRunStatus[],
+    to: BulkRunStatus,
+    extra: { error_message?: string } = {},
+  ): Promise<BulkRunRow | undefined> {
+    const terminal = to !== 'queued' && to !== 'running';
+    return db
+      .updateTable('bulk_runs')
+      .set({
+        status: to,
+        version: sql<number>`version + 1`,
+        updated_at: sql<Date>`now()`,
+        ...(to === 'running' ? { started_at: sql<Date>`coalesce(started_at, now())` } : {}),
+        ...(terminal ? { finished_at: sql<Date>`coalesce(finished_at, now())` } : {}),
+        ...(extra.error_message !== undefined ? { error_message: extra.error_message } : {}),
+      })
+      .where('id', '=', id)
+      .where('status', 'in', [...from])
+      .returningAll()
+      .executeTakeFirst();
+  }
+
+  async requestCancel(db: Db, id: string): Promise<BulkRunRow | undefined> {
+    return db
+      .updateTable('bulk_runs')
+      .set({
+        cancel_requested_at: sql<Date>`coalesce(cancel_requested_at, now())`,
+        version: sql<number>`version + 1`,
+        updated_at: sql<Date>`now()`,
+      })
+      .where('id', '=', id)
+      .where('status', 'in', ACTIVE)
+      .returningAll()
+      .executeTakeFirst();
+  }
+
+  /**
+   * Counts one processed item in one statement: processed and exactly one outcome counter move together
+   * (the table's check constraint refuses anything else), with the failed checks merged in.
+   */
+  async count(db: Db, id: string, outcome: ItemOutcome, failedChecks: readonly string[]): Promise<BulkRunRow> {
+    const merged = sql`(
+      select coalesce(jsonb_object_agg(k, n), '{}'::jsonb) from (
+        select k, sum(n)::int as n from (
+          select key as k, value::int as n from jsonb_each_text(failures_by_check)
+          union all select unnest(${[...failedChecks]}::text[]), 1
+        ) as counts group by k
+      ) as merged)`;
+    return db
+      .updateTable('bulk_runs')
+      .set({
+        processed_count: sql<number>`processed_count + 1`,
+        passed_count: sql<number>`passed_count + ${outcome === 'passed' ? 1 : 0}`,
+        qa_failed_count: sql<number>`qa_failed_count + ${outcome === 'qa_failed' ? 1 : 0}`,
+        processing_failed_count: sql<number>`processing_failed_count + ${outcome === 'processing_failed' ? 1 : 0}`,
+        skipped_count: sql<number>`skipped_count + ${outcome === 'skipped' ? 1 : 0}`,
+        failures_by_check: merged as never,
+        version: sql<number>`version + 1`,
+        updated_at: sql<Date>`now()`,
+      })
+      .where('id', '=', id)
+      .returningAll()
+      .executeTakeFirstOrThrow();
+  }
+
+  /**
+   * Marks a progress event due when the run moved since the last one and the last one is at least
+   * `intervalMs` old (≤ 2/s per run); returns the run when one is due.
+   */
+  async takeProgressSlot(db: Db, id: string, intervalMs: number): Promise<BulkRunRow | undefined> {
+    return db
+      .updateTable('bulk_runs')
+      .set({ last_progress_at: sql<Date>`now()`, last_progress_version: sql<number>`version` })
+      .where('id', '=', id)
+      .where('status', 'in', ACTIVE)
+      .where(sql<boolean>`version > last_progress_version`)
+      .where((eb) =>
+        eb.or([
+          eb('last_progress_at', 'is', null),
+          eb('last_progress_at', '<', sql<Date>`now() - ${`${intervalMs} milliseconds`}::interval`),
+        ]),
+      )
+      .returningAll()
+      .executeTakeFirst();
+  }
+
+  // ------------------------------------------------------------------------------------------ items
+
+  /** Claims up to `limit` pending items (or items whose claim lapsed: a dead replica's) for this worker. */
+  async claimItems(db: Db, runId: string, worker: string, leaseMs: number, limit: number): Promise<BulkItemRow[]> {
+    if (limit <= 0) return [];
+    const { rows } = await sql<BulkItemRow>`
+      update bulk_run_items as i
+      set status = 'claimed', claimed_by = ${worker},
+          claim_expires_at = now() + ${`${leaseMs} milliseconds`}::interval
+      from (
+        select run_id, position from bulk_run_items
+        where run_id = ${runId}
+          and (status = 'pending' or (status = 'claimed' and claim_expires_at < now()))
+        order by position
+        limit ${limit}
+        for update skip locked
+      ) as todo
+      where i.run_id = todo.run_id and i.position = todo.position
+      returning i.*`.execute(db);
+    return rows;
+  }
+
+  async renewItem(db: Db, item: BulkItemRow, worker: string, leaseMs: number): Promise<boolean> {
+    const res = await db
+      .updateTable('bulk_run_items')
+      .set({ claim_expires_at: sql<Date>`now() + ${`${leaseMs} milliseconds`}::interval` })
+      .where('run_id', '=', item.run_id)
+      .where('position', '=', item.position)
+      .where('status', '=', 'claimed')
+      .where('claimed_by', '=', worker)
+      .executeTakeFirst();
+    return Number(res.numUpdatedRows) > 0;
+  }
+
+  /** Finishes an item this worker still holds; false when its claim lapsed and another took it. */
+  async finishItem(db: Db, item: BulkItemRow, worker: string, outcome: ItemOutcome): Promise<boolean> {
+    const res = await db
+      .updateTable('bulk_run_items')
+      .set({ status: 'done', outcome, claim_expires_at: null })
+      .where('run_id', '=', item.run_id)
+      .where('position', '=', item.position)
+      .where('status', '=', 'claimed')
+      .where('claimed_by', '=', worker)
+      .executeTakeFirst();
+    return Number(res.numUpdatedRows) > 0;
+  }
+
+  /** Items of the run someone is checking right now (claims not lapsed). */
+  async inFlight(db: Db, runId: string): Promise<number> {
+    const row = await db
+      .selectFrom('bulk_run_items')
+      .select(sql<number>`count(*)::int`.as('n'))
+      .where('run_id', '=', runId)
+      .where('status', '=', 'claimed')
+      .where('claim_expires_at', '>', sql<Date>`now()`)
+      .executeTakeFirstOrThrow();
+    return row.n;
+  }
+
+  // ---------------------------------------------------------------------------------------- workers
+
+  async heartbeat(db: Db, runId: string, worker: string): Promise<void> {
+    await db
+      .insertInto('bulk_run_workers')
+      .values({ run_id: runId, worker_id: worker, heartbeat_at: sql<Date>`now()` })
+      .onConflict((oc) => oc.columns(['run_id', 'worker_id']).doUpdateSet({ heartbeat_at: sql<Date>`now()` }))
+      .execute();
+  }
+
+  /**
+   * Active runs nobody has heart-beaten for `staleMs` (every worker died), locked for the sweep: a run
+   * alive on another replica is never among them.
+   */
+  async stale(db: Db, staleMs: number): Promise<BulkRunRow[]> {
+    return db
+      .selectFrom('bulk_runs as r')
+      .selectAll('r')
+      .where('r.status', 'in', ACTIVE)
+      .where(
+        sql<Date>`coalesce((select max(w.heartbeat_at) from bulk_run_workers w where w.run_id = r.id), r.created_at)`,
+        '<',
+        sql<Date>`now() - ${`${staleMs} milliseconds`}::interval`,
+      )
+      .forUpdate()
+      .skipLocked()
+      .execute();
+  }
+}

@@ -1,0 +1,213 @@
+import { bulkRunEvents, isTerminalBulkRun } from '@ferry/contracts';
+import {
+  CONFIG,
+  inTransaction,
+  isDomainError,
+  isPostgresConnectionError,
+  LOGGER,
+  type Logger,
+  Outbox,
+} from '@ferry/platform';
+import { Inject, Injectable, type OnApplicationBootstrap, type OnModuleDestroy } from '@nestjs/common';
+import { Kysely, type Transaction } from 'kysely';
+import type { QaDB } from '../database.js';
+import type { QaConfig } from '../manifest.js';
+import { QaRunner } from '../runs/qa-runner.js';
+import {
+  type BulkItemRow,
+  BulkRunRepository,
+  type BulkRunRow,
+  type ItemOutcome,
+  toBulkRun,
+} from './bulk-run.repository.js';
+import { BulkRunService } from './bulk-run.service.js';
+
+/**
+ * The bulk-run worker of one QA replica. Every replica runs one, so the work of a run spreads over all
+ * of them: each heart-beats the active runs, claims up to BULK_CONCURRENCY items at a time (with a
+ * lease; a dead replica's items are claimed again by the others when it lapses, so a run finishes
+ * despite a crash), checks them through QaRunner (the same per-episode claim as auto QA), and counts
+ * each outcome in one statement. A sweep — here, periodically, and at startup — marks `interrupted` the
+ * runs nobody has heart-beaten for BULK_STALE_MS (every replica died), never one alive elsewhere.
+ */
+@Injectable()
+export class BulkRunWorker implements OnApplicationBootstrap, OnModuleDestroy {
+  private timer?: NodeJS.Timeout;
+  private stopping = false;
+  private tick?: Promise<void>;
+  private readonly inFlight = new Set<Promise<void>>();
+
+  constructor(
+    private readonly db: Kysely<QaDB>,
+    private readonly runs: BulkRunRepository,
+    private readonly service: BulkRunService,
+    private readonly runner: QaRunner,
+    private readonly outbox: Outbox,
+    @Inject(CONFIG) private readonly config: QaConfig,
+    @Inject(LOGGER) private readonly logger: Logger,
+  ) {}
+
+  private get lease(): number {
+    return this.config.QA_CLAIM_LEASE_MS;
+  }
+
+  async onApplicationBootstrap(): Promise<void> {
+    // Runs every worker abandoned while this replica was down are interrupted before it takes any work.
+    await this.sweep().catch((err) => this.logger.warn({ err }, 'bulk run startup sweep failed'));
+    this.schedule(0);
+  }
+
+  async onModuleDestroy(): Promise<void> {
+    this.stopping = true;
+    clearTimeout(this.timer);
+    await this.tick;
+    await Promise.allSettled([...this.inFlight]);
+  }
+
+  private polling = false;
+  private again = false;
+
+  /** Polls now (after the current pass when one is running): an item finished, a slot is free. */
+  private kick(): void {
+    if (this.polling) this.again = true;
+    else this.schedule(0);
+  }
+
+  private schedule(ms: number): void {
+    if (this.stopping) return;
+    clearTimeout(this.timer);
+    this.timer = setTimeout(() => {
+      this.polling = true;
+      this.tick = this.poll()
+        .catch((err) => {
+          if (!isPostgresConnectionError(err)) this.logger.warn({ err }, 'bulk run poll failed');
+        })
+        .finally(() => {
+          this.polling = false;
+          const again = this.again;
+          this.again = false;
+          this.schedule(again ? 0 : this.config.BULK_POLL_MS);
+        });
+    }, ms);
+    this.timer.unref();
+  }
+
+  /** One pass: sweep dead runs, heart-beat and feed the live ones, flush throttled progress. */
+  async poll(): Promise<void> {
+    await this.sweep();
+    for (const run of await this.runs.allActive(this.db)) {
+      if (this.stopping) return;
+      await this.runs.heartbeat(this.db, run.id, this.config.QA_WORKER_ID);
+      if (run.status === 'queued') await this.start(run);
+      if (run.cancel_requested_at) {
+        await inTransaction(this.db, async (trx) => {
+          const locked = await this.runs.find(trx, run.id, { lock: true });
+          if (locked) await this.service.finishCancelled(trx, locked);
+        });
+        continue;
+      }
+      const free = this.config.BULK_CONCURRENCY - this.inFlight.size;
+      const items = await this.runs.claimItems(this.db, run.id, this.config.QA_WORKER_ID, this.lease, free);
+      for (const item of items) {
+        const p = this.process(run, item).finally(() => {
+          this.inFlight.delete(p);
+          this.kick(); // take the next item at once rather than at the next poll
+        });
+        this.inFlight.add(p);
+      }
+      await this.flushProgress(run.id);
+    }
+  }
+
+  private async start(run: BulkRunRow): Promise<void> {
+    await inTransaction(this.db, async (trx) => {
+      const started = await this.runs.transition(trx, run.id, ['queued'], 'running');
+      if (started) await this.progress(trx, started.id, true);
+    });
+  }
+
+  /** Checks one item, keeping its claim alive meanwhile, then counts its outcome. */
+  private async process(run: BulkRunRow, item: BulkItemRow): Promise<void> {
+    const worker = this.config.QA_WORKER_ID;
+    const renew = setInterval(
+      () => {
+        void this.runs.renewItem(this.db, item, worker, this.lease).catch(() => undefined);
+      },
+      Math.max(100, Math.floor(this.lease / 3)),
+    );
+    renew.unref();
+    let outcome: ItemOutcome;
+    let failedChecks: string[] = [];
+    try {
+      const result = await this.runner.check({
+        episodeId: item.episode_id,
+        trigger: 'bulk',
+        requestedBy: run.created_by,
+        bulkRunId: run.id,
+      });
+      if (result.kind === 'finished') {
+        outcome = result.run.passed ? 'passed' : 'qa_failed';
+        failedChecks = result.run.results.filter((r) => r.status === 'failed').map((r) => `${r.name}@${r.version}`);
+      } else {
+        outcome = 'skipped';
+      }
+    } catch (err) {
+      if (!isDomainError(err) || err.code !== 'storage_error') {
+        this.logger.error({ err, run_id: run.id, episode_id: item.episode_id }, 'bulk item failed');
+      }
+      outcome = 'processing_failed';
+    } finally {
+      clearInterval(renew);
+    }
+    await this.record(run.id, item, outcome, failedChecks);
+  }
+
+  /** Counts an outcome (only while the item is still ours) and ends the run when it was the last one. */
+  private async record(runId: string, item: BulkItemRow, outcome: ItemOutcome, failedChecks: string[]): Promise<void> {
+    await inTransaction(this.db, async (trx) => {
+      if (!(await this.runs.finishItem(trx, item, this.config.QA_WORKER_ID, outcome))) return; // lapsed: not ours
+      const counted = await this.runs.count(trx, runId, outcome, failedChecks);
+      if (counted.processed_count >= counted.total_count) {
+        const done = await this.runs.transition(trx, runId, ['queued', 'running'], 'completed');
+        if (done)
+          await this.outbox.append(trx, bulkRunEvents.finished, { run: toBulkRun(done) }, { aggregateId: runId });
+        return;
+      }
+      if (counted.cancel_requested_at && (await this.service.finishCancelled(trx, counted))) return;
+      await this.progress(trx, runId, false);
+    });
+  }
+
+  private async flushProgress(runId: string): Promise<void> {
+    await inTransaction(this.db, (trx) => this.progress(trx, runId, false));
+  }
+
+  /** A progress event when one is due (≤ 2/s per run), or now when `force`d (the run started). */
+  private async progress(trx: Transaction<QaDB>, runId: string, force: boolean): Promise<void> {
+    const row = force
+      ? await this.runs.takeProgressSlot(trx, runId, 0)
+      : await this.runs.takeProgressSlot(trx, runId, this.config.BULK_PROGRESS_INTERVAL_MS);
+    if (row && !isTerminalBulkRun(toBulkRun(row).status)) {
+      await this.outbox.append(trx, bulkRunEvents.progress, { run: toBulkRun(row) }, { aggregateId: runId });
+    }
+  }
+
+  /** Interrupts the runs every worker abandoned. */
+  async sweep(): Promise<number> {
+    return inTransaction(this.db, async (trx) => {
+      const stale = await this.runs.stale(trx, this.config.BULK_STALE_MS);
+      for (const run of stale) {
+        const ended = await this.runs.transition(trx, run.id, ['queued', 'running'], 'interrupted', {
+          error_message: `no QA worker heart-beat for ${this.config.BULK_STALE_MS} ms: every replica working on it stopped`,
+        });
+        if (!ended) continue;
+        await this.outbox.append(trx, bulkRunEvents.finished, { run: toBulkRun(ended) }, { aggregateId: run.id });
+        this.logger.warn(
+          { run_id: run.id, processed: ended.processed_count, total: ended.total_count },
+          'bulk run interrupted',
+        );
+      }
+      return stale.length;
+    });
+  }
+}

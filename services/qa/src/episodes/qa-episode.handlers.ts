@@ -1,0 +1,62 @@
+import { type deviceEvents, type EventPayload, type episodeEvents, qaConsumers } from '@ferry/contracts';
+import { DomainError, type EventContext, EventsHandler, inTransaction } from '@ferry/platform';
+import { Controller } from '@nestjs/common';
+import { Ctx, Payload } from '@nestjs/microservices';
+import { Kysely } from 'kysely';
+import type { QaDB } from '../database.js';
+import { QaRunner } from '../runs/qa-runner.js';
+import { QaEpisodeRepository } from './qa-episode.repository.js';
+
+type DeviceEvent = EventPayload<
+  typeof deviceEvents.registered | typeof deviceEvents.updated | typeof deviceEvents.deleted
+>;
+
+/** Events QA reacts to. */
+@Controller()
+export class QaEpisodeHandlers {
+  constructor(
+    private readonly db: Kysely<QaDB>,
+    private readonly episodes: QaEpisodeRepository,
+    private readonly runner: QaRunner,
+  ) {}
+
+  /**
+   * Auto QA for every new episode: project it, then check it. Runs outside any transaction (the check
+   * streams the recording); the claim makes it exactly once. Another checker holding the episode →
+   * `conflict`, retried after a delay (the claim lapses if that checker died); a storage error →
+   * retried later too; an episode already past pending_qa → done.
+   */
+  @EventsHandler(qaConsumers.autoCheck)
+  async onEpisodeCreated(@Payload() payload: EventPayload<typeof episodeEvents.created>): Promise<void> {
+    const { episode } = payload;
+    await inTransaction(this.db, async (trx) => {
+      const device = await this.episodes.device(trx, episode.organization_id, episode.device_id);
+      await this.episodes.project(trx, episode, device?.robot_type ?? null);
+    });
+    const outcome = await this.runner.check({ episodeId: episode.id, trigger: 'auto', requestedBy: 'auto-qa' });
+    if (outcome.kind === 'skipped' && (outcome.reason === 'already_running' || outcome.reason === 'claim_lost')) {
+      throw new DomainError('conflict', `episode ${episode.id} is being checked elsewhere; retrying after its lease`);
+    }
+  }
+
+  @EventsHandler(qaConsumers.episodeUpdated)
+  async onEpisodeUpdated(
+    @Payload() payload: EventPayload<typeof episodeEvents.updated>,
+    @Ctx() ctx: EventContext<QaDB>,
+  ): Promise<void> {
+    await this.episodes.setLabels(ctx.trx, payload.episode.id, payload.episode.labels);
+  }
+
+  @EventsHandler(qaConsumers.devices)
+  async onDevice(@Payload() payload: DeviceEvent, @Ctx() ctx: EventContext<QaDB>): Promise<void> {
+    const { device } = payload;
+    await this.episodes.upsertDevice(ctx.trx, {
+      organization_id: device.organization_id,
+      device_id: device.device_id,
+      robot_type: device.robot_type,
+      expected_topics: device.expected_topics,
+      deleted: 'deleted_at' in payload,
+    });
+    await this.episodes.fillRobotType(ctx.trx, device.organization_id, device.device_id, device.robot_type);
+  }
+}

@@ -1,0 +1,164 @@
+import type { Episode, QaEpisode, QaEpisodeListFilter, QaStatus } from '@ferry/contracts';
+import { Injectable } from '@nestjs/common';
+import { type Kysely, type Selectable, sql, type Updateable } from 'kysely';
+import type { DevicesTable, EpisodesTable, QaDB } from '../database.js';
+
+type Db = Kysely<QaDB>;
+export type QaEpisodeRow = Selectable<EpisodesTable>;
+export type DeviceRow = Selectable<DevicesTable>;
+
+export function toQaEpisode(row: QaEpisodeRow): QaEpisode {
+  return {
+    id: row.id,
+    organization_id: row.organization_id,
+    task_id: row.task_id,
+    order_id: row.order_id,
+    scene_id: row.scene_id,
+    device_id: row.device_id,
+    robot_type: row.robot_type,
+    qa_status: row.qa_status as QaStatus,
+    qa_score: row.qa_score,
+    failed_checks: row.failed_checks,
+    last_run_id: row.last_run_id,
+    files: { mcap: row.mcap, sidecar: row.sidecar },
+    labels: row.labels,
+    created_at: row.episode_created_at.toISOString(),
+    status_changed_at: row.status_changed_at.toISOString(),
+  };
+}
+
+/** QA's projection of episodes and devices, and the per-episode claim; the only place kysely touches them. */
+@Injectable()
+export class QaEpisodeRepository {
+  /** Projects a new episode (a redelivered event changes nothing). */
+  async project(db: Db, e: Episode, robotType: string | null): Promise<void> {
+    await db
+      .insertInto('episodes')
+      .values({
+        id: e.id,
+        organization_id: e.organization_id,
+        task_id: e.task_id,
+        order_id: e.order_id,
+        scene_id: e.scene_id,
+        batch_id: e.batch_id,
+        device_id: e.device_id,
+        robot_type: robotType,
+        upload_id: e.upload_id,
+        mcap: JSON.stringify(e.files.mcap),
+        sidecar: e.files.sidecar ? JSON.stringify(e.files.sidecar) : null,
+        recording: e.recording ? JSON.stringify(e.recording) : null,
+        labels: e.labels,
+        episode_created_at: e.created_at,
+      })
+      .onConflict((oc) => oc.column('id').doNothing())
+      .execute();
+  }
+
+  async setLabels(db: Db, id: string, labels: string[]): Promise<void> {
+    await db.updateTable('episodes').set({ labels }).where('id', '=', id).execute();
+  }
+
+  async find(db: Db, id: string, options: { org?: string; lock?: boolean } = {}): Promise<QaEpisodeRow | undefined> {
+    let q = db.selectFrom('episodes').selectAll().where('id', '=', id);
+    if (options.org) q = q.where('organization_id', '=', options.org);
+    if (options.lock) q = q.forUpdate();
+    return q.executeTakeFirst();
+  }
+
+  async update(db: Db, id: string, patch: Updateable<EpisodesTable>): Promise<QaEpisodeRow> {
+    return db.updateTable('episodes').set(patch).where('id', '=', id).returningAll().executeTakeFirstOrThrow();
+  }
+
+  /** Renews a claim while the check runs; false when it is no longer ours (it expired and was taken). */
+  async renewClaim(db: Db, id: string, claimId: string, leaseMs: number): Promise<boolean> {
+    const res = await db
+      .updateTable('episodes')
+      .set({ claim_expires_at: sql<Date>`now() + ${`${leaseMs} milliseconds`}::interval` })
+      .where('id', '=', id)
+      .where('claim_id', '=', claimId)
+      .executeTakeFirst();
+    return Number(res.numUpdatedRows) > 0;
+  }
+
+  /** Episodes whose claim lapsed (a dead checker), locked for release; other replicas skip them. */
+  async expiredClaims(db: Db, limit: number): Promise<QaEpisodeRow[]> {
+    return db
+      .selectFrom('episodes')
+      .selectAll()
+      .where('claim_id', 'is not', null)
+      .where('claim_expires_at', '<', sql<Date>`now()`)
+      .limit(limit)
+      .forUpdate()
+      .skipLocked()
+      .execute();
+  }
+
+  async list(db: Db, org: string, f: QaEpisodeListFilter, after?: string): Promise<QaEpisodeRow[]> {
+    let q = db.selectFrom('episodes').selectAll().where('organization_id', '=', org);
+    if (f.status) q = q.where('qa_status', 'in', f.status);
+    if (f.scene_id) q = q.where('scene_id', '=', f.scene_id);
+    if (f.device_id) q = q.where('device_id', '=', f.device_id);
+    if (f.robot_type) q = q.where('robot_type', '=', f.robot_type);
+    if (f.check_failed) {
+      const check = f.check_failed;
+      q = q.where(
+        check.includes('@')
+          ? sql<boolean>`${check} = any(failed_checks)`
+          : sql<boolean>`exists (select 1 from unnest(failed_checks) as fc(name) where split_part(fc.name, '@', 1) = ${check})`,
+      );
+    }
+    if (f.created_from) q = q.where('episode_created_at', '>=', new Date(f.created_from));
+    if (f.created_to) q = q.where('episode_created_at', '<', new Date(f.created_to));
+    if (after) q = q.where('id', '<', after);
+    return q
+      .orderBy('id', 'desc')
+      .limit(f.limit + 1)
+      .execute();
+  }
+
+  // ------------------------------------------------------------------------------------- devices
+
+  async upsertDevice(
+    db: Db,
+    d: {
+      organization_id: string;
+      device_id: string;
+      robot_type: string | null;
+      expected_topics: string[];
+      deleted: boolean;
+    },
+  ): Promise<void> {
+    await db
+      .insertInto('devices')
+      .values({ ...d, updated_at: new Date() })
+      .onConflict((oc) =>
+        oc.columns(['organization_id', 'device_id']).doUpdateSet({
+          robot_type: d.robot_type,
+          expected_topics: d.expected_topics,
+          deleted: d.deleted,
+          updated_at: new Date(),
+        }),
+      )
+      .execute();
+  }
+
+  async device(db: Db, org: string, deviceId: string): Promise<DeviceRow | undefined> {
+    return db
+      .selectFrom('devices')
+      .selectAll()
+      .where('organization_id', '=', org)
+      .where('device_id', '=', deviceId)
+      .executeTakeFirst();
+  }
+
+  /** A device's robot type reaches the episodes projected before its event arrived (events cross streams). */
+  async fillRobotType(db: Db, org: string, deviceId: string, robotType: string | null): Promise<void> {
+    await db
+      .updateTable('episodes')
+      .set({ robot_type: robotType })
+      .where('organization_id', '=', org)
+      .where('device_id', '=', deviceId)
+      .where('robot_type', 'is', null)
+      .execute();
+  }
+}

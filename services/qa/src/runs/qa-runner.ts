@@ -1,0 +1,296 @@
+import {
+  PROTECTED_QA_STATUSES,
+  type QaProfile,
+  type QaRun,
+  type QaStatus,
+  type QaTrigger,
+  qaEpisodeEvents,
+  type RecordingMetadata,
+} from '@ferry/contracts';
+import {
+  BLOB_STORE,
+  BlobStorageError,
+  type BlobStore,
+  CONFIG,
+  DomainError,
+  faultPoint,
+  inTransaction,
+  LOGGER,
+  type Logger,
+  METRICS,
+  type Metrics,
+  newId,
+  Outbox,
+} from '@ferry/platform';
+import { Inject, Injectable } from '@nestjs/common';
+import { Kysely, type Transaction } from 'kysely';
+import { checkId, loadDecompressors, runQaSuite } from '../checks/index.js';
+import type { QaDB } from '../database.js';
+import { QaEpisodeRepository, type QaEpisodeRow } from '../episodes/qa-episode.repository.js';
+import type { QaConfig } from '../manifest.js';
+import { ProfileRepository } from '../profiles/profile.repository.js';
+import { QaRunRepository } from './qa-run.repository.js';
+
+const PROTECTED: ReadonlySet<string> = new Set(PROTECTED_QA_STATUSES);
+
+export interface CheckRequest {
+  episodeId: string;
+  /** Only episodes of this organization (HTTP callers); undefined for events, which carry their own. */
+  org?: string;
+  trigger: QaTrigger;
+  requestedBy: string;
+  bulkRunId?: string;
+}
+
+export type SkipReason = 'not_found' | 'already_running' | 'not_pending' | 'protected' | 'claim_lost';
+
+export type CheckOutcome = { kind: 'finished'; run: QaRun; status: QaStatus } | { kind: 'skipped'; reason: SkipReason };
+
+interface Claim {
+  claimId: string;
+  episode: QaEpisodeRow;
+  /** The status before this check (what a release goes back to, and what a protected run keeps). */
+  before: QaStatus;
+  startedAt: Date;
+}
+
+/**
+ * Runs the QA suite over one episode, for every trigger (auto, manual, bulk), exactly as DESIGN §7 asks:
+ * a per-episode claim with a lease (`qa_running` + expiry, renewed while the check streams the
+ * recording), so a replica killed mid-check lets its claim lapse and another checks the episode; the
+ * results persisted only by the holder of the claim, in one transaction with the status change and its
+ * events (exactly one finished run); human statuses never changed; a storage error releases the claim,
+ * persists nothing and surfaces as `storage_error` (retried later, 502 for a manual run).
+ */
+@Injectable()
+export class QaRunner {
+  private readonly checksRun;
+  private readonly checkFailures;
+  private readonly duration;
+  private readonly bytesRead;
+
+  constructor(
+    private readonly db: Kysely<QaDB>,
+    private readonly episodes: QaEpisodeRepository,
+    private readonly runs: QaRunRepository,
+    private readonly profiles: ProfileRepository,
+    private readonly outbox: Outbox,
+    @Inject(BLOB_STORE) private readonly blob: BlobStore,
+    @Inject(CONFIG) private readonly config: QaConfig,
+    @Inject(LOGGER) private readonly logger: Logger,
+    @Inject(METRICS) metrics: Metrics,
+  ) {
+    this.checksRun = metrics.counter('ferry_qa_runs_total', 'QA suite runs finished, by trigger and outcome.', [
+      'trigger',
+      'outcome',
+    ]);
+    this.checkFailures = metrics.counter('ferry_qa_check_failures_total', 'Failed check results, by check.', ['check']);
+    this.duration = metrics.histogram('ferry_qa_run_duration_seconds', 'Time to run the suite over one episode.', {
+      buckets: [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120],
+    });
+    this.bytesRead = metrics.counter('ferry_qa_bytes_read_total', 'Recording bytes read by QA (rate: bytes/s).');
+  }
+
+  async check(req: CheckRequest): Promise<CheckOutcome> {
+    const claimed = await this.claim(req);
+    if ('skipped' in claimed) return { kind: 'skipped', reason: claimed.skipped };
+    const claim = claimed;
+    const abort = new AbortController();
+    const lease = this.config.QA_CLAIM_LEASE_MS;
+    let renewing: Promise<unknown> = Promise.resolve();
+    const renew = setInterval(
+      () => {
+        renewing = this.episodes.renewClaim(this.db, claim.episode.id, claim.claimId, lease).then(
+          (ours) => {
+            if (!ours) abort.abort(new Error('the claim lapsed and was taken by another checker'));
+          },
+          () => undefined, // a database blip: the next renewal (or the lease) decides
+        );
+      },
+      Math.max(100, Math.floor(lease / 3)),
+    );
+    renew.unref();
+    let suite: Awaited<ReturnType<typeof runQaSuite>>;
+    try {
+      suite = await this.runSuite(claim, abort.signal);
+    } catch (err) {
+      clearInterval(renew);
+      await renewing;
+      if (abort.signal.aborted) return { kind: 'skipped', reason: 'claim_lost' };
+      await this.release(claim, req.trigger);
+      if (err instanceof BlobStorageError) {
+        this.logger.warn({ episode_id: claim.episode.id, err: err.message }, 'recording unreadable; QA claim released');
+        throw new DomainError('storage_error', 'the recording could not be read from storage; nothing was recorded', {
+          episode_id: claim.episode.id,
+          retry_after_seconds: 5,
+        });
+      }
+      throw err;
+    }
+    clearInterval(renew);
+    await renewing;
+    return this.persist(req, claim, suite);
+  }
+
+  private async runSuite(claim: Claim, signal: AbortSignal) {
+    await loadDecompressors();
+    const e = claim.episode;
+    const profile = await this.profiles.bestFor(this.db, e.organization_id, e.robot_type, e.scene_id);
+    let faulted = false;
+    return runQaSuite({
+      open: async () => ((await this.blob.stat(e.mcap.object_key)) ? this.blob.read(e.mcap.object_key) : null),
+      expected: { size_bytes: e.mcap.size_bytes, sha256: e.mcap.sha256 },
+      recording: (e.recording as RecordingMetadata | null) ?? null,
+      profile: (profile?.rules as QaProfile | undefined) ?? null,
+      signal,
+      scan: { progressIntervalMs: 200 },
+      onProgress: ({ bytesRead }) => {
+        this.bytesRead.inc(bytesRead - (this.progressSeen.get(claim.claimId) ?? 0));
+        this.progressSeen.set(claim.claimId, bytesRead);
+        if (!faulted && bytesRead > 0) {
+          faulted = true;
+          faultPoint('qa.mid_check'); // tests: a replica dies in the middle of a check
+        }
+      },
+    }).finally(() => this.progressSeen.delete(claim.claimId));
+  }
+
+  private readonly progressSeen = new Map<string, number>();
+
+  /** Takes the episode for this check, or says why not. */
+  private async claim(req: CheckRequest): Promise<Claim | { skipped: SkipReason }> {
+    return inTransaction(this.db, async (trx) => {
+      const e = await this.episodes.find(trx, req.episodeId, { org: req.org, lock: true });
+      if (!e) return { skipped: 'not_found' as const };
+      const now = new Date();
+      const live = e.claim_id !== null && e.claim_expires_at !== null && e.claim_expires_at > now;
+      if (live) return { skipped: 'already_running' as const };
+      // A lapsed claim (a dead checker) counts as released: its status is the one before it.
+      const before = (e.qa_status === 'qa_running' ? (e.status_before_claim ?? 'pending_qa') : e.qa_status) as QaStatus;
+      if (req.trigger === 'auto' && before !== 'pending_qa') return { skipped: 'not_pending' as const };
+      if (req.trigger === 'bulk' && PROTECTED.has(before)) return { skipped: 'protected' as const };
+      const claimId = newId();
+      const keep = PROTECTED.has(before);
+      const episode = await this.episodes.update(trx, e.id, {
+        claim_id: claimId,
+        claimed_by: this.config.QA_WORKER_ID,
+        claim_expires_at: new Date(Date.now() + this.config.QA_CLAIM_LEASE_MS),
+        status_before_claim: before,
+        ...(keep || e.qa_status === 'qa_running' ? {} : { qa_status: 'qa_running', status_changed_at: now }),
+      });
+      if (!keep && e.qa_status !== 'qa_running') {
+        await this.statusChanged(trx, episode, before, 'qa_running', req.trigger, null, now);
+      }
+      return { claimId, episode, before, startedAt: now };
+    });
+  }
+
+  /** Gives the episode back unchecked (storage error): its status returns to what it was. */
+  private async release(claim: Claim, trigger: QaTrigger): Promise<void> {
+    await inTransaction(this.db, async (trx) => {
+      const e = await this.episodes.find(trx, claim.episode.id, { lock: true });
+      if (!e || e.claim_id !== claim.claimId) return;
+      await this.releaseLocked(trx, e, trigger);
+    });
+  }
+
+  /** Clears a claim the caller has locked; shared with the sweeper of lapsed claims. */
+  async releaseLocked(trx: Transaction<QaDB>, e: QaEpisodeRow, cause: 'auto' | 'manual' | 'bulk' | 'claim_released') {
+    const back = (e.status_before_claim ?? 'pending_qa') as QaStatus;
+    const now = new Date();
+    const running = e.qa_status === 'qa_running';
+    const episode = await this.episodes.update(trx, e.id, {
+      claim_id: null,
+      claimed_by: null,
+      claim_expires_at: null,
+      status_before_claim: null,
+      ...(running ? { qa_status: back, status_changed_at: now } : {}),
+    });
+    if (running) await this.statusChanged(trx, episode, 'qa_running', back, cause, null, now);
+  }
+
+  /** Records the run, its results and the new status — only while the claim is still ours. */
+  private async persist(
+    req: CheckRequest,
+    claim: Claim,
+    suite: Awaited<ReturnType<typeof runQaSuite>>,
+  ): Promise<CheckOutcome> {
+    return inTransaction(this.db, async (trx) => {
+      const e = await this.episodes.find(trx, claim.episode.id, { lock: true });
+      if (!e || e.claim_id !== claim.claimId) return { kind: 'skipped', reason: 'claim_lost' } as const;
+      const keep = PROTECTED.has(claim.before);
+      const status: QaStatus = keep ? claim.before : suite.passed ? 'approved' : 'failed';
+      const failed = suite.results.filter((r) => r.status === 'failed').map((r) => checkId(r));
+      const now = new Date();
+      const run: QaRun = {
+        id: newId(),
+        episode_id: e.id,
+        organization_id: e.organization_id,
+        suite_version: suite.suite_version,
+        trigger: req.trigger,
+        bulk_run_id: req.bulkRunId ?? null,
+        requested_by: req.requestedBy,
+        passed: suite.passed,
+        score: suite.score,
+        status_after: status,
+        bytes_read: suite.metrics.bytes,
+        duration_ms: suite.metrics.duration_ms,
+        started_at: claim.startedAt.toISOString(),
+        finished_at: now.toISOString(),
+        results: suite.results,
+      };
+      await this.runs.insertRun(
+        trx,
+        { ...run, started_at: claim.startedAt, finished_at: now, bytes_read: run.bytes_read },
+        suite.results,
+      );
+      const fromStatus = e.qa_status as QaStatus;
+      const episode = await this.episodes.update(trx, e.id, {
+        claim_id: null,
+        claimed_by: null,
+        claim_expires_at: null,
+        status_before_claim: null,
+        qa_score: suite.score,
+        failed_checks: failed,
+        last_run_id: run.id,
+        ...(fromStatus !== status ? { qa_status: status, status_changed_at: now } : {}),
+      });
+      if (fromStatus !== status) await this.statusChanged(trx, episode, fromStatus, status, req.trigger, run.id, now);
+      await this.outbox.append(trx, qaEpisodeEvents.checked, { run, qa_status: status }, { aggregateId: e.id });
+      this.checksRun.inc({ trigger: req.trigger, outcome: suite.passed ? 'passed' : 'failed' });
+      for (const id of failed) this.checkFailures.inc({ check: id });
+      this.duration.observe(suite.metrics.duration_ms / 1000);
+      this.logger.info(
+        { episode_id: e.id, run_id: run.id, trigger: req.trigger, passed: suite.passed, status, failed },
+        'qa run finished',
+      );
+      return { kind: 'finished', run, status } as const;
+    });
+  }
+
+  /** The status_changed event of a change the caller made in `trx` (reviews use it too). */
+  async statusChanged(
+    trx: Transaction<QaDB>,
+    e: QaEpisodeRow,
+    from: QaStatus,
+    to: QaStatus,
+    cause: 'auto' | 'manual' | 'bulk' | 'review' | 'claim_released',
+    runId: string | null,
+    at: Date,
+  ): Promise<void> {
+    await this.outbox.append(
+      trx,
+      qaEpisodeEvents.statusChanged,
+      {
+        episode_id: e.id,
+        organization_id: e.organization_id,
+        from,
+        to,
+        cause,
+        run_id: runId,
+        changed_at: at.toISOString(),
+      },
+      { aggregateId: e.id },
+    );
+  }
+}
