@@ -15,10 +15,13 @@ export interface S3TestConnection {
  * s3rver in this process, on a free port, storing into a temporary directory: a real S3 protocol
  * server for tests on machines without Docker (it checks expiry of presigned URLs, not signatures).
  */
-export async function startS3rver(): Promise<{ connection: S3TestConnection; stop: () => Promise<void> }> {
-  const directory = await mkdtemp(path.join(tmpdir(), 'ferry-s3rver-'));
+export async function startS3rver(
+  options: { port?: number; directory?: string } = {},
+): Promise<{ connection: S3TestConnection; directory: string; port: number; stop: (o?: { keep?: boolean }) => Promise<void> }> {
+  // Same port and directory: a store that comes back after an outage, with its objects.
+  const directory = options.directory ?? (await mkdtemp(path.join(tmpdir(), 'ferry-s3rver-')));
   const bucket = 'ferry-test';
-  const server = new S3rver({ address: '127.0.0.1', port: 0, directory, silent: true });
+  const server = new S3rver({ address: '127.0.0.1', port: options.port ?? 0, directory, silent: true });
   const { port } = await server.run();
   const connection: S3TestConnection = {
     endpoint: `http://127.0.0.1:${port}`,
@@ -29,9 +32,11 @@ export async function startS3rver(): Promise<{ connection: S3TestConnection; sto
   await createBucket(connection);
   return {
     connection,
-    stop: async () => {
+    directory,
+    port,
+    stop: async ({ keep = false } = {}) => {
       await server.close();
-      await rm(directory, { recursive: true, force: true });
+      if (!keep) await rm(directory, { recursive: true, force: true });
     },
   };
 }

@@ -129,7 +129,13 @@ export class QaRunner {
     }
     clearInterval(renew);
     await renewing;
-    return this.persist(req, claim, suite);
+    try {
+      return await this.persist(req, claim, suite);
+    } catch (err) {
+      // Nothing was recorded (a database error): give the episode back rather than hold it for a lease.
+      await this.release(claim, req.trigger).catch(() => undefined);
+      throw err;
+    }
   }
 
   private async runSuite(claim: Claim, signal: AbortSignal) {
@@ -241,7 +247,22 @@ export class QaRunner {
       };
       await this.runs.insertRun(
         trx,
-        { ...run, started_at: claim.startedAt, finished_at: now, bytes_read: run.bytes_read },
+        {
+          id: run.id,
+          episode_id: run.episode_id,
+          organization_id: run.organization_id,
+          suite_version: run.suite_version,
+          trigger: run.trigger,
+          bulk_run_id: run.bulk_run_id,
+          requested_by: run.requested_by,
+          passed: run.passed,
+          score: run.score,
+          status_after: run.status_after,
+          bytes_read: run.bytes_read,
+          duration_ms: run.duration_ms,
+          started_at: claim.startedAt,
+          finished_at: now,
+        },
         suite.results,
       );
       const fromStatus = e.qa_status as QaStatus;

@@ -1,0 +1,155 @@
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { startS3rver, waitFor } from '@ferry/platform/testing';
+import { sql } from 'kysely';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { goodSidecar, writeLargeMcap, writeRecording } from '../../services/qa/src/checks/testing/mcap-corpus.js';
+import { type DeviceWorld, deviceWorld } from '../support/device-world.js';
+import { sidecarOf, uploadRecording } from '../support/recordings.js';
+import { System } from '../support/system.js';
+
+const MiB = 1024 * 1024;
+
+async function qaStatus(w: DeviceWorld, episodeId: string) {
+  return (await w.operator('GET', `/qa/episodes/${episodeId}`)).body;
+}
+async function runsOf(w: DeviceWorld, episodeId: string) {
+  const history = await w.operator('GET', `/episodes/${episodeId}/qa/runs`);
+  return history.body.items.filter((i: { kind: string }) => i.kind === 'run');
+}
+
+describe('QA when the object store is unreachable', () => {
+  let s3: Awaited<ReturnType<typeof startS3rver>>;
+  let system: System;
+  let env: Record<string, string>;
+  beforeAll(async () => {
+    s3 = await startS3rver();
+    const c = s3.connection;
+    env = {
+      BLOB_STORE: 's3',
+      S3_ENDPOINT: c.endpoint,
+      S3_BUCKET: c.bucket,
+      S3_REGION: c.region,
+      S3_ACCESS_KEY_ID: c.credentials.accessKeyId,
+      S3_SECRET_ACCESS_KEY: c.credentials.secretAccessKey,
+    };
+    system = await System.create();
+    await system.start(['production', 'transfer', 'gateway'], { env });
+  }, 120_000);
+  afterAll(async () => {
+    await system?.shutdown();
+    await s3?.stop();
+  });
+
+  it('answers a manual run 502, records nothing, and auto QA retries until the store is back', async () => {
+    const w = await deviceWorld(system);
+    const mcap = await writeRecording();
+    const upload = await uploadRecording(w, mcap, { sidecar: sidecarOf(goodSidecar(mcap)) });
+    expect(upload.status).toBe('acknowledged');
+    await s3.stop({ keep: true }); // the store goes away before QA ever reads the recording
+    await system.start(['qa'], { env });
+    const manual = await waitFor(
+      async () => {
+        const res = await w.operator('POST', `/episodes/${upload.episode_id}/qa/runs`);
+        return res.status !== 409 && res; // 409 while auto QA holds the episode for its (failing) attempt
+      },
+      { timeoutMs: 20_000 },
+    );
+    expect(manual.status).toBe(502);
+    expect(manual.body).toMatchObject({ code: 'storage_error', status: 502 });
+    expect(JSON.stringify(manual.body)).not.toMatch(/ECONNREFUSED|s3|aws/i);
+    expect(await runsOf(w, upload.episode_id!)).toEqual([]);
+    expect((await qaStatus(w, upload.episode_id!)).qa_status).toBe('pending_qa');
+
+    s3 = await startS3rver({ port: s3.port, directory: s3.directory }); // back, with its objects
+    await waitFor(async () => (await qaStatus(w, upload.episode_id!)).qa_status === 'approved', {
+      timeoutMs: 60_000,
+      what: 'auto QA to succeed once the store is back',
+    });
+    const runs = await runsOf(w, upload.episode_id!);
+    expect(runs.map((r: { run: { trigger: string } }) => r.run.trigger)).toEqual(['auto']);
+  });
+});
+
+describe('QA replicas', () => {
+  let system: System;
+  let dir: string;
+  beforeAll(async () => {
+    dir = await mkdtemp(path.join(tmpdir(), 'ferry-qa-large-'));
+    system = await System.create();
+    await system.start(['production', 'transfer', 'gateway']);
+  }, 120_000);
+  afterAll(async () => {
+    await system?.shutdown();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('re-checks on another replica after the lease when one is killed mid-check, recording one finished run', async () => {
+    const w = await deviceWorld(system);
+    const file = path.join(dir, 'large.mcap');
+    await writeLargeMcap(file, { bytes: 200 * MiB, compression: 'zstd' });
+    const bytes = await readFile(file);
+    const sha256 = createHash('sha256').update(bytes).digest('hex');
+    const taskId = w.taskIds[0]!;
+    await w.device.api('POST', `/tasks/${taskId}/finish`, {});
+    const uploader = w.uploader();
+    const { body: u } = await uploader.open(taskId, [{ role: 'mcap', size_bytes: bytes.length, sha256 }]);
+    await uploader.sendMissing(u.id, {
+      mcap: (start, length) => createReadStream(file, { start, end: start + length - 1 }),
+    });
+    await uploader.complete(u.id);
+    const upload = await uploader.waitForOutcome(u.id);
+    expect(upload.status).toBe('acknowledged');
+
+    // Replica A dies (SIGKILL) in the middle of reading the recording, holding the claim.
+    const a = await system.startReplica('qa', { FERRY_FAULTS: 'qa.mid_check', QA_CLAIM_LEASE_MS: '2000' });
+    expect(await a.exited).toMatchObject({ signal: 'SIGKILL' });
+    expect(a.raw.join('\n')).toMatch(/fault injected at qa\.mid_check/);
+    // No QA replica answers now: read the claim A left behind in QA's own table.
+    const { rows } = await sql<{ qa_status: string; claimed: boolean }>`
+      select qa_status, claim_id is not null as claimed from episodes where id = ${upload.episode_id}`.execute(
+      system.infra.database('qa').db,
+    );
+    expect(rows).toEqual([{ qa_status: 'qa_running', claimed: true }]);
+    // Replica B gets the message again and takes over the lapsed claim.
+    const b = await system.startReplica('qa', { QA_CLAIM_LEASE_MS: '2000' });
+    await waitFor(async () => (await qaStatus(w, upload.episode_id!)).qa_status === 'approved', {
+      timeoutMs: 60_000,
+      what: 'the other replica to check the episode',
+    });
+    const runs = await runsOf(w, upload.episode_id!);
+    expect(runs).toHaveLength(1);
+    expect(runs[0].run).toMatchObject({ trigger: 'auto', passed: true, bytes_read: bytes.length });
+    expect(b.lines.filter((l) => l.msg === 'qa run finished')).toHaveLength(1);
+    await waitFor(
+      async () => (await w.operator('GET', `/episodes/${upload.episode_id}`)).body.qa_status === 'approved',
+      {
+        timeoutMs: 15_000,
+      },
+    );
+  });
+
+  it('checks each new episode exactly once with two replicas consuming the same episodes', async () => {
+    const replicas = [
+      await system.startReplica('qa', { QA_CONCURRENCY: '1' }),
+      await system.startReplica('qa', { QA_CONCURRENCY: '1' }),
+    ];
+    const w = await deviceWorld(system, { tasks: 8 });
+    const mcap = await writeRecording();
+    const sidecar = sidecarOf(goodSidecar(mcap));
+    const uploads = await Promise.all(w.taskIds.map((_, index) => uploadRecording(w, mcap, { sidecar, index })));
+    const episodeIds = uploads.map((u) => u.episode_id!);
+    await waitFor(
+      async () => (await Promise.all(episodeIds.map((id) => qaStatus(w, id)))).every((e) => e.qa_status === 'approved'),
+      { timeoutMs: 60_000, what: 'every episode approved' },
+    );
+    for (const id of episodeIds) expect(await runsOf(w, id)).toHaveLength(1);
+    // The race happened: both replicas checked some of them.
+    const finished = replicas.map((r) => r.lines.filter((l) => l.msg === 'qa run finished').length);
+    expect(finished.every((n) => n > 0)).toBe(true);
+    expect(finished.reduce((a, b) => a + b, 0)).toBe(episodeIds.length);
+  });
+});
