@@ -14,6 +14,7 @@ import { dlqList, dlqReplay } from './commands/dlq.js';
 import { describeSeed, seed } from './commands/seed.js';
 import { type Env, migrateAll, provision } from './commands/setup.js';
 import { parseDuration, token } from './commands/token.js';
+import { writeDemoDevice } from './demo/demo-device-file.js';
 
 const USAGE = `ferry <command> [options]
 
@@ -23,7 +24,10 @@ Commands:
   migrate [--service NAME]   apply pending migrations (production, transfer, qa, gateway)
   token --org UUID [--role admin|operator|viewer] [--sub NAME] [--ttl 12h] [--secret-file F]
                              mint a bearer JWT signed with FERRY_JWT_SECRET; prints only the token
-  seed [--org UUID] [--json]  create (or find) a demo organization: scene, order, workstation, batch, tokens
+  seed [--org UUID] [--json] [--gateway-url URL] [--data-dir DIR]
+                             create (or find) a demo organization: scene, order, workstation, batch, the
+                             device demo-arm-01 registered and paired (a new device token each run), tokens;
+                             with --data-dir, DIR/demo-device.json for npm run demo:upload
                              (the system must be running; needs FERRY_JWT_SECRET)
   device add --org UUID --device-id ID [--name N] [--robot-type T] [--topics /a,/b]
                              register a device (transfer); prints it
@@ -67,6 +71,7 @@ async function main(argv: string[]): Promise<number> {
       all: { type: 'boolean' },
       redeem: { type: 'boolean' },
       label: { type: 'string' },
+      'data-dir': { type: 'string' },
     },
   });
   const [command, sub, arg] = positionals;
@@ -94,7 +99,18 @@ async function main(argv: string[]): Promise<number> {
       return 0;
     case 'seed': {
       const result = await seed(env(), { org: values.org });
-      console.log(values.json ? JSON.stringify(result, null, 2) : describeSeed(result, values['gateway-url']));
+      const gatewayUrl = values['gateway-url'] ?? 'http://127.0.0.1:3000';
+      const dataDir = values['data-dir'];
+      if (dataDir) {
+        writeDemoDevice(dataDir, {
+          gateway_url: gatewayUrl,
+          org: result.org,
+          device_id: result.device.device_id,
+          device_token: result.device.token,
+          token_id: result.device.token_id,
+        });
+      }
+      console.log(values.json ? JSON.stringify(result, null, 2) : describeSeed(result, { gatewayUrl, dataDir }));
       return 0;
     }
     case 'device':
