@@ -15,6 +15,7 @@ import { describeSeed, seed } from './commands/seed.js';
 import { type Env, migrateAll, provision } from './commands/setup.js';
 import { parseDuration, token } from './commands/token.js';
 import { writeDemoDevice } from './demo/demo-device-file.js';
+import { demoUpload } from './demo/demo-upload.js';
 
 const USAGE = `ferry <command> [options]
 
@@ -39,6 +40,10 @@ Commands:
   device list --org UUID     the organization's devices and their live tokens
                              (device commands act as an admin of --org over NATS; --device takes the
                              device_id or the id; --json prints JSON)
+  demo-upload [--data-dir DIR] [--gateway-url URL] [--token fdt_…]
+                             as the demo device: take its next task, start and finish it, write a demo MCAP
+                             and sidecar, upload them (resumable), wait for the episode and print it; reads
+                             DIR/demo-device.json (DIR: FERRY_DATA_DIR or .data) left by npm start -- --seed
   dlq list [--consumer NAME] [--limit N]
                              show dead-lettered messages (JSON lines)
   dlq replay SEQ             republish DLQ entry SEQ to its original subject and remove it
@@ -115,6 +120,15 @@ async function main(argv: string[]): Promise<number> {
     }
     case 'device':
       return device(sub, env, values);
+    case 'demo-upload':
+      // Device side only: HTTP with the device token, no NATS or database.
+      await demoUpload({
+        dataDir: values['data-dir'] ?? process.env.FERRY_DATA_DIR ?? '.data',
+        gatewayUrl: values['gateway-url'],
+        token: values.token,
+        out: process.stdout,
+      });
+      return 0;
     case 'dlq':
       if (sub === 'list') {
         for (const entry of await dlqList(env(), {
