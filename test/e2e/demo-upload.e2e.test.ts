@@ -89,7 +89,7 @@ describe('npm run demo:upload', () => {
     expect(out).toContain(`  task     ${taskId}`);
     expect(out).toMatch(/^ {2}mcap +\S+\.mcap {2}\d+ bytes {2}sha256 [0-9a-f]{64}$/m);
     expect(out).toMatch(/^ {2}sidecar +\S+\.json {2}\d+ bytes {2}sha256 [0-9a-f]{64}$/m);
-    expect(out).toMatch(/^ {2}recording 4\.98\d* s, 375 messages, topics \/camera, \/joints$/m);
+    expect(out).toMatch(/^ {2}recording 4\.983 s, 375 messages, topics \/camera, \/joints$/m);
 
     // The episode exists for the operator, from that task and device, and the task is completed.
     const operator = system.client(await system.token(org, 'operator'));

@@ -128,7 +128,7 @@ async function writeMcap(file: string, options: Required<DemoRecordingOptions>) 
     }
     await writer.end();
     const last = events.at(-1)?.ns ?? 0n;
-    return { messageCount: events.length, durationSec: Number(last) / 1e9 };
+    return { messageCount: events.length, durationSec: Math.round(Number(last) / 1e6) / 1000 };
   } finally {
     await handle.close();
   }

@@ -144,7 +144,9 @@ export async function demoUpload(options: DemoUploadOptions): Promise<DemoUpload
     );
   }
   say();
-  say('See it as an operator (TOKEN: the admin token npm start printed, also in .data/demo-token):');
+  say(
+    `See it as an operator (TOKEN: the admin token npm start printed, also in ${path.join(options.dataDir, 'demo-token')}):`,
+  );
   say(`  curl -s -H "Authorization: Bearer $TOKEN" ${gatewayUrl}/api/v1/episodes/${done.episode_id}`);
   return { task_id: task.id, upload: done, episode_id: done.episode_id };
 }
