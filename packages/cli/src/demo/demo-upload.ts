@@ -67,9 +67,8 @@ export async function demoUpload(options: DemoUploadOptions): Promise<DemoUpload
   const task = PICK_ORDER.map((s) => tasks.body.items.find((t) => t.status === s)).find(Boolean);
   if (!task) {
     throw new CliError(
-      'the demo device has no task to record (every demo task is done): run `npm run ferry -- seed --org ' +
-        `${saved?.org ?? '<org>'}` +
-        '` while the system runs (a completed batch is followed by a new one), then try again',
+      'the demo device has no task left to record (its batch is done or was cancelled): restart ' +
+        '`npm start -- --seed` — the seed then opens a new batch of 10 tasks — and run this again',
     );
   }
   say(`task ${task.id} (${task.status}${task.group ? `, group ${task.group}` : ''})`);
