@@ -9,7 +9,8 @@
 // in a minute); the services and any server started here are tied to this process by IPC channels, so
 // they stop by themselves even when this script is killed with SIGKILL.
 //
-// Options: --seed (also load demo data). Environment: DATABASE_URL, NATS_URL, FERRY_NAMESPACE,
+// Options: --seed (also load demo data, and leave the demo device's token in .data/demo-device.json for
+// `npm run demo:upload`). Environment: DATABASE_URL, NATS_URL, FERRY_NAMESPACE,
 // LOG_LEVEL, LOG_FORMAT=json (raw log lines), FERRY_JWT_SECRET, FERRY_DATA_DIR (.data), GATEWAY_PORT
 // (3000), GATEWAY_HEALTH_PORT (3104), PRODUCTION_HEALTH_PORT (3101), TRANSFER_HEALTH_PORT (3102),
 // QA_HEALTH_PORT (3103).
@@ -860,9 +861,14 @@ async function main() {
   let seedOutput = '';
   if (options.seed) {
     say(`loading demo data into org ${demoOrg} (ferry seed)`);
-    const seed = await runCli('seed', ['seed', '--org', demoOrg, '--gateway-url', gatewayUrl], cliEnv, {
-      capture: true,
-    });
+    // --data-dir: the seed leaves the demo device's token and this gateway's URL in demo-device.json
+    // there, for `npm run demo:upload`.
+    const seed = await runCli(
+      'seed',
+      ['seed', '--org', demoOrg, '--gateway-url', gatewayUrl, '--data-dir', dataDir],
+      cliEnv,
+      { capture: true },
+    );
     if (seed.code === 0) seedOutput = seed.stdout.trimEnd();
     else {
       for (const line of seed.stdout.trimEnd().split('\n')) out(`${tag('seed')} ${line}`);

@@ -1,4 +1,6 @@
 import { execFile } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { verifyAccessToken } from '@ferry/platform';
@@ -13,12 +15,12 @@ describe('ferry seed', () => {
   let system: System;
   beforeAll(async () => {
     system = await System.create();
-    await system.start(['production']);
+    await system.start(['production', 'transfer']);
   });
   afterAll(() => system?.shutdown());
 
-  const seed = async (org: string) => {
-    const { stdout } = await run(process.execPath, [CLI, 'seed', '--org', org, '--json'], {
+  const seed = async (org: string, ...extra: string[]) => {
+    const { stdout } = await run(process.execPath, [CLI, 'seed', '--org', org, '--json', ...extra], {
       env: { ...process.env, ...system.infra.env(), FERRY_JWT_SECRET: system.jwtSecret },
     });
     return JSON.parse(stdout);
@@ -32,9 +34,40 @@ describe('ferry seed', () => {
     const claims = await verifyAccessToken(first.tokens.operator, system.jwtSecret);
     expect(claims).toMatchObject({ org, role: 'operator' });
 
+    // The demo device is registered in transfer and paired: a device token, shown in the JSON.
+    expect(first.device).toMatchObject({ device_id: 'demo-arm-01', token: expect.stringMatching(/^fdt_/) });
+
     const again = await seed(org);
     for (const key of ['scene_id', 'order_id', 'workstation_id', 'batch_id']) expect(again[key]).toBe(first[key]);
     expect(again.task_ids.sort()).toEqual(first.task_ids.sort());
+    // The same device, paired again: a new token (the old one is kept only as a hash, so it cannot be shown again).
+    expect(again.device.id).toBe(first.device.id);
+    expect(again.device.token).not.toBe(first.device.token);
+    const { stdout: devices } = await run(process.execPath, [CLI, 'device', 'list', '--org', org], {
+      env: { ...process.env, ...system.infra.env() },
+    });
+    expect(devices).toMatch(
+      /^demo-arm-01 {2}id .* {2}robot demo-arm {2}topics \/camera,\/joints {2}tokens 2 live \/ 2$/m,
+    );
+  });
+
+  it('leaves the demo device’s token and the gateway URL for npm run demo:upload with --data-dir', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'ferry-seed-'));
+    try {
+      const org = uuidv7();
+      const result = await seed(org, '--data-dir', dir, '--gateway-url', 'http://127.0.0.1:39999');
+      const file = path.join(dir, 'demo-device.json');
+      expect(JSON.parse(readFileSync(file, 'utf8'))).toEqual({
+        gateway_url: 'http://127.0.0.1:39999',
+        org,
+        device_id: 'demo-arm-01',
+        device_token: result.device.token,
+        token_id: result.device.token_id,
+      });
+      expect(statSync(file).mode & 0o777).toBe(0o600);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('prints a readable summary with the tokens and a first command to try', async () => {
@@ -44,6 +77,10 @@ describe('ferry seed', () => {
     expect(stdout).toMatch(/Demo organization/);
     expect(stdout).toMatch(/operator {2}ey/);
     expect(stdout).toMatch(/curl .*\/api\/v1\/tasks\/[0-9a-f-]+\/start/s);
+    expect(stdout).toMatch(/device +[0-9a-f-]{36} {2}\(demo-arm-01, registered and paired\)/);
+    expect(stdout).toMatch(/^ {2}fdt_[A-Za-z0-9_-]+$/m);
+    // Without --data-dir the upload command carries what it needs.
+    expect(stdout).toMatch(/^ {2}npm run demo:upload -- --gateway-url http:\/\/127\.0\.0\.1:3000 --token fdt_\S+$/m);
   });
 
   it('says what is missing when it cannot sign tokens', async () => {

@@ -4,6 +4,6 @@ export { GatewayConfig } from './config.js';
 export type { GatewayDB } from './database.js';
 export { createGateway, type GatewayDeps } from './gateway.js';
 export { IdempotencyStore } from './idempotency/idempotency.store.js';
-export { GATEWAY_MIGRATIONS } from './manifest.js';
+export { GATEWAY_MIGRATIONS } from './migrations.js';
 export { buildOpenApiDocument } from './openapi/openapi-document.js';
 export { apiRoutes } from './routes/index.js';

@@ -29,7 +29,7 @@ import type { GatewayDB } from './database.js';
 import { createGateway } from './gateway.js';
 import { answerClientErrors } from './http/client-errors.js';
 import { IdempotencyStore } from './idempotency/idempotency.store.js';
-import { GATEWAY_MIGRATIONS } from './manifest.js';
+import { GATEWAY_MIGRATIONS } from './migrations.js';
 
 let config: GatewayConfig;
 try {

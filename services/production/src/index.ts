@@ -1,2 +1,3 @@
 export type { ProductionDB } from './database.js';
-export { PRODUCTION_MIGRATIONS, ProductionConfig, productionService } from './manifest.js';
+export { ProductionConfig, productionService } from './manifest.js';
+export { PRODUCTION_MIGRATIONS } from './migrations.js';

@@ -1,13 +1,8 @@
-import { fileURLToPath } from 'node:url';
 import { type ConsumerDefinition, productionConsumers, productionRpc, type RpcDefinition } from '@ferry/contracts';
-import { type MigrationSource, ServiceConfig, type ServiceDefinition } from '@ferry/platform';
+import { ServiceConfig, type ServiceDefinition } from '@ferry/platform';
 import { z } from 'zod';
+import { PRODUCTION_MIGRATIONS } from './migrations.js';
 import { ProductionModule } from './production.module.js';
-
-export const PRODUCTION_MIGRATIONS: MigrationSource = {
-  name: 'production',
-  dir: fileURLToPath(new URL('../migrations', import.meta.url)),
-};
 
 export const ProductionConfig = ServiceConfig.extend({
   HEALTH_PORT: z.coerce.number().int().min(0).max(65535).default(3101),

@@ -1,1 +1,2 @@
-export { QA_MIGRATIONS, QaConfig, qaService } from './manifest.js';
+export { QaConfig, qaService } from './manifest.js';
+export { QA_MIGRATIONS } from './migrations.js';

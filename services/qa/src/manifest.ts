@@ -1,21 +1,15 @@
 import { hostname } from 'node:os';
-import { fileURLToPath } from 'node:url';
 import { type ConsumerDefinition, qaConsumers, qaRpc, type RpcDefinition } from '@ferry/contracts';
 import {
   BlobStoreConfig,
   createBlobStore,
-  type MigrationSource,
   newId,
   ServiceConfig,
   type ServiceDefinition,
 } from '@ferry/platform';
 import { z } from 'zod';
+import { QA_MIGRATIONS } from './migrations.js';
 import { QaModule } from './qa.module.js';
-
-export const QA_MIGRATIONS: MigrationSource = {
-  name: 'qa',
-  dir: fileURLToPath(new URL('../migrations', import.meta.url)),
-};
 
 export const QaConfig = BlobStoreConfig.extend({
   ...ServiceConfig.shape,

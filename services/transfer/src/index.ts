@@ -1,1 +1,2 @@
-export { TRANSFER_MIGRATIONS, TransferConfig, transferService } from './manifest.js';
+export { TransferConfig, transferService } from './manifest.js';
+export { TRANSFER_MIGRATIONS } from './migrations.js';

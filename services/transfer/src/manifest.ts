@@ -1,21 +1,15 @@
-import { fileURLToPath } from 'node:url';
 import { type ConsumerDefinition, type RpcDefinition, transferConsumers, transferRpc } from '@ferry/contracts';
 import {
   BlobStoreConfig,
   createBlobStore,
   MAX_PART_SIZE,
   MIN_PART_SIZE,
-  type MigrationSource,
   ServiceConfig,
   type ServiceDefinition,
 } from '@ferry/platform';
 import { z } from 'zod';
+import { TRANSFER_MIGRATIONS } from './migrations.js';
 import { TransferModule } from './transfer.module.js';
-
-export const TRANSFER_MIGRATIONS: MigrationSource = {
-  name: 'transfer',
-  dir: fileURLToPath(new URL('../migrations', import.meta.url)),
-};
 
 const MINUTE = 60_000;
 

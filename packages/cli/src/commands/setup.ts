@@ -1,8 +1,11 @@
-import { GATEWAY_MIGRATIONS } from '@ferry/gateway';
-import { type MigrationSource, migrate, migrationSources, Namespace, provisionTopology } from '@ferry/platform';
-import { PRODUCTION_MIGRATIONS } from '@ferry/production';
-import { QA_MIGRATIONS } from '@ferry/qa';
-import { TRANSFER_MIGRATIONS } from '@ferry/transfer';
+// Only the services' `./migrations` subpaths: each is a name and a folder of SQL files with no runtime
+// import, so the CLI migrates every schema without loading a service (NestJS, Hono, their providers).
+// That subpath is the one seam between a package and the services; src/imports.test.ts keeps it so.
+import { GATEWAY_MIGRATIONS } from '@ferry/gateway/migrations';
+import { type MigrationSource, migrate, migrationSources, type Namespace, provisionTopology } from '@ferry/platform';
+import { PRODUCTION_MIGRATIONS } from '@ferry/production/migrations';
+import { QA_MIGRATIONS } from '@ferry/qa/migrations';
+import { TRANSFER_MIGRATIONS } from '@ferry/transfer/migrations';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
 import pg from 'pg';

@@ -6,7 +6,7 @@ import { jwtStrategy } from '../auth/authenticate.js';
 import type { GatewayDB } from '../database.js';
 import { createGateway } from '../gateway.js';
 import { IdempotencyStore } from '../idempotency/idempotency.store.js';
-import { GATEWAY_MIGRATIONS } from '../manifest.js';
+import { GATEWAY_MIGRATIONS } from '../migrations.js';
 
 const SECRET = 'http-errors-test-secret-of-at-least-32-chars';
 const ORG = '01900000-0000-7000-8000-0000000000bb';

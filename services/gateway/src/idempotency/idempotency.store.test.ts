@@ -2,7 +2,7 @@ import { TestInfra } from '@ferry/platform/testing';
 import { type Kysely, sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { GatewayDB } from '../database.js';
-import { GATEWAY_MIGRATIONS } from '../manifest.js';
+import { GATEWAY_MIGRATIONS } from '../migrations.js';
 import { IdempotencyStore } from './idempotency.store.js';
 
 describe('IdempotencyStore', () => {

@@ -9,7 +9,7 @@ import { v7 as uuidv7 } from 'uuid';
 import { BatchService } from '../batches/batch.service.js';
 import type { ProductionDB } from '../database.js';
 import { EpisodeService } from '../episodes/episode.service.js';
-import { PRODUCTION_MIGRATIONS } from '../manifest.js';
+import { PRODUCTION_MIGRATIONS } from '../migrations.js';
 import { OrderService } from '../orders/order.service.js';
 import { PRODUCTION_PROVIDERS } from '../production.module.js';
 import { SceneService } from '../scenes/scene.service.js';
