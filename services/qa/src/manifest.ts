@@ -1,12 +1,6 @@
 import { hostname } from 'node:os';
 import { type ConsumerDefinition, qaConsumers, qaRpc, type RpcDefinition } from '@ferry/contracts';
-import {
-  BlobStoreConfig,
-  createBlobStore,
-  newId,
-  ServiceConfig,
-  type ServiceDefinition,
-} from '@ferry/platform';
+import { BlobStoreConfig, createBlobStore, newId, ServiceConfig, type ServiceDefinition } from '@ferry/platform';
 import { z } from 'zod';
 import { QA_MIGRATIONS } from './migrations.js';
 import { QaModule } from './qa.module.js';

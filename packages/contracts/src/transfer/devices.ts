@@ -117,6 +117,8 @@ export const DeviceTokenInfo = z
   })
   .meta({ id: 'DeviceTokenInfo', description: 'A device token, without its secret (stored only as a hash).' });
 
+export const DeviceTokenList = z.object({ items: z.array(DeviceTokenInfo) }).meta({ id: 'DeviceTokenList' });
+
 export const IssuedDeviceToken = z
   .object({
     /** Shown once: send it as `Authorization: Bearer fdt_…`. */
@@ -168,7 +170,7 @@ export const deviceRpc = {
     subject: 'transfer.rpc.device.list_tokens',
     kind: 'query',
     request: z.object({ id: Uuid }),
-    reply: z.object({ items: z.array(DeviceTokenInfo) }),
+    reply: DeviceTokenList,
   }),
   revokeToken: defineRpc({
     subject: 'transfer.rpc.device.revoke_token',

@@ -17,7 +17,12 @@ export interface S3TestConnection {
  */
 export async function startS3rver(
   options: { port?: number; directory?: string } = {},
-): Promise<{ connection: S3TestConnection; directory: string; port: number; stop: (o?: { keep?: boolean }) => Promise<void> }> {
+): Promise<{
+  connection: S3TestConnection;
+  directory: string;
+  port: number;
+  stop: (o?: { keep?: boolean }) => Promise<void>;
+}> {
   // Same port and directory: a store that comes back after an outage, with its objects.
   const directory = options.directory ?? (await mkdtemp(path.join(tmpdir(), 'ferry-s3rver-')));
   const bucket = 'ferry-test';

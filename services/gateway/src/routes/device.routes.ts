@@ -5,7 +5,7 @@ import {
   DeviceIdParams,
   DeviceListQuery,
   DevicePage,
-  DeviceTokenInfo,
+  DeviceTokenList,
   DeviceTokenParams,
   deviceRpc,
   IssuedDeviceToken,
@@ -13,7 +13,6 @@ import {
   RedeemPairingBody,
   UpdateDeviceBody,
 } from '@ferry/contracts';
-import { z } from 'zod';
 import { created, defineRoute, noContent, ok } from '../http/route.js';
 
 const WRITERS = ['admin', 'operator'] as const;
@@ -142,7 +141,7 @@ export const deviceRoutes = [
     responses: {
       200: {
         description: 'Its tokens, newest first (never their secrets).',
-        schema: z.object({ items: z.array(DeviceTokenInfo) }),
+        schema: DeviceTokenList,
       },
     },
     async handle({ params }, { rpc, call }) {
