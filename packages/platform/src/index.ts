@@ -113,4 +113,5 @@ export { decodeCursor, encodeCursor, isIdCursor, toPage } from './pagination/key
 export { PLATFORM_MIGRATIONS } from './platform-migrations.js';
 export { Housekeeper } from './service/housekeeper.js';
 export { onParentExit } from './service/parent-watch.js';
+export { Periodic, type PeriodicOptions } from './service/periodic.js';
 export { migrationSources, runService, ServiceConfig, type ServiceDefinition } from './service/run-service.js';

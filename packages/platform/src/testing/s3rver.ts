@@ -15,9 +15,7 @@ export interface S3TestConnection {
  * s3rver in this process, on a free port, storing into a temporary directory: a real S3 protocol
  * server for tests on machines without Docker (it checks expiry of presigned URLs, not signatures).
  */
-export async function startS3rver(
-  options: { port?: number; directory?: string } = {},
-): Promise<{
+export async function startS3rver(options: { port?: number; directory?: string } = {}): Promise<{
   connection: S3TestConnection;
   directory: string;
   port: number;

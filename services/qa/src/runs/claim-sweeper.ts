@@ -1,12 +1,4 @@
-import {
-  CONFIG,
-  inTransaction,
-  isPostgresConnectionError,
-  LOGGER,
-  type Logger,
-  METRICS,
-  type Metrics,
-} from '@ferry/platform';
+import { CONFIG, inTransaction, LOGGER, type Logger, METRICS, type Metrics, Periodic } from '@ferry/platform';
 import { Inject, Injectable, type OnApplicationBootstrap, type OnModuleDestroy } from '@nestjs/common';
 import { Kysely } from 'kysely';
 import type { QaDB } from '../database.js';
@@ -21,8 +13,7 @@ import { QaRunner } from './qa-runner.js';
  */
 @Injectable()
 export class ClaimSweeper implements OnApplicationBootstrap, OnModuleDestroy {
-  private timer?: NodeJS.Timeout;
-  private running?: Promise<unknown>;
+  private readonly task: Periodic;
   private readonly expired;
 
   constructor(
@@ -34,23 +25,20 @@ export class ClaimSweeper implements OnApplicationBootstrap, OnModuleDestroy {
     @Inject(METRICS) metrics: Metrics,
   ) {
     this.expired = metrics.counter('ferry_qa_claims_expired_total', 'QA claims released after their lease lapsed.');
+    this.task = new Periodic({
+      name: 'QA claim sweep',
+      intervalMs: config.QA_CLAIM_SWEEP_MS,
+      logger,
+      run: () => this.sweep(),
+    });
   }
 
   onApplicationBootstrap(): void {
-    const tick = () => {
-      this.running = this.sweep().catch((err) => {
-        if (!isPostgresConnectionError(err)) this.logger.warn({ err }, 'QA claim sweep failed');
-      });
-      this.timer = setTimeout(tick, this.config.QA_CLAIM_SWEEP_MS);
-      this.timer.unref();
-    };
-    this.timer = setTimeout(tick, this.config.QA_CLAIM_SWEEP_MS);
-    this.timer.unref();
+    this.task.start();
   }
 
   async onModuleDestroy(): Promise<void> {
-    clearTimeout(this.timer);
-    await this.running;
+    await this.task.stop();
   }
 
   async sweep(): Promise<number> {

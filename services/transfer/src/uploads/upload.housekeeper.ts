@@ -1,14 +1,5 @@
 import { uploadEvents, uploadLifecycleEvents } from '@ferry/contracts';
-import {
-  CONFIG,
-  inTransaction,
-  isPostgresConnectionError,
-  LOGGER,
-  type Logger,
-  METRICS,
-  type Metrics,
-  Outbox,
-} from '@ferry/platform';
+import { CONFIG, inTransaction, LOGGER, type Logger, METRICS, type Metrics, Outbox, Periodic } from '@ferry/platform';
 import { Inject, Injectable, type OnApplicationBootstrap, type OnModuleDestroy } from '@nestjs/common';
 import { Kysely } from 'kysely';
 import type { TransferDB } from '../database.js';
@@ -25,8 +16,7 @@ import { UploadService } from './upload.service.js';
  */
 @Injectable()
 export class UploadHousekeeper implements OnApplicationBootstrap, OnModuleDestroy {
-  private timer?: NodeJS.Timeout;
-  private running?: Promise<unknown>;
+  private readonly task: Periodic;
   private readonly expired;
   private readonly republished;
   private readonly abandoned;
@@ -49,23 +39,20 @@ export class UploadHousekeeper implements OnApplicationBootstrap, OnModuleDestro
       'ferry_upload_ack_abandoned_total',
       'Verified uploads still unacknowledged after the last allowed republish (need a person).',
     );
+    this.task = new Periodic({
+      name: 'upload housekeeping',
+      intervalMs: config.UPLOAD_SWEEP_INTERVAL_MS,
+      logger,
+      run: () => this.sweep(),
+    });
   }
 
   onApplicationBootstrap(): void {
-    const tick = () => {
-      this.running = this.sweep().catch((err) => {
-        if (!isPostgresConnectionError(err)) this.logger.warn({ err }, 'upload housekeeping failed');
-      });
-      this.timer = setTimeout(tick, this.config.UPLOAD_SWEEP_INTERVAL_MS * (0.9 + Math.random() * 0.2));
-      this.timer.unref();
-    };
-    this.timer = setTimeout(tick, Math.min(5_000, this.config.UPLOAD_SWEEP_INTERVAL_MS));
-    this.timer.unref();
+    this.task.start();
   }
 
   async onModuleDestroy(): Promise<void> {
-    clearTimeout(this.timer);
-    await this.running;
+    await this.task.stop();
   }
 
   /** One pass of both sweeps; returns what it did (tests drive it directly). */
