@@ -54,7 +54,8 @@ describe('QA when the object store is unreachable', () => {
     const manual = await waitFor(
       async () => {
         const res = await w.operator('POST', `/episodes/${upload.episode_id}/qa/runs`);
-        return res.status !== 409 && res; // 409 while auto QA holds the episode for its (failing) attempt
+        // 404 until QA has projected the new episode; 409 while auto QA holds it for its (failing) attempt.
+        return res.status !== 404 && res.status !== 409 && res;
       },
       { timeoutMs: 20_000 },
     );
@@ -133,6 +134,11 @@ describe('QA replicas', () => {
   });
 
   it('checks each new episode exactly once with two replicas consuming the same episodes', async () => {
+    // Exactly these two replicas consume: any QA process an earlier test left is stopped first.
+    for (const p of system.live().filter((x) => x.name === 'qa')) {
+      p.child.kill('SIGTERM');
+      await p.exited;
+    }
     const replicas = [
       await system.startReplica('qa', { QA_CONCURRENCY: '1' }),
       await system.startReplica('qa', { QA_CONCURRENCY: '1' }),
