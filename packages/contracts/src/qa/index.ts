@@ -1,2 +1,3 @@
-export * from './profiles.js';
+export * from './bulk-run-stream.js';
 export * from './bulk-runs.js';
+export * from './profiles.js';

@@ -82,6 +82,13 @@ function errorStatuses(route: RouteDefinition): Record<number, string> {
     out[415] = 'The body is not application/json.';
   }
   if ((route.auth ?? 'bearer') === 'none') delete out[401];
+  if (route.auth === 'ticket') {
+    out[401] = 'No valid bearer token, and no valid, unexpired stream ticket.';
+    out[403] = 'The caller’s role may not do this, or the ticket was issued for another resource.';
+  }
+  if (route.kind === 'events') {
+    for (const s of [400, 401, 403, 404]) out[s] = `${out[s] ?? ''} Answered before the stream starts.`.trim();
+  }
   if (route.idempotent) {
     out[409] = 'A request with this Idempotency-Key is still in progress (retry after Retry-After seconds).';
     out[422] = 'The Idempotency-Key was used with a different request.';
@@ -122,6 +129,27 @@ export function buildOpenApiDocument(routes: readonly RouteDefinition[], info: {
     }
     const params = parameters(route);
     if (route.idempotent) params.push({ $ref: '#/components/parameters/IdempotencyKey' });
+    if (route.auth === 'ticket') params.push({ $ref: '#/components/parameters/StreamTicket' });
+    if (route.kind === 'events') {
+      params.push({ $ref: '#/components/parameters/LastEventId' });
+      const ok = responses['200'] as { content?: Record<string, JsonSchema> } | undefined;
+      if (ok) {
+        ok.content = {
+          'text/event-stream': {
+            schema: {
+              type: 'string',
+              description: 'Server-sent events (WHATWG HTML §9.2): `event`, `id`, `data` lines.',
+            },
+            // One entry per event name the stream sends, with the schema of its JSON `data`.
+            'x-events': (route.events ?? []).map((e) => ({
+              event: e.name,
+              description: e.description,
+              ...(e.schema ? { data: schemaFor(e.schema, 'output', inputName) } : {}),
+            })),
+          },
+        };
+      }
+    }
     paths[path] ??= {};
     paths[path]![route.method.toLowerCase()] = {
       operationId: route.operationId,
@@ -134,6 +162,7 @@ export function buildOpenApiDocument(routes: readonly RouteDefinition[], info: {
       // `none`: no token at all; `optional`: the request authorizes itself (a signed URL), a token may be added.
       ...((route.auth ?? 'bearer') === 'none' ? { security: [] } : {}),
       ...((route.auth ?? 'bearer') === 'optional' ? { security: [{}, { bearer: [] }] } : {}),
+      ...(route.auth === 'ticket' ? { security: [{ bearer: [] }, { ticket: [] }] } : {}),
       ...(params.length > 0 ? { parameters: params } : {}),
       ...(route.body
         ? {
@@ -177,7 +206,15 @@ export function buildOpenApiDocument(routes: readonly RouteDefinition[], info: {
     paths,
     components: {
       schemas,
-      securitySchemes: { bearer: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' } },
+      securitySchemes: {
+        bearer: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' },
+        ticket: {
+          type: 'apiKey',
+          in: 'query',
+          name: 'ticket',
+          description: 'A short-lived stream ticket (`fet_…`) for one resource, from its `…/events-ticket` route.',
+        },
+      },
       parameters: {
         IdempotencyKey: {
           name: 'Idempotency-Key',
@@ -187,6 +224,24 @@ export function buildOpenApiDocument(routes: readonly RouteDefinition[], info: {
             'Makes a retry safe: the first response is stored for 24 h and replayed (with `Idempotency-Replayed: true`) ' +
             'for the same key and request; the same key with another request → 422; while the first is running → 409.',
           schema: { type: 'string', minLength: 1, maxLength: 257 },
+        },
+        StreamTicket: {
+          name: 'ticket',
+          in: 'query',
+          required: false,
+          description:
+            'Instead of an Authorization header (a browser’s EventSource cannot send one): a stream ticket from ' +
+            '`POST …/events-ticket`, valid a few minutes for this resource only. Never put a bearer token here.',
+          schema: { type: 'string', pattern: '^fet_[A-Za-z0-9_-]+\\.[A-Za-z0-9_-]{43}$', maxLength: 1552 },
+        },
+        LastEventId: {
+          name: 'Last-Event-ID',
+          in: 'header',
+          required: false,
+          description:
+            'Resume after this event id (browsers send it on reconnect): every later frame exactly once, or a fresh ' +
+            'snapshot when the id is too old. `?last_event_id=` does the same for clients that cannot set the header.',
+          schema: { type: 'string', pattern: '^[0-9]{1,15}$' },
         },
       },
       headers: {
