@@ -62,7 +62,7 @@ describe('bulk run event stream (SSE relay)', () => {
     const L = await qa.lastSeq();
     const stream = readEvents(eventsUrl(run.run_id), {
       headers: auth(),
-      onFrame: (f, all) => {
+      onFrame: (_f, all) => {
         if (all.length === 1) void publishAll();
       },
     });

@@ -132,6 +132,7 @@ async function shutdown(signal: string) {
   // themselves: end them (clients reconnect to another replica with their last id) and release their consumers.
   const closed = new Promise<void>((resolve) => server.close(() => resolve()));
   await events.closeAll();
+  (server as Server).closeIdleConnections();
   await closed;
   await nc?.drain().catch(() => undefined);
   monitor.close();

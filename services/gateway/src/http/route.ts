@@ -304,6 +304,9 @@ function originOf(c: Context): string {
 }
 
 async function execute(route: RouteDefinition, c: Context, options: MountOptions): Promise<Response> {
+  if (route.kind === 'events' && !options.events.accepting) {
+    throw new DomainError('unavailable', 'this gateway is shutting down; reconnect', { retry_after_seconds: 1 });
+  }
   const actor = await identify(route, c, options);
   c.set('actor', actor);
   authorize(route, actor);

@@ -92,6 +92,7 @@ export class EventStreamHub {
   private readonly open = new Set<EventStreamConnection>();
   private liveTimers = 0;
   private liveSubscriptions = 0;
+  private stopping = false;
   readonly frames?: ReturnType<Metrics['counter']>;
   readonly dropped?: ReturnType<Metrics['counter']>;
   readonly closed?: ReturnType<Metrics['counter']>;
@@ -167,8 +168,18 @@ export class EventStreamHub {
     };
   }
 
-  /** Ends every open stream gracefully (server shutdown): clients reconnect elsewhere with their last id. */
+  /** False once the server is shutting down: new streams are refused (503) so clients go to another replica. */
+  get accepting(): boolean {
+    return !this.stopping;
+  }
+
+  /**
+   * Server shutdown: refuses new streams and ends every open one gracefully, closing its connection
+   * (a keep-alive socket would otherwise hold the server open and carry the client's reconnect back to
+   * this stopping process). Clients reconnect elsewhere with their last id.
+   */
   async closeAll(): Promise<void> {
+    this.stopping = true;
     await Promise.allSettled([...this.open].map((c) => c.shutdown()));
   }
 
@@ -327,7 +338,7 @@ export class EventStreamConnection implements EventChannel {
     if (reason === 'done' || reason === 'shutdown') {
       // What is queued is bounded; hand it to the socket so the terminal frame is not lost, then end.
       for (const chunk of this.queue.splice(0)) this.sink.write(chunk);
-      this.sink.end();
+      this.sink.end({ closeConnection: reason === 'shutdown' });
     } else {
       this.queue.length = 0;
       this.sink.destroy();

@@ -8,8 +8,8 @@ import type { ServerResponse } from 'node:http';
  */
 export interface SseSink {
   write(chunk: Uint8Array): boolean;
-  /** Ends the response after what was written (terminal frame, shutdown). */
-  end(): void;
+  /** Ends the response after what was written (terminal frame, shutdown); `closeConnection`: no keep-alive reuse. */
+  end(options?: { closeConnection?: boolean }): void;
   /** Drops the connection at once (slow client, error): the client resumes by its last id. */
   destroy(): void;
   /** `drain`: the transport takes more again. `close`: it is gone, for whatever reason. */
@@ -34,8 +34,12 @@ export class NodeResponseSink implements SseSink {
     return this.res.write(chunk);
   }
 
-  end(): void {
-    if (!this.res.writableEnded && !this.res.destroyed) this.res.end();
+  end(options: { closeConnection?: boolean } = {}): void {
+    if (this.res.writableEnded || this.res.destroyed) return;
+    const socket = this.res.socket;
+    this.res.end(() => {
+      if (options.closeConnection) socket?.end();
+    });
   }
 
   destroy(): void {
