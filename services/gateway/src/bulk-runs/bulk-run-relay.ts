@@ -12,7 +12,7 @@ import {
 import type { Logger, RpcClient } from '@ferry/platform';
 import { type Consumer, type ConsumerMessages, DeliverPolicy, type JsMsg } from '@nats-io/jetstream';
 import type { JetStreamAccess } from '../http/route.js';
-import type { EventChannel, EventSourceHandle } from '../sse/event-stream.js';
+import { EncodedFrame, type EventChannel, type EventSourceHandle } from '../sse/event-stream.js';
 
 function terminalEventOf(status: BulkRunStatus): string {
   const name = bulkRunTerminalEvent(status);
@@ -31,6 +31,15 @@ export interface BulkRunRelayOptions {
   lastEventId?: number;
   /** Counts the consumer while it lives (the hub's subscription gauge). */
   holdSubscription: () => () => void;
+  /** Decodes a stream message once for every client of this process (EventStreamHub.shared). */
+  shared: <T>(key: string, compute: () => T) => T;
+}
+
+/** A stream message as every client gets it: the run, and the frame (same id and data for all). */
+interface RelayedEvent {
+  run: BulkRun;
+  terminal: boolean;
+  frame: EncodedFrame;
 }
 
 /**
@@ -125,32 +134,49 @@ export class BulkRunRelay implements EventSourceHandle {
       if (isTerminalBulkRun(run.status)) await this.expectTerminal(run);
     });
     if (!this.consumer || channel.signal.aborted) return;
-    const messages = await this.consumer.consume({ max_messages: 32 });
+    // A callback rather than an async iterator: one synchronous call per message, no promise per
+    // message per client. It only queues frames, so a slow client never slows it (or anyone else).
+    const messages = await this.consumer.consume({
+      max_messages: 32,
+      callback: (m) => {
+        if (!channel.signal.aborted) this.relay(m, channel);
+      },
+    });
     if (this.disposed) {
       // dispose() ran while consume() was starting; it deleted the consumer, this stops the pulls.
       messages.stop();
       return;
     }
     this.messages = messages;
-    void this.pump(messages, channel);
-  }
-
-  /** The consumer loop: it only queues frames, so a slow client never slows it (or anyone else). */
-  private async pump(messages: ConsumerMessages, channel: EventChannel): Promise<void> {
-    try {
-      for await (const m of messages) {
-        if (channel.signal.aborted) break;
-        this.relay(m, channel);
-        if (channel.signal.aborted) break;
-      }
-    } catch (err) {
-      if (!this.disposed) this.options.log.warn({ err, run_id: this.options.runId }, 'bulk run relay consumer failed');
+    void messages.closed().then((err) => {
+      if (this.disposed) return;
+      if (err) this.options.log.warn({ err, run_id: this.options.runId }, 'bulk run relay consumer failed');
+      // The client reconnects with its last id, to this replica or another.
       channel.close();
-    }
+    });
   }
 
   private relay(m: JsMsg, channel: EventChannel): void {
     this.cursor = m.seq;
+    const event = this.options.shared(`${this.stream}:${m.seq}`, () => this.decode(m));
+    if (!event || event.run.run_id !== this.options.runId) {
+      this.checkPendingTerminal(channel);
+      return;
+    }
+    if (event.terminal) {
+      channel.send(event.frame);
+      channel.close();
+      return;
+    }
+    if (event.run.version > this.highestVersion) {
+      this.highestVersion = event.run.version;
+      channel.send(event.frame);
+    }
+    this.checkPendingTerminal(channel);
+  }
+
+  /** Parsed against the contract once per message and process; undefined when unreadable. */
+  private decode(m: JsMsg): RelayedEvent | undefined {
     const local = this.options.jetstream.ns.localSubject(m.subject) ?? '';
     const finished = local.startsWith(`${bulkRunEvents.finished.type}.`);
     const def = finished ? bulkRunEvents.finished : bulkRunEvents.progress;
@@ -160,21 +186,13 @@ export class BulkRunRelay implements EventSourceHandle {
       if (!parsed.success) throw parsed.error;
       run = parsed.data.run;
     } catch (err) {
-      // A message this gateway cannot read is skipped, not fatal: the next one (or the heartbeat) carries the whole state.
+      // Skipped, not fatal: the next message (or the heartbeat's snapshot) carries the whole state.
       this.options.log.warn({ err, seq: m.seq, subject: m.subject }, 'skipped an unreadable bulk run event');
-      this.checkPendingTerminal(channel);
-      return;
+      return undefined;
     }
-    if (run.run_id !== this.options.runId) return;
-    if (finished && isTerminalBulkRun(run.status)) {
-      this.sendTerminal(run, m.seq);
-      return;
-    }
-    if (run.version > this.highestVersion) {
-      this.highestVersion = run.version;
-      channel.send({ event: BULK_RUN_STREAM_EVENTS.progress, id: String(m.seq), data: JSON.stringify(run) });
-    }
-    this.checkPendingTerminal(channel);
+    const terminal = finished && isTerminalBulkRun(run.status);
+    const name = terminal ? terminalEventOf(run.status) : BULK_RUN_STREAM_EVENTS.progress;
+    return { run, terminal, frame: new EncodedFrame({ event: name, id: String(m.seq), data: JSON.stringify(run) }) };
   }
 
   /**

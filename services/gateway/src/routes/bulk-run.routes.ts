@@ -200,6 +200,7 @@ export const bulkRunRoutes = [
         log: log.child({ run_id: params.id }),
         lastEventId: lastEventIdOf(request, query),
         holdSubscription: () => events.holdSubscription(),
+        shared: (key, compute) => events.shared(key, compute),
       });
       try {
         await relay.prepare();

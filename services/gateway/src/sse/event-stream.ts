@@ -24,6 +24,17 @@ export function encodeFrame(frame: SseFrame): Uint8Array {
   return encoder.encode(`${text}\n`);
 }
 
+/**
+ * A frame encoded once and sent to many clients as the same bytes (a relayed event whose id and data do
+ * not depend on the client): fan-out then costs a socket write per client, not a JSON round trip.
+ */
+export class EncodedFrame {
+  readonly bytes: Uint8Array;
+  constructor(readonly frame: SseFrame) {
+    this.bytes = encodeFrame(frame);
+  }
+}
+
 export function encodeComment(text: string): Uint8Array {
   return encoder.encode(`: ${text.replace(/[\r\n]/g, ' ')}\n\n`);
 }
@@ -60,12 +71,15 @@ export function resolveEventStreamOptions(options: EventStreamOptions = {}): Res
   };
 }
 
+/** Decoded messages kept for sharing: enough for a burst to reach every client once. */
+const SHARED_ENTRIES = 256;
+
 export type CloseReason = 'done' | 'client_left' | 'slow_client' | 'shutdown' | 'error';
 
 /** What a route's event source sees of its connection. */
 export interface EventChannel {
   /** Queues a frame; never waits for the client. False when the stream is closed (or this frame overflowed it). */
-  send(frame: SseFrame): boolean;
+  send(frame: SseFrame | EncodedFrame): boolean;
   /** Ends the stream after what was sent (the client should not reconnect: its terminal frame was sent). */
   close(): void;
   /** Aborted when the stream ends, whatever the reason; `reason` is the CloseReason. */
@@ -93,6 +107,7 @@ export class EventStreamHub {
   private liveTimers = 0;
   private liveSubscriptions = 0;
   private stopping = false;
+  private readonly memo = new Map<string, unknown>();
   readonly frames?: ReturnType<Metrics['counter']>;
   readonly dropped?: ReturnType<Metrics['counter']>;
   readonly closed?: ReturnType<Metrics['counter']>;
@@ -133,6 +148,18 @@ export class EventStreamHub {
   }
   get subscriptions(): number {
     return this.liveSubscriptions;
+  }
+
+  /**
+   * Work shared by every stream of this process for one immutable source message (decoding a stream
+   * message into a frame): computed once, kept for the last `SHARED_ENTRIES` keys.
+   */
+  shared<T>(key: string, compute: () => T): T {
+    if (this.memo.has(key)) return this.memo.get(key) as T;
+    const value = compute();
+    this.memo.set(key, value);
+    if (this.memo.size > SHARED_ENTRIES) this.memo.delete(this.memo.keys().next().value!);
+    return value;
   }
 
   /** Counts a subscription until the returned release is called (once; later calls do nothing). */
@@ -254,12 +281,13 @@ export class EventStreamConnection implements EventChannel {
       });
   }
 
-  send(frame: SseFrame): boolean {
+  send(frame: SseFrame | EncodedFrame): boolean {
     if (this.finished) return false;
-    const ok = this.write(encodeFrame(frame));
+    const encoded = frame instanceof EncodedFrame ? frame : new EncodedFrame(frame);
+    const ok = this.write(encoded.bytes);
     if (ok) {
       this.sent++;
-      this.hub.frames?.inc({ event: frame.event ?? 'message' });
+      this.hub.frames?.inc({ event: encoded.frame.event ?? 'message' });
     }
     return ok;
   }
