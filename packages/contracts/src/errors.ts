@@ -18,7 +18,8 @@ export const ERROR_CODES = {
   binding_taken: 'The device or data collector is already in another current workstation binding.',
   invalid_transition: 'The requested status change is not allowed from the current status.',
   invalid_state: 'The action is not allowed in the resource’s current status.',
-  bulk_run_active: 'The organization already has a bulk run queued or running; `details` carries its run_id and status.',
+  bulk_run_active:
+    'The organization already has a bulk run queued or running; `details` carries its run_id and status.',
   quota_exceeded: 'The request would allocate more than the order’s target allows.',
   not_owner: 'The acting device does not own the resource.',
   idempotency_key_invalid: 'The Idempotency-Key header is malformed.',
