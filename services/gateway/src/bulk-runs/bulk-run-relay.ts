@@ -59,6 +59,8 @@ export class BulkRunRelay implements EventSourceHandle {
   private disposed = false;
   /** The run as read when the client connected (the 404 check). */
   private first!: BulkRun;
+  /** The snapshot a new client gets, read after subscribing. */
+  private snapshot: BulkRun | undefined;
   /** The sequence the client holds: frames after it are relayed. */
   private cursor = 0;
   /** The id of the snapshot frame for a new client (or one whose id aged out); undefined when resuming. */
@@ -107,13 +109,15 @@ export class BulkRunRelay implements EventSourceHandle {
       inactive_threshold: 60_000,
     });
     this.consumer = await this.creating;
+    // Only now, with the consumer in place: an event published meanwhile is in this read or comes through
+    // the consumer (or both: the version check drops the repeat). A failure here is still a problem+json.
+    if (this.snapshotId !== undefined) this.snapshot = await this.readRun();
   }
 
   async start(channel: EventChannel): Promise<void> {
     this.channel = channel;
     if (this.snapshotId !== undefined) {
-      // After subscribing: an event published meanwhile is either in this read or comes through the consumer.
-      const snapshot = this.consumer ? await this.readRun() : this.first;
+      const snapshot = this.snapshot ?? this.first;
       this.highestVersion = snapshot.version;
       channel.send({
         event: BULK_RUN_STREAM_EVENTS.snapshot,
