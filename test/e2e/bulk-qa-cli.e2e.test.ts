@@ -70,8 +70,10 @@ describe('ferry bulk-qa', () => {
 
   it('starts a run, prints its live page, follows it to completion and exits 0', async () => {
     const cli = ferry(['bulk-qa', 'start', '--follow', '--gateway-url', gatewayUrl, '--token', token]);
-    const run = await waitFor(() => [...qa.runs.values()].find((r) => r.organization_id === org));
-    await waitFor(() => cli.output().includes('running'), { what: 'the first progress line' });
+    const run = await waitFor(() => [...qa.runs.values()].find((r) => r.organization_id === org), {
+      timeoutMs: 30_000,
+    });
+    await waitFor(() => cli.output().includes('running'), { what: 'the first progress line', timeoutMs: 30_000 });
     await qa.step(run.run_id);
     await qa.step(run.run_id, { failed: 'mcap_integrity@1' });
     await qa.step(run.run_id, { failed: 'mcap_integrity@1' });
@@ -100,7 +102,7 @@ describe('ferry bulk-qa', () => {
   it('resumes after the gateway restarts, misses nothing, and exits non-zero when the run failed', async () => {
     const run = qa.create(org, { total_count: 8 });
     const cli = ferry(['bulk-qa', 'follow', run.run_id, '--gateway-url', gatewayUrl, '--token', token]);
-    await waitFor(() => cli.output().includes('running 0/8'), { what: 'the snapshot line' });
+    await waitFor(() => cli.output().includes('running 0/8'), { what: 'the snapshot line', timeoutMs: 30_000 });
     for (let i = 0; i < 3; i++) await qa.step(run.run_id);
     await waitFor(() => cli.output().includes('running 3/8'));
     // The gateway goes away (its streams end) and comes back on the same port; events go on meanwhile.

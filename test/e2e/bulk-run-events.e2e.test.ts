@@ -208,7 +208,8 @@ describe('bulk run event stream (SSE relay)', () => {
     expect(result.ended).toBe('closed');
     expect(names(result)).toEqual(['bulk_run_snapshot', 'bulk_run_progress', 'bulk_run_failed']);
     expect(result.comments).toContain('ping');
-    expect(result.frames.at(-1)!.at - endedAt).toBeLessThan(HEARTBEAT_MS * 3);
+    // Nothing else could have ended it: the terminal event was never published. (Bound loose for busy machines.)
+    expect(result.frames.at(-1)!.at - endedAt).toBeLessThan(HEARTBEAT_MS * 10);
     expect(runOf(result.frames.at(-1)!).status).toBe('failed');
   });
 
@@ -253,7 +254,7 @@ describe('bulk run event stream (SSE relay)', () => {
       }),
     );
     await waitFor(async () => (await metrics()).subscriptions + (await metrics(replica)).subscriptions >= 50, {
-      timeoutMs: 15_000,
+      timeoutMs: 30_000,
     });
     await qa.step(run.run_id);
     await qa.finish(run.run_id);

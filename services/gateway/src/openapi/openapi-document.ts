@@ -31,15 +31,36 @@ function components(): { schemas: Record<string, JsonSchema>; inputName: (id: st
   return { schemas, inputName };
 }
 
-function schemaFor(schema: z.ZodType, io: 'input' | 'output', inputName: (id: string) => string): JsonSchema {
+interface ComponentNames {
+  inputName: (id: string) => string;
+  /** Every registered schema id (each is a component). */
+  ids: ReadonlySet<string>;
+}
+
+function schemaFor(schema: z.ZodType, io: 'input' | 'output', { inputName, ids }: ComponentNames): JsonSchema {
+  const ref = (id: string) => `${REF}${io === 'input' ? inputName(id) : id}`;
   const id = z.globalRegistry.get(schema)?.id;
-  if (id) return { $ref: `${REF}${io === 'input' ? inputName(id) : id}` };
-  const { $schema: _, ...rest } = z.toJSONSchema(schema, {
+  if (id) return { $ref: ref(id) };
+  const {
+    $schema: _,
+    $defs,
+    ...rest
+  } = z.toJSONSchema(schema, {
     target: 'draft-2020-12',
     io,
     unrepresentable: 'any',
-  }) as JsonSchema;
-  return rest;
+  }) as JsonSchema & { $defs?: Record<string, JsonSchema> };
+  // An anonymous schema that embeds registered ones (`{items: [DeviceTokenInfo]}`) gets them as local
+  // `#/$defs/…`, which dangle once the schema is placed inside the document: point them at the components.
+  if (!$defs) return rest;
+  const registered = new Set(Object.keys($defs).filter((d) => ids.has(d)));
+  const local = Object.fromEntries(Object.entries($defs).filter(([d]) => !registered.has(d)));
+  const rewritten = JSON.parse(
+    JSON.stringify(rest).replace(/"#\/\$defs\/([^"]+)"/g, (m, d: string) =>
+      registered.has(d) ? JSON.stringify(ref(d)) : m,
+    ),
+  ) as JsonSchema;
+  return Object.keys(local).length > 0 ? { ...rewritten, $defs: local } : rewritten;
 }
 
 function parameters(route: RouteDefinition): JsonSchema[] {
@@ -106,6 +127,7 @@ export function buildOpenApiDocument(routes: readonly RouteDefinition[], info: {
   void Problem;
   void FieldError;
   const { schemas, inputName } = components();
+  const names: ComponentNames = { inputName, ids: new Set(Object.keys(schemas)) };
   const paths: Record<string, Record<string, JsonSchema>> = {};
   for (const route of routes) {
     const path = `${API_BASE}${route.path}`.replace(/\/:([A-Za-z_]+)/g, '/{$1}');
@@ -114,7 +136,7 @@ export function buildOpenApiDocument(routes: readonly RouteDefinition[], info: {
       responses[status] = {
         description: r.description,
         ...(r.schema
-          ? { content: { [r.contentType ?? 'application/json']: { schema: schemaFor(r.schema, 'output', inputName) } } }
+          ? { content: { [r.contentType ?? 'application/json']: { schema: schemaFor(r.schema, 'output', names) } } }
           : r.contentType
             ? { content: { [r.contentType]: { schema: { type: 'string' } } } }
             : {}),
@@ -144,7 +166,7 @@ export function buildOpenApiDocument(routes: readonly RouteDefinition[], info: {
             'x-events': (route.events ?? []).map((e) => ({
               event: e.name,
               description: e.description,
-              ...(e.schema ? { data: schemaFor(e.schema, 'output', inputName) } : {}),
+              ...(e.schema ? { data: schemaFor(e.schema, 'output', names) } : {}),
             })),
           },
         };
@@ -168,7 +190,7 @@ export function buildOpenApiDocument(routes: readonly RouteDefinition[], info: {
         ? {
             requestBody: {
               required: true,
-              content: { 'application/json': { schema: schemaFor(route.body, 'input', inputName) } },
+              content: { 'application/json': { schema: schemaFor(route.body, 'input', names) } },
             },
           }
         : route.streamBody
