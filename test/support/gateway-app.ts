@@ -1,4 +1,11 @@
-import { createGateway, type GatewayDB, IdempotencyStore, jwtStrategy } from '@ferry/gateway';
+import {
+  createGateway,
+  EventStreamHub,
+  type GatewayDB,
+  IdempotencyStore,
+  jwtStrategy,
+  StreamTickets,
+} from '@ferry/gateway';
 import { createMetrics, type Database, evaluateReadiness, RpcClient } from '@ferry/platform';
 import { silentLogger } from '@ferry/platform/testing';
 import type { Hono } from 'hono';
@@ -14,13 +21,18 @@ export interface RequestOptions {
  * The gateway app in this process (driven with `app.request()`, no server), talking over the test
  * namespace's NATS to the real services the System started, with its own idempotency store.
  */
-export function inProcessGateway(system: System, options: { bodyLimitBytes?: number } = {}) {
+export function inProcessGateway(system: System, options: { bodyLimitBytes?: number; events?: EventStreamHub } = {}) {
   const logger = silentLogger();
   const rpc = new RpcClient({ nc: system.infra.nc, ns: system.infra.ns, logger, timeoutMs: 30_000 });
   const gatewayDb: Database<GatewayDB> = system.infra.database<GatewayDB>('gateway');
+  const metrics = createMetrics('gateway-test');
+  const events = options.events ?? new EventStreamHub({}, metrics);
   const app: Hono = createGateway({
     logger,
-    metrics: createMetrics('gateway-test'),
+    metrics,
+    events,
+    tickets: new StreamTickets({ secret: system.jwtSecret }),
+    jetstream: () => ({ js: system.infra.js, jsm: system.infra.jsm, ns: system.infra.ns }),
     rpc: () => rpc,
     idempotency: new IdempotencyStore(gatewayDb.db),
     strategies: [jwtStrategy(system.jwtSecret)],
@@ -41,5 +53,5 @@ export function inProcessGateway(system: System, options: { bodyLimitBytes?: num
       }),
     );
   }
-  return { app, request, gatewayDb };
+  return { app, request, gatewayDb, events };
 }

@@ -1,4 +1,20 @@
+export {
+  FollowError,
+  type FollowOptions,
+  followBulkRun,
+  SseParser,
+  type StreamFrame,
+} from './bulk-runs/bulk-run-follower.js';
 export { CliError, describeFailure } from './cli-error.js';
+export {
+  type BulkQaContext,
+  bulkQaCancel,
+  bulkQaFollow,
+  bulkQaPreview,
+  bulkQaStart,
+  filtersFrom,
+  livePageUrl,
+} from './commands/bulk-qa.js';
 export { addDevice, listDevices, pairDevice, revokeDeviceTokens } from './commands/device.js';
 export { DEMO, describeSeed, type SeedResult, seed } from './commands/seed.js';
 export { migrateAll, provision, SERVICE_MIGRATIONS } from './commands/setup.js';

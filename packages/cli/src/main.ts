@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 import { parseArgs } from 'node:util';
-import { BaseConfig, loadConfig, Namespace } from '@ferry/platform';
+import { BaseConfig, ConfigError, loadConfig, Namespace } from '@ferry/platform';
 import { CliError, describeFailure, exitCodeOf } from './cli-error.js';
+import { bulkQaCancel, bulkQaFollow, bulkQaPreview, bulkQaStart } from './commands/bulk-qa.js';
 import {
   addDevice,
   describeDevice,
@@ -47,6 +48,15 @@ Commands:
   dlq list [--consumer NAME] [--limit N]
                              show dead-lettered messages (JSON lines)
   dlq replay SEQ             republish DLQ entry SEQ to its original subject and remove it
+  bulk-qa preview [FILTERS]  how many episodes a bulk QA run would check (no side effects)
+  bulk-qa start [FILTERS] [--follow]
+                             start a bulk QA run; prints its id and live page URL; --follow as below
+  bulk-qa follow RUN_ID      follow a run live (resumes a dropped connection); exit 0 when it completed,
+                             1 otherwise, with the failures by check
+  bulk-qa cancel RUN_ID      cancel a run
+    over HTTP: --gateway-url URL (or FERRY_GATEWAY_URL, default http://127.0.0.1:3000),
+    --token TOKEN (or FERRY_TOKEN). FILTERS: --qa-status a,b --scene-id ID --order-id ID --device-id ID
+    --robot-type T --label L --created-from TS --created-to TS --q TEXT
 
 Environment: DATABASE_URL, NATS_URL, FERRY_NAMESPACE, FERRY_JWT_SECRET (see docs/operations.md).`;
 
@@ -77,6 +87,13 @@ async function main(argv: string[]): Promise<number> {
       redeem: { type: 'boolean' },
       label: { type: 'string' },
       'data-dir': { type: 'string' },
+      follow: { type: 'boolean' },
+      'qa-status': { type: 'string' },
+      'scene-id': { type: 'string' },
+      'order-id': { type: 'string' },
+      'created-from': { type: 'string' },
+      'created-to': { type: 'string' },
+      q: { type: 'string' },
     },
   });
   const [command, sub, arg] = positionals;
@@ -148,6 +165,25 @@ async function main(argv: string[]): Promise<number> {
       }
       console.error('usage: ferry dlq list | ferry dlq replay SEQ');
       return 2;
+    case 'bulk-qa': {
+      const token = values.token ?? process.env.FERRY_TOKEN;
+      if (!token) {
+        console.error('ferry bulk-qa: give --token or set FERRY_TOKEN (mint one with `ferry token`)');
+        return 2;
+      }
+      const ctx = {
+        gatewayUrl: values['gateway-url'] ?? process.env.FERRY_GATEWAY_URL ?? 'http://127.0.0.1:3000',
+        token,
+        out: process.stdout,
+        err: process.stderr,
+      };
+      if (sub === 'preview') return bulkQaPreview(ctx, values);
+      if (sub === 'start') return bulkQaStart(ctx, values, { follow: values.follow });
+      if (sub === 'follow' && arg) return bulkQaFollow(ctx, arg);
+      if (sub === 'cancel' && arg) return bulkQaCancel(ctx, arg);
+      console.error('usage: ferry bulk-qa preview|start [filters] [--follow] | follow RUN_ID | cancel RUN_ID');
+      return 2;
+    }
     default:
       console.error(`unknown command ${command}\n\n${USAGE}`);
       return 2;

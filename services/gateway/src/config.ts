@@ -43,5 +43,28 @@ export const GatewayConfig = BlobStoreConfig.extend({
    * command log answers the second). Default 30 s.
    */
   IDEMPOTENCY_LEASE_MS: z.coerce.number().int().min(1_000).default(30_000),
+  /**
+   * Event streams (SSE): a `: ping` comment this often, which also re-reads the run's snapshot (a lost
+   * terminal event still ends the stream). Default 15 s; proxies and load balancers cut ~60 s of silence.
+   */
+  SSE_HEARTBEAT_MS: z.coerce.number().int().min(100).max(120_000).default(15_000),
+  /** The `retry:` hint sent to browsers: how long they wait before reconnecting. Default 3 s. */
+  SSE_RETRY_MS: z.coerce.number().int().min(100).max(600_000).default(3_000),
+  /**
+   * Frames one client may have waiting while its socket does not drain; past this (or SSE_QUEUE_MAX_BYTES)
+   * it is disconnected and resumes by id. Default 256.
+   */
+  SSE_QUEUE_MAX_FRAMES: z.coerce.number().int().min(1).max(100_000).default(256),
+  /** Bytes one client may have waiting. Default 1 MiB: at most this much memory per slow client. */
+  SSE_QUEUE_MAX_BYTES: z.coerce
+    .number()
+    .int()
+    .min(1024)
+    .max(256 * 1024 * 1024)
+    .default(1024 * 1024),
+  /** A client whose socket has not drained for this long is disconnected, queue room or not. Default 30 s. */
+  SSE_STALL_TIMEOUT_MS: z.coerce.number().int().min(100).max(600_000).default(30_000),
+  /** How long a stream ticket (for EventSource) stays valid. Default 300 s. */
+  SSE_TICKET_TTL_SECONDS: z.coerce.number().int().min(10).max(3600).default(300),
 });
 export type GatewayConfig = z.infer<typeof GatewayConfig>;

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import './http/context.js';
 import { isErrorCode } from '@ferry/contracts';
 import {
@@ -11,16 +12,19 @@ import {
 } from '@ferry/platform';
 import { Hono } from 'hono';
 import type { BearerStrategy } from './auth/authenticate.js';
+import { StreamTickets } from './auth/stream-ticket.js';
 import { errorToResponse } from './http/error-response.js';
 import { MethodTable } from './http/method-table.js';
 import { describeProblem, problemBody, problemResponse } from './http/problem.js';
-import { API_BASE, mountRoutes, toHonoPath } from './http/route.js';
+import { API_BASE, type JetStreamAccess, mountRoutes, toHonoPath } from './http/route.js';
 import type { IdempotencyStore } from './idempotency/idempotency.store.js';
 import { requestContext } from './middleware/request-id.js';
 import { strictUrl } from './middleware/strict-url.js';
 import { mountDocs } from './openapi/docs-page.js';
 import { buildOpenApiDocument } from './openapi/openapi-document.js';
+import { mountOpsPages, OPS_PAGE_PATHS } from './ops/ops-pages.js';
 import { apiRoutes } from './routes/index.js';
+import { EventStreamHub } from './sse/event-stream.js';
 
 export interface GatewayDeps {
   logger: Logger;
@@ -39,6 +43,15 @@ export interface GatewayDeps {
   monitor?: DependencyMonitor;
   /** Where upload parts of the local store are written (the part PUT route); absent: that route answers 409. */
   blobStore?: BlobStore;
+  /**
+   * Signs and checks the stream tickets of event streams (main.ts: a key derived from FERRY_JWT_SECRET,
+   * so every replica accepts every replica's tickets). Default: a random key, valid in this process only.
+   */
+  tickets?: StreamTickets;
+  /** JetStream, or undefined while NATS is not connected yet (event streams answer 503 meanwhile). */
+  jetstream?: () => JetStreamAccess | undefined;
+  /** The event streams' settings and registry; by default one with the default settings, counted in `metrics`. */
+  events?: EventStreamHub;
 }
 
 /** The HTTP API: health, docs, then every /api/v1 route behind bearer auth. */
@@ -46,6 +59,7 @@ export function createGateway(deps: GatewayDeps): Hono {
   const app = new Hono();
   const methods = new MethodTable();
   const classifyError = (err: unknown) => deps.monitor?.classify(err) ?? err;
+  const events = deps.events ?? new EventStreamHub({}, deps.metrics);
   app.use('*', requestContext({ logger: deps.logger, metrics: deps.metrics }));
   app.use('*', strictUrl());
 
@@ -60,6 +74,7 @@ export function createGateway(deps: GatewayDeps): Hono {
   const document = buildOpenApiDocument(apiRoutes, { version: deps.version });
   app.get('/api/v1/openapi.json', (c) => c.json(document));
   mountDocs(app);
+  mountOpsPages(app);
   app.get('/api/v1/problems/:code', (c) => {
     const code = c.req.param('code');
     if (!isErrorCode(code)) return c.notFound();
@@ -79,6 +94,15 @@ export function createGateway(deps: GatewayDeps): Hono {
     bodyLimitBytes: deps.bodyLimitBytes,
     classifyError,
     blobStore: deps.blobStore,
+    tickets: deps.tickets ?? new StreamTickets({ secret: randomBytes(32).toString('hex') }),
+    events,
+    jetstream: () => {
+      const access = deps.jetstream?.();
+      if (!access) {
+        throw new DomainError('unavailable', 'the gateway is not connected to NATS yet', { retry_after_seconds: 2 });
+      }
+      return access;
+    },
   });
 
   for (const path of ['/healthz', '/readyz', '/api/v1/openapi.json', '/api/v1/docs', '/api/v1/docs/init.js']) {
@@ -86,6 +110,7 @@ export function createGateway(deps: GatewayDeps): Hono {
   }
   methods.add('GET', '/api/v1/docs/assets/:file');
   methods.add('GET', '/api/v1/problems/:code');
+  for (const path of OPS_PAGE_PATHS) methods.add('GET', path);
   for (const route of apiRoutes) methods.add(route.method, toHonoPath(`${API_BASE}${route.path}`));
 
   app.notFound((c) => {

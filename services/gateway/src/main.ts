@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import type { Server } from 'node:http';
-import { healthPing } from '@ferry/contracts';
+import { healthPing, STREAMS } from '@ferry/contracts';
 import {
   assertMigrated,
   connectNats,
@@ -20,16 +20,21 @@ import {
   postgresCheck,
   RpcClient,
   rpcCheck,
+  verifyTopology,
 } from '@ferry/platform';
 import { serve } from '@hono/node-server';
+import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { jwtStrategy } from './auth/authenticate.js';
 import { deviceTokenStrategy } from './auth/device-token.js';
+import { StreamTickets } from './auth/stream-ticket.js';
 import { GatewayConfig } from './config.js';
 import type { GatewayDB } from './database.js';
 import { createGateway } from './gateway.js';
 import { answerClientErrors } from './http/client-errors.js';
+import type { JetStreamAccess } from './http/route.js';
 import { IdempotencyStore } from './idempotency/idempotency.store.js';
 import { GATEWAY_MIGRATIONS } from './migrations.js';
+import { EventStreamHub } from './sse/event-stream.js';
 
 let config: GatewayConfig;
 try {
@@ -58,6 +63,7 @@ const database = createDatabase<GatewayDB>({
 probePostgres = () => database.pool.query('select 1');
 let nc: NatsConnection | undefined;
 let rpc: RpcClient | undefined;
+let streams: JetStreamAccess | undefined;
 let phase: 'starting' | 'running' | 'stopping' = 'starting';
 let startingReason = 'connecting to nats';
 
@@ -66,6 +72,16 @@ const checks = [
   natsCheck(() => nc, monitor),
   ...(['production', 'transfer', 'qa'] as const).map((s) => rpcCheck(s, () => rpc, healthPing(s))),
 ];
+const events = new EventStreamHub(
+  {
+    heartbeatMs: config.SSE_HEARTBEAT_MS,
+    retryMs: config.SSE_RETRY_MS,
+    maxQueuedFrames: config.SSE_QUEUE_MAX_FRAMES,
+    maxQueuedBytes: config.SSE_QUEUE_MAX_BYTES,
+    stallTimeoutMs: config.SSE_STALL_TIMEOUT_MS,
+  },
+  metrics,
+);
 const app = createGateway({
   logger,
   metrics,
@@ -83,6 +99,9 @@ const app = createGateway({
   version,
   monitor,
   blobStore: config.BLOB_STORE === 'local' ? createBlobStore(config) : undefined,
+  tickets: new StreamTickets({ secret: config.FERRY_JWT_SECRET, ttlSeconds: config.SSE_TICKET_TTL_SECONDS }),
+  jetstream: () => streams,
+  events,
 });
 
 // The ops port: the same readiness, plus /metrics, which the public API port does not serve.
@@ -109,8 +128,12 @@ async function shutdown(signal: string) {
   timer.unref();
   clearInterval(purgeTimer);
   health.markStopping();
-  // Stop accepting connections and let in-flight requests finish.
-  await new Promise<void>((resolve) => server.close(() => resolve()));
+  // Stop accepting connections and let in-flight requests finish. Event streams never finish by
+  // themselves: end them (clients reconnect to another replica with their last id) and release their consumers.
+  const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+  await events.closeAll();
+  (server as Server).closeIdleConnections();
+  await closed;
   await nc?.drain().catch(() => undefined);
   monitor.close();
   await database.close();
@@ -126,6 +149,10 @@ onParentExit(() => void shutdown('launcher exited'));
 try {
   nc = await connectNats({ servers: config.NATS_URL, name: 'ferry-gateway', logger, monitor });
   rpc = new RpcClient({ nc, ns, logger, timeoutMs: config.RPC_TIMEOUT_MS, monitor });
+  // The SSE relay reads the QA stream: it must exist (provisioned by `ferry setup`, never by us).
+  const jsm = await jetstreamManager(nc);
+  await verifyTopology(jsm, ns, { streams: [STREAMS.QA.name], consumers: [] });
+  streams = { js: jetstream(nc), jsm, ns };
   startingReason = 'waiting for postgres';
   for (let attempt = 1; ; attempt++) {
     try {

@@ -1,3 +1,4 @@
+export * from './bulk-run-stream.js';
 export * from './bulk-runs.js';
 export * from './profiles.js';
 export * from './qa-episodes.js';

@@ -1,11 +1,16 @@
+import { ServerResponse } from 'node:http';
 import { Readable } from 'node:stream';
 import { type Actor, findUnstorable, INPUT_LIMITS, type Role, type RpcCallContext } from '@ferry/contracts';
-import { type BlobStore, DomainError, type Logger, type RpcClient } from '@ferry/platform';
+import { type BlobStore, DomainError, type Logger, type Namespace, type RpcClient } from '@ferry/platform';
+import type { JetStreamClient, JetStreamManager } from '@nats-io/jetstream';
 import type { Context, Hono } from 'hono';
 import type { z } from 'zod';
 import { authenticateHeader, type BearerStrategy } from '../auth/authenticate.js';
+import { STREAM_TICKET, type StreamTickets } from '../auth/stream-ticket.js';
 import type { IdempotencyStore } from '../idempotency/idempotency.store.js';
 import { fingerprintOf, parseIdempotencyKey } from '../idempotency/idempotency-key.js';
+import type { EventSourceHandle, EventStreamHub } from '../sse/event-stream.js';
+import { NodeResponseSink, WebStreamSink } from '../sse/sse-sink.js';
 import { errorToResponse } from './error-response.js';
 import { readJsonBody } from './json-body.js';
 
@@ -23,9 +28,11 @@ export type RouteKind = 'json' | 'stream' | 'events';
 
 /**
  * `bearer`: a valid token is required (401 otherwise). `optional`: a token is checked when one is sent
- * (a signed URL, say, authorizes the request by itself). `none`: no token is read at all.
+ * (a signed URL, say, authorizes the request by itself). `none`: no token is read at all. `ticket`: a
+ * bearer token, or else a stream ticket in `?ticket=` issued for the resource `ticketScope` names (for
+ * browsers' EventSource, which cannot send headers); a bearer token is never read from the URL.
  */
-export type RouteAuth = 'bearer' | 'optional' | 'none';
+export type RouteAuth = 'bearer' | 'optional' | 'none' | 'ticket';
 
 export type ActorKind = Actor['kind'];
 
@@ -43,6 +50,13 @@ export const ANONYMOUS: Actor = {
   role: null,
 };
 
+/** JetStream for routes that read streams themselves (the SSE relay), on this installation's namespace. */
+export interface JetStreamAccess {
+  js: JetStreamClient;
+  jsm: JetStreamManager;
+  ns: Namespace;
+}
+
 export interface RouteContext {
   /** The caller; ANONYMOUS on routes with auth `none`/`optional` called without a token. */
   actor: Actor;
@@ -59,6 +73,23 @@ export interface RouteContext {
   bodyStream(): Readable;
   /** The blob store, where this gateway writes upload parts itself (local store); undefined otherwise. */
   blobStore?: BlobStore;
+  /** Issues stream tickets (`auth: 'ticket'` routes accept them). */
+  tickets: StreamTickets;
+  /** JetStream once NATS is connected; throws `unavailable` before that. */
+  jetstream(): JetStreamAccess;
+  /** The gateway's event streams (`events` routes count what they hold here). */
+  events: EventStreamHub;
+}
+
+/** What an `events` route answers once its checks passed: the source of its text/event-stream. */
+export interface EventStreamResult {
+  readonly eventStream: EventSourceHandle;
+}
+
+export const eventStream = (source: EventSourceHandle): EventStreamResult => ({ eventStream: source });
+
+function isEventStream(result: unknown): result is EventStreamResult {
+  return typeof result === 'object' && result !== null && 'eventStream' in result;
 }
 
 type AnySchema = z.ZodType;
@@ -90,6 +121,10 @@ export interface RouteDefinition<
   body?: B;
   /** For the docs: the media type and description of a `stream` route's body. */
   streamBody?: { contentType: string; description: string };
+  /** `auth: 'ticket'` routes: the resource a ticket must name to open this request, from the raw path parameters. */
+  ticketScope?: (params: Record<string, string>) => string;
+  /** `events` routes, for the docs: each event name the stream sends and the schema of its `data`. */
+  events?: readonly { name: string; description: string; schema?: AnySchema }[];
   /** Success responses (errors are documented from the route's traits). */
   responses: Readonly<
     Record<number, { description: string; schema?: AnySchema; contentType?: string; headers?: Record<string, string> }>
@@ -103,7 +138,7 @@ export interface RouteDefinition<
   handle(
     input: { params: Infer<P>; query: Infer<Q>; body: Infer<B> },
     ctx: RouteContext,
-  ): Promise<RouteResult | Response>;
+  ): Promise<RouteResult | Response | EventStreamResult>;
 }
 
 export function defineRoute<
@@ -132,6 +167,12 @@ export interface MountOptions {
   /** Turns infrastructure errors into domain errors (a lost database connection → `unavailable`). */
   classifyError?: (err: unknown) => unknown;
   blobStore?: BlobStore;
+  /** Signs and checks stream tickets. */
+  tickets: StreamTickets;
+  /** Every open event stream (`events` routes): heartbeat, queue limits, metrics, shutdown. */
+  events: EventStreamHub;
+  /** JetStream once NATS is connected; throws `unavailable` before that. */
+  jetstream: () => JetStreamAccess;
 }
 
 type FieldErrors = { path: string; message: string }[];
@@ -169,8 +210,36 @@ function parsePart(
   return undefined;
 }
 
-function toResponse(c: Context, result: RouteResult | Response): Response {
+/**
+ * The `events` kind: headers for proxies (no buffering, no transform), then frames written to the Node
+ * response ourselves rather than through Hono's streamSSE, whose `write` swallows errors and has no
+ * backpressure signal: here a client that stops reading is seen (`write` → false, no `drain`) and
+ * dropped by its bounded queue (sse/event-stream.ts).
+ */
+function openEventStream(c: Context, result: EventStreamResult, hub: EventStreamHub): Response {
+  const requestId = c.get('requestId');
+  const headers = {
+    'Content-Type': 'text/event-stream; charset=utf-8',
+    'Cache-Control': 'no-cache, no-transform',
+    'X-Accel-Buffering': 'no',
+    Connection: 'keep-alive',
+    'X-Request-Id': requestId,
+  };
+  const log = c.get('log');
+  const outgoing = (c.env as { outgoing?: unknown } | undefined)?.outgoing;
+  if (outgoing instanceof ServerResponse) {
+    hub.connect(new NodeResponseSink(outgoing, 200, headers), result.eventStream, log, c.req.raw.signal);
+    // @hono/node-server leaves a response with this header alone: the bytes are already ours to write.
+    return new Response(null, { headers: { 'x-hono-already-sent': 'true' } });
+  }
+  const sink = new WebStreamSink();
+  hub.connect(sink, result.eventStream, log, c.req.raw.signal);
+  return new Response(sink.readable, { status: 200, headers });
+}
+
+function toResponse(c: Context, result: RouteResult | Response | EventStreamResult, options: MountOptions): Response {
   if (result instanceof Response) return result;
+  if (isEventStream(result)) return openEventStream(c, result, options.events);
   for (const [k, v] of Object.entries(result.headers ?? {})) c.header(k, v);
   if (result.body === undefined) return c.body(null, result.status as 204);
   return c.json(result.body as object, result.status as 200);
@@ -181,6 +250,16 @@ async function identify(route: RouteDefinition, c: Context, options: MountOption
   const mode = route.auth ?? 'bearer';
   const header = c.req.header('authorization');
   if (mode === 'none' || (mode === 'optional' && header === undefined)) return ANONYMOUS;
+  if (mode === 'ticket' && header === undefined) {
+    const tickets = c.req.queries('ticket') ?? [];
+    if (tickets.length === 0) {
+      throw new DomainError('unauthenticated', 'send Authorization: Bearer <token>, or a stream ticket as ?ticket=', {
+        www_authenticate: 'Bearer realm="ferry"',
+      });
+    }
+    if (!route.ticketScope) throw new Error(`route ${route.operationId} takes tickets but names no ticketScope`);
+    return options.tickets.verify(tickets[0]!, route.ticketScope(declaredParams(c)));
+  }
   return authenticateHeader(header, options.strategies);
 }
 
@@ -225,12 +304,22 @@ function originOf(c: Context): string {
 }
 
 async function execute(route: RouteDefinition, c: Context, options: MountOptions): Promise<Response> {
+  if (route.kind === 'events' && !options.events.accepting) {
+    throw new DomainError('unavailable', 'this gateway is shutting down; reconnect', { retry_after_seconds: 1 });
+  }
   const actor = await identify(route, c, options);
   c.set('actor', actor);
   authorize(route, actor);
   const errors: FieldErrors = [];
   const params = parsePart('path', route.params, declaredParams(c), errors);
   const rawQuery = singleValuedQuery(c, errors);
+  if ((route.auth ?? 'bearer') === 'ticket' && 'ticket' in rawQuery) {
+    // The route layer's own parameter; checked here even when a bearer token decided who is calling.
+    if (!STREAM_TICKET.test(rawQuery.ticket!)) {
+      errors.push({ path: 'query.ticket', message: 'must be a stream ticket (fet_…)' });
+    }
+    delete rawQuery.ticket;
+  }
   if (!route.query) {
     for (const name of Object.keys(rawQuery)) errors.push({ path: `query.${name}`, message: 'unknown parameter' });
   }
@@ -255,8 +344,11 @@ async function execute(route: RouteDefinition, c: Context, options: MountOptions
     origin: originOf(c),
     bodyStream: () => bodyStream(c),
     blobStore: options.blobStore,
+    tickets: options.tickets,
+    jetstream: options.jetstream,
+    events: options.events,
   });
-  if (!key) return toResponse(c, await route.handle({ params, query, body } as never, ctx()));
+  if (!key) return toResponse(c, await route.handle({ params, query, body } as never, ctx()), options);
 
   const claim = await options.idempotency.claim({
     org: actor.org,
@@ -286,7 +378,7 @@ async function execute(route: RouteDefinition, c: Context, options: MountOptions
 
   let response: Response;
   try {
-    response = toResponse(c, await route.handle({ params, query, body } as never, ctx(claim.commandId)));
+    response = toResponse(c, await route.handle({ params, query, body } as never, ctx(claim.commandId)), options);
   } catch (err) {
     response = errorToResponse(options.classifyError?.(err) ?? err, c);
   }

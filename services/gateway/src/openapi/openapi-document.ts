@@ -31,15 +31,36 @@ function components(): { schemas: Record<string, JsonSchema>; inputName: (id: st
   return { schemas, inputName };
 }
 
-function schemaFor(schema: z.ZodType, io: 'input' | 'output', inputName: (id: string) => string): JsonSchema {
+interface ComponentNames {
+  inputName: (id: string) => string;
+  /** Every registered schema id (each is a component). */
+  ids: ReadonlySet<string>;
+}
+
+function schemaFor(schema: z.ZodType, io: 'input' | 'output', { inputName, ids }: ComponentNames): JsonSchema {
+  const ref = (id: string) => `${REF}${io === 'input' ? inputName(id) : id}`;
   const id = z.globalRegistry.get(schema)?.id;
-  if (id) return { $ref: `${REF}${io === 'input' ? inputName(id) : id}` };
-  const { $schema: _, ...rest } = z.toJSONSchema(schema, {
+  if (id) return { $ref: ref(id) };
+  const {
+    $schema: _,
+    $defs,
+    ...rest
+  } = z.toJSONSchema(schema, {
     target: 'draft-2020-12',
     io,
     unrepresentable: 'any',
-  }) as JsonSchema;
-  return rest;
+  }) as JsonSchema & { $defs?: Record<string, JsonSchema> };
+  // An anonymous schema that embeds registered ones (`{items: [DeviceTokenInfo]}`) gets them as local
+  // `#/$defs/…`, which dangle once the schema is placed inside the document: point them at the components.
+  if (!$defs) return rest;
+  const registered = new Set(Object.keys($defs).filter((d) => ids.has(d)));
+  const local = Object.fromEntries(Object.entries($defs).filter(([d]) => !registered.has(d)));
+  const rewritten = JSON.parse(
+    JSON.stringify(rest).replace(/"#\/\$defs\/([^"]+)"/g, (m, d: string) =>
+      registered.has(d) ? JSON.stringify(ref(d)) : m,
+    ),
+  ) as JsonSchema;
+  return Object.keys(local).length > 0 ? { ...rewritten, $defs: local } : rewritten;
 }
 
 function parameters(route: RouteDefinition): JsonSchema[] {
@@ -82,6 +103,13 @@ function errorStatuses(route: RouteDefinition): Record<number, string> {
     out[415] = 'The body is not application/json.';
   }
   if ((route.auth ?? 'bearer') === 'none') delete out[401];
+  if (route.auth === 'ticket') {
+    out[401] = 'No valid bearer token, and no valid, unexpired stream ticket.';
+    out[403] = 'The caller’s role may not do this, or the ticket was issued for another resource.';
+  }
+  if (route.kind === 'events') {
+    for (const s of [400, 401, 403, 404]) out[s] = `${out[s] ?? ''} Answered before the stream starts.`.trim();
+  }
   if (route.idempotent) {
     out[409] = 'A request with this Idempotency-Key is still in progress (retry after Retry-After seconds).';
     out[422] = 'The Idempotency-Key was used with a different request.';
@@ -99,6 +127,7 @@ export function buildOpenApiDocument(routes: readonly RouteDefinition[], info: {
   void Problem;
   void FieldError;
   const { schemas, inputName } = components();
+  const names: ComponentNames = { inputName, ids: new Set(Object.keys(schemas)) };
   const paths: Record<string, Record<string, JsonSchema>> = {};
   for (const route of routes) {
     const path = `${API_BASE}${route.path}`.replace(/\/:([A-Za-z_]+)/g, '/{$1}');
@@ -107,7 +136,7 @@ export function buildOpenApiDocument(routes: readonly RouteDefinition[], info: {
       responses[status] = {
         description: r.description,
         ...(r.schema
-          ? { content: { [r.contentType ?? 'application/json']: { schema: schemaFor(r.schema, 'output', inputName) } } }
+          ? { content: { [r.contentType ?? 'application/json']: { schema: schemaFor(r.schema, 'output', names) } } }
           : r.contentType
             ? { content: { [r.contentType]: { schema: { type: 'string' } } } }
             : {}),
@@ -122,6 +151,27 @@ export function buildOpenApiDocument(routes: readonly RouteDefinition[], info: {
     }
     const params = parameters(route);
     if (route.idempotent) params.push({ $ref: '#/components/parameters/IdempotencyKey' });
+    if (route.auth === 'ticket') params.push({ $ref: '#/components/parameters/StreamTicket' });
+    if (route.kind === 'events') {
+      params.push({ $ref: '#/components/parameters/LastEventId' });
+      const ok = responses['200'] as { content?: Record<string, JsonSchema> } | undefined;
+      if (ok) {
+        ok.content = {
+          'text/event-stream': {
+            schema: {
+              type: 'string',
+              description: 'Server-sent events (WHATWG HTML §9.2): `event`, `id`, `data` lines.',
+            },
+            // One entry per event name the stream sends, with the schema of its JSON `data`.
+            'x-events': (route.events ?? []).map((e) => ({
+              event: e.name,
+              description: e.description,
+              ...(e.schema ? { data: schemaFor(e.schema, 'output', names) } : {}),
+            })),
+          },
+        };
+      }
+    }
     paths[path] ??= {};
     paths[path]![route.method.toLowerCase()] = {
       operationId: route.operationId,
@@ -134,12 +184,13 @@ export function buildOpenApiDocument(routes: readonly RouteDefinition[], info: {
       // `none`: no token at all; `optional`: the request authorizes itself (a signed URL), a token may be added.
       ...((route.auth ?? 'bearer') === 'none' ? { security: [] } : {}),
       ...((route.auth ?? 'bearer') === 'optional' ? { security: [{}, { bearer: [] }] } : {}),
+      ...(route.auth === 'ticket' ? { security: [{ bearer: [] }, { ticket: [] }] } : {}),
       ...(params.length > 0 ? { parameters: params } : {}),
       ...(route.body
         ? {
             requestBody: {
               required: true,
-              content: { 'application/json': { schema: schemaFor(route.body, 'input', inputName) } },
+              content: { 'application/json': { schema: schemaFor(route.body, 'input', names) } },
             },
           }
         : route.streamBody
@@ -177,7 +228,15 @@ export function buildOpenApiDocument(routes: readonly RouteDefinition[], info: {
     paths,
     components: {
       schemas,
-      securitySchemes: { bearer: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' } },
+      securitySchemes: {
+        bearer: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' },
+        ticket: {
+          type: 'apiKey',
+          in: 'query',
+          name: 'ticket',
+          description: 'A short-lived stream ticket (`fet_…`) for one resource, from its `…/events-ticket` route.',
+        },
+      },
       parameters: {
         IdempotencyKey: {
           name: 'Idempotency-Key',
@@ -187,6 +246,24 @@ export function buildOpenApiDocument(routes: readonly RouteDefinition[], info: {
             'Makes a retry safe: the first response is stored for 24 h and replayed (with `Idempotency-Replayed: true`) ' +
             'for the same key and request; the same key with another request → 422; while the first is running → 409.',
           schema: { type: 'string', minLength: 1, maxLength: 257 },
+        },
+        StreamTicket: {
+          name: 'ticket',
+          in: 'query',
+          required: false,
+          description:
+            'Instead of an Authorization header (a browser’s EventSource cannot send one): a stream ticket from ' +
+            '`POST …/events-ticket`, valid a few minutes for this resource only. Never put a bearer token here.',
+          schema: { type: 'string', pattern: '^fet_[A-Za-z0-9_-]+\\.[A-Za-z0-9_-]{43}$', maxLength: 1552 },
+        },
+        LastEventId: {
+          name: 'Last-Event-ID',
+          in: 'header',
+          required: false,
+          description:
+            'Resume after this event id (browsers send it on reconnect): every later frame exactly once, or a fresh ' +
+            'snapshot when the id is too old. `?last_event_id=` does the same for clients that cannot set the header.',
+          schema: { type: 'string', pattern: '^[0-9]{1,15}$' },
         },
       },
       headers: {

@@ -1,5 +1,6 @@
 import type { RouteDefinition } from '../http/route.js';
 import { batchRoutes } from './batch.routes.js';
+import { bulkRunRoutes } from './bulk-run.routes.js';
 import { deviceRoutes } from './device.routes.js';
 import { episodeRoutes } from './episode.routes.js';
 import { orderRoutes } from './order.routes.js';
@@ -20,4 +21,5 @@ export const apiRoutes: readonly RouteDefinition[] = [
   ...deviceRoutes,
   ...uploadRoutes,
   ...qaRoutes,
+  ...bulkRunRoutes,
 ];

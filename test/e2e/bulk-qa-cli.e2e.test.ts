@@ -1,0 +1,145 @@
+import { spawn } from 'node:child_process';
+import path from 'node:path';
+import { Writable } from 'node:stream';
+import { bulkQaFollow } from '@ferry/cli';
+import { waitFor } from '@ferry/platform/testing';
+import { v7 as uuidv7 } from 'uuid';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { FakeQaBulkRuns } from '../support/fake-qa-bulk-runs.js';
+import { System } from '../support/system.js';
+
+const CLI = path.resolve(import.meta.dirname, '../../packages/cli/dist/main.js');
+
+/** Runs the built `ferry` CLI; resolves with its exit code and output once it exits. */
+function ferry(args: string[], env: Record<string, string> = {}) {
+  const child = spawn(process.execPath, [CLI, ...args], {
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (d) => {
+    stdout += d;
+  });
+  child.stderr.on('data', (d) => {
+    stderr += d;
+  });
+  const done = new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) =>
+    child.on('exit', (code) => resolve({ code, stdout, stderr })),
+  );
+  return { done, output: () => stdout };
+}
+
+/** `ferry bulk-qa` against a real gateway; QA's side is FakeQaBulkRuns (the QA service's own e2e tests come with it). */
+describe('ferry bulk-qa', () => {
+  let system: System;
+  let qa: FakeQaBulkRuns;
+  let token: string;
+  let gatewayUrl: string;
+  const org = uuidv7();
+  const env = { SSE_HEARTBEAT_MS: '1000' };
+
+  beforeAll(async () => {
+    system = await System.create();
+    await system.start(['gateway'], { env });
+    qa = new FakeQaBulkRuns(system);
+    token = await system.token(org, 'operator');
+    gatewayUrl = system.gatewayUrl;
+  }, 120_000);
+  afterAll(async () => {
+    await qa?.stop();
+    await system?.shutdown();
+  });
+
+  it('previews with filters given as flags', async () => {
+    const { code, stdout } = await ferry(
+      ['bulk-qa', 'preview', '--qa-status', 'failed,pending_qa', '--scene-id', uuidv7(), '--gateway-url', gatewayUrl],
+      { FERRY_TOKEN: token },
+    ).done;
+    expect(code).toBe(0);
+    expect(stdout).toContain('matched 12 episodes; a run would check 10');
+  });
+
+  it('names a bad filter flag and sends nothing', async () => {
+    const { code, stderr } = await ferry(['bulk-qa', 'preview', '--qa-status', 'nope', '--gateway-url', gatewayUrl], {
+      FERRY_TOKEN: token,
+    }).done;
+    expect(code).toBe(1);
+    expect(stderr).toContain('--qa-status');
+  });
+
+  it('starts a run, prints its live page, follows it to completion and exits 0', async () => {
+    const cli = ferry(['bulk-qa', 'start', '--follow', '--gateway-url', gatewayUrl, '--token', token]);
+    const run = await waitFor(() => [...qa.runs.values()].find((r) => r.organization_id === org), {
+      timeoutMs: 30_000,
+    });
+    await waitFor(() => cli.output().includes('running'), { what: 'the first progress line', timeoutMs: 30_000 });
+    await qa.step(run.run_id);
+    await qa.step(run.run_id, { failed: 'mcap_integrity@1' });
+    await qa.step(run.run_id, { failed: 'mcap_integrity@1' });
+    await qa.step(run.run_id, { failed: 'empty_recording@1' });
+    await qa.finish(run.run_id, 'completed');
+    const { code, stdout } = await cli.done;
+    expect(code).toBe(0);
+    expect(stdout).toContain(`started bulk QA run ${run.run_id} over 10 episodes`);
+    expect(stdout).toContain(`live page: ${gatewayUrl}/ops/bulk-runs/${run.run_id}#token=${encodeURIComponent(token)}`);
+    expect(stdout).toMatch(
+      /^running 4\/10 40 % [\d.]+\/s {2}passed 1 · qa failed 3 · processing failed 0 · skipped 0$/m,
+    );
+    expect(stdout).toContain(`run ${run.run_id} completed: 4/10 processed`);
+    expect(stdout).toContain('failures by check:\n  mcap_integrity@1  2\n  empty_recording@1  1\n');
+    // A second start is refused with the active run's id.
+    const blocker = qa.create(org);
+    const again = await ferry(['bulk-qa', 'start', '--gateway-url', gatewayUrl, '--token', token]).done;
+    expect(again.code).toBe(1);
+    expect(again.stderr).toContain(`a run is already running: ${blocker.run_id}`);
+    const cancel = await ferry(['bulk-qa', 'cancel', blocker.run_id, '--gateway-url', gatewayUrl, '--token', token])
+      .done;
+    expect(cancel.code).toBe(0);
+    await qa.finish(blocker.run_id, 'cancelled');
+  });
+
+  it('resumes after the gateway restarts, misses nothing, and exits non-zero when the run failed', async () => {
+    const run = qa.create(org, { total_count: 8 });
+    const cli = ferry(['bulk-qa', 'follow', run.run_id, '--gateway-url', gatewayUrl, '--token', token]);
+    await waitFor(() => cli.output().includes('running 0/8'), { what: 'the snapshot line', timeoutMs: 30_000 });
+    for (let i = 0; i < 3; i++) await qa.step(run.run_id);
+    await waitFor(() => cli.output().includes('running 3/8'));
+    // The gateway goes away (its streams end) and comes back on the same port; events go on meanwhile.
+    const port = system.processes.get('gateway')!.port;
+    await system.stop('gateway');
+    for (let i = 0; i < 3; i++) await qa.step(run.run_id);
+    await system.start(['gateway'], { env: { ...env, PORT: String(port) } });
+    for (let i = 0; i < 2; i++) await qa.step(run.run_id, { failed: 'topic_rate@1' });
+    await qa.finish(run.run_id, 'failed');
+    const { code, stdout } = await cli.done;
+    expect(code).toBe(1);
+    expect(stdout).toMatch(/connection lost \(.+\); resuming after event \d+/);
+    // Every step shows up once, in order.
+    const seen = [...stdout.matchAll(/^running (\d)\/8/gm)].map((m) => Number(m[1]));
+    expect(seen).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8]);
+    expect(stdout).toContain(`run ${run.run_id} failed: 8/8 processed`);
+    expect(stdout).toContain('failures by check:\n  topic_rate@1  2\n');
+  });
+
+  it('draws a progress bar on a terminal', async () => {
+    const run = qa.create(org, { total_count: 4 });
+    let text = '';
+    const out = Object.assign(
+      new Writable({
+        write(chunk, _enc, cb) {
+          text += chunk;
+          cb();
+        },
+      }),
+      { isTTY: true, columns: 160 },
+    );
+    const following = bulkQaFollow({ gatewayUrl: system.gatewayUrl, token, out, err: out }, run.run_id);
+    await waitFor(() => text.includes('0/4'));
+    await qa.step(run.run_id);
+    await qa.step(run.run_id);
+    await qa.finish(run.run_id, 'completed');
+    expect(await following).toBe(0);
+    expect(text).toContain('\r\x1b[2K[############............] 2/4 50 %');
+  });
+});

@@ -1,0 +1,183 @@
+import {
+  type BulkQaFilters,
+  type BulkRun,
+  type BulkRunStatus,
+  bulkRunEvents,
+  bulkRunRpc,
+  HEADERS,
+  isTerminalBulkRun,
+  type RpcCallContext,
+  STREAMS,
+} from '@ferry/contracts';
+import { DomainError, newId, RpcServer, toNatsHeaders } from '@ferry/platform';
+import { silentLogger } from '@ferry/platform/testing';
+import type { System } from './system.js';
+
+/**
+ * Stands in for the QA service's bulk runs, for the gateway's tests while that service is built in
+ * parallel: it answers `qa.rpc.bulk_run.*` from runs held in memory and publishes progress/finished
+ * events into the namespace's QA stream with the headers the outbox relay sets. The real service's
+ * end-to-end tests (bulk runs over real episodes) come with it.
+ */
+export class FakeQaBulkRuns {
+  readonly runs = new Map<string, BulkRun>();
+  private readonly server: RpcServer;
+  /** Each publish's stream sequence, in order. */
+  readonly published: { seq: number; kind: 'progress' | 'finished'; run: BulkRun }[] = [];
+
+  constructor(private readonly system: System) {
+    const { nc, ns } = system.infra;
+    this.server = new RpcServer({
+      nc,
+      ns,
+      service: 'qa',
+      db: system.infra.database('qa').db,
+      logger: silentLogger(),
+    });
+    const find = (id: string, call: RpcCallContext) => {
+      const run = this.runs.get(id);
+      // Another organization's run is not found, exactly as for an unknown id.
+      if (!run || run.organization_id !== call.actor.org)
+        throw new DomainError('not_found', `bulk run ${id} not found`);
+      return run;
+    };
+    this.server.register(bulkRunRpc.get, async ({ id }, { call }) => find(id, call));
+    this.server.register(bulkRunRpc.current, async (_data, { call }) => ({
+      run:
+        [...this.runs.values()].find(
+          (r) => r.organization_id === call.actor.org && (r.status === 'queued' || r.status === 'running'),
+        ) ?? null,
+    }));
+    this.server.register(bulkRunRpc.list, async ({ query }, { call }) => ({
+      items: [...this.runs.values()]
+        .filter((r) => r.organization_id === call.actor.org && (!query.status || query.status.includes(r.status)))
+        .reverse()
+        .slice(0, query.limit),
+      next_cursor: null,
+    }));
+    this.server.register(bulkRunRpc.preview, async () => ({
+      status: 'preview' as const,
+      matched_count: 12,
+      eligible_count: 10,
+      skipped: { already_running: 1, protected_status: 1 },
+      warnings: [],
+    }));
+    this.server.register(bulkRunRpc.execute, async ({ filters }, { call }) => {
+      const active = [...this.runs.values()].find(
+        (r) => r.organization_id === call.actor.org && !isTerminalBulkRun(r.status),
+      );
+      if (active) {
+        throw new DomainError('bulk_run_active', 'a bulk run is already active', {
+          run_id: active.run_id,
+          status: active.status,
+        });
+      }
+      return this.create(call.actor.org, { filters, created_by: call.actor.sub });
+    });
+    this.server.register(bulkRunRpc.cancel, async ({ id }, { call }) => {
+      const run = find(id, call);
+      if (isTerminalBulkRun(run.status)) throw new DomainError('invalid_state', `bulk run ${id} has ended`);
+      return this.update(id, { cancel_requested_at: new Date().toISOString() });
+    });
+    this.server.start();
+  }
+
+  stop(): Promise<void> {
+    return this.server.stop();
+  }
+
+  get stream(): string {
+    return this.system.infra.ns.stream(STREAMS.QA.name);
+  }
+
+  create(org: string, patch: Partial<BulkRun> = {}): BulkRun {
+    const now = new Date().toISOString();
+    const run: BulkRun = {
+      run_id: newId(),
+      organization_id: org,
+      action: 'bulk_qa',
+      status: 'running',
+      filters: {} as BulkQaFilters,
+      total_count: 10,
+      processed_count: 0,
+      passed_count: 0,
+      qa_failed_count: 0,
+      processing_failed_count: 0,
+      skipped_count: 0,
+      failures_by_check: {},
+      version: 1,
+      created_by: 'operator-test',
+      created_at: now,
+      started_at: now,
+      updated_at: now,
+      finished_at: null,
+      cancel_requested_at: null,
+      error_message: null,
+      ...patch,
+    };
+    this.runs.set(run.run_id, run);
+    return run;
+  }
+
+  /** Changes the snapshot QA answers (version + 1) without publishing anything. */
+  update(id: string, patch: Partial<BulkRun>): BulkRun {
+    const run = this.runs.get(id)!;
+    const next = { ...run, ...patch, version: patch.version ?? run.version + 1, updated_at: new Date().toISOString() };
+    this.runs.set(id, next);
+    return next;
+  }
+
+  /** One more episode processed (passed, or failed `check`), published as a progress event. */
+  async step(id: string, outcome: { failed?: string } = {}, extra: Partial<BulkRun> = {}): Promise<number> {
+    const run = this.runs.get(id)!;
+    const failures = { ...run.failures_by_check };
+    if (outcome.failed) failures[outcome.failed] = (failures[outcome.failed] ?? 0) + 1;
+    const next = this.update(id, {
+      processed_count: run.processed_count + 1,
+      passed_count: run.passed_count + (outcome.failed ? 0 : 1),
+      qa_failed_count: run.qa_failed_count + (outcome.failed ? 1 : 0),
+      failures_by_check: failures,
+      ...extra,
+    });
+    return this.publish('progress', next);
+  }
+
+  /** Ends the run: publishes its finished event first (unless `publish: false`: a lost event), then updates the snapshot. */
+  async finish(id: string, status: BulkRunStatus = 'completed', options: { publish?: boolean } = {}): Promise<number> {
+    const run = this.runs.get(id)!;
+    const ended: BulkRun = {
+      ...run,
+      status,
+      version: run.version + 1,
+      finished_at: new Date().toISOString(),
+      updated_at: new Date().toISOString(),
+    };
+    const seq = options.publish === false ? 0 : await this.publish('finished', ended);
+    this.runs.set(id, ended);
+    return seq;
+  }
+
+  /** Publishes as QA's outbox relay does: into the QA stream, Nats-Msg-Id = event id, Ferry-* headers. */
+  async publish(kind: 'progress' | 'finished', run: BulkRun): Promise<number> {
+    const def = bulkRunEvents[kind];
+    const eventId = newId();
+    const { js, ns } = this.system.infra;
+    const ack = await js.publish(ns.subject(`${def.type}.${run.run_id}`), JSON.stringify({ run }), {
+      msgID: eventId,
+      headers: toNatsHeaders({
+        [HEADERS.eventId]: eventId,
+        [HEADERS.eventType]: def.type,
+        [HEADERS.schemaVersion]: String(def.version),
+        [HEADERS.occurredAt]: new Date().toISOString(),
+        [HEADERS.correlationId]: `test-${eventId}`,
+      }),
+    });
+    this.published.push({ seq: ack.seq, kind, run });
+    return ack.seq;
+  }
+
+  /** The QA stream's last sequence now. */
+  async lastSeq(): Promise<number> {
+    return (await this.system.infra.jsm.streams.info(this.stream)).state.last_seq;
+  }
+}
