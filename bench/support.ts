@@ -122,3 +122,17 @@ export class UploadEventWatch {
     this.sub.unsubscribe();
   }
 }
+
+/** Runs `fn` over `items`, `concurrency` at a time, in order of start. */
+export async function forEachConcurrently<T>(
+  items: readonly T[],
+  concurrency: number,
+  fn: (item: T, index: number) => Promise<void>,
+): Promise<void> {
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: Math.min(concurrency, items.length) }, async () => {
+      for (let i = next++; i < items.length; i = next++) await fn(items[i]!, i);
+    }),
+  );
+}
