@@ -22,7 +22,8 @@ import { median, RssSampler, report, rssOf, UploadEventWatch } from './support.j
  *   generator, one fdatasync at the end, as durable as the parts' fsync);
  * - raw Node HTTP: the same client process PUTting the same parts to a bare Node HTTP server (a child
  *   process) that writes each body at its offset with an fsync and does nothing else (no auth, no RPC,
- *   no hashing) — the ceiling of any Node gateway here, to tell Node's cost from ours;
+ *   no hashing) — the ceiling of any Node gateway here, to tell Node's cost from ours; and the same
+ *   server hashing each part on the way, as ours must (DESIGN §6);
  * - plain sha256: that dd file streamed in 1 MiB reads and hashed by a fresh Node process (what
  *   verification does, minus everything else).
  *
@@ -95,25 +96,31 @@ function startClient(env: Record<string, string>): { pid: number; result: Promis
 
 /**
  * A bare Node HTTP server in a child process: PUT /<n> writes the body at offset (n − 1) · part size of one
- * file, fsyncs it, answers 200. What any Node gateway on this machine could at best do with the bytes.
+ * file, fsyncs it, answers 200 — hashing it on the way with SINK_HASH set. What any Node gateway on this
+ * machine could at best do with the bytes, without and with the sha256 our gateway must compute.
  */
 const RAW_SINK = `
 import http from 'node:http';
+import { createHash } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
+import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-const { SINK_FILE, SINK_PART_SIZE } = process.env;
+const { SINK_FILE, SINK_PART_SIZE, SINK_HASH } = process.env;
 const server = http.createServer((req, res) => {
   const n = Number(req.url.slice(1));
+  const hash = createHash('sha256');
+  const meter = new Transform({ transform(chunk, _encoding, done) { if (SINK_HASH) hash.update(chunk); done(null, chunk); } });
   const sink = createWriteStream(SINK_FILE, { flags: 'r+', start: (n - 1) * Number(SINK_PART_SIZE), flush: true });
-  pipeline(req, sink).then(() => res.end('ok'), (err) => { res.statusCode = 500; res.end(String(err)); });
+  pipeline(req, meter, sink).then(() => res.end(hash.digest('hex')), (err) => { res.statusCode = 500; res.end(String(err)); });
 });
 server.listen(0, '127.0.0.1', () => console.log(server.address().port));
 `;
 
-async function rawHttpIngestMs(file: string): Promise<number> {
+/** Ingest time of the same client and parts into RAW_SINK, hashing each part on the way or not. */
+async function rawHttpIngestMs(file: string, options: { hash: boolean }): Promise<number> {
   await writeFile(file, '');
   const sink = spawn(process.execPath, ['--input-type=module', '-e', RAW_SINK], {
-    env: { ...process.env, SINK_FILE: file, SINK_PART_SIZE: String(PART_SIZE) },
+    env: { ...process.env, SINK_FILE: file, SINK_PART_SIZE: String(PART_SIZE), SINK_HASH: options.hash ? '1' : '' },
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   try {
@@ -222,7 +229,12 @@ it('upload-ingest', async () => {
 
   const payload = new Payload(SIZE, 'bench-upload');
   const sha256 = await payload.sha256();
-  const runs: (UploadTiming & { rawWriteMs: number; rawSha256Ms: number; rawHttpMs: number })[] = [];
+  const runs: (UploadTiming & {
+    rawWriteMs: number;
+    rawSha256Ms: number;
+    rawHttpMs: number;
+    rawHttpHashMs: number;
+  })[] = [];
   for (let i = 0; i < RUNS; i++) {
     // Baseline: the same number of bytes written raw to the blob store's filesystem, fdatasync'ed…
     const t = performance.now();
@@ -232,10 +244,11 @@ it('upload-ingest', async () => {
     const rawSha256Ms = await plainSha256Ms(rawFile);
     await rm(rawFile, { force: true });
     // …and the same client and parts into a bare Node HTTP server writing to the same filesystem.
-    const rawHttpMs = await rawHttpIngestMs(rawFile);
+    const rawHttpMs = await rawHttpIngestMs(rawFile, { hash: false });
+    const rawHttpHashMs = await rawHttpIngestMs(rawFile, { hash: true });
 
     const timing = await uploadOnce(w, w.taskIds[i + 1]!, payload, 'bench-upload', sha256, watch);
-    runs.push({ ...timing, rawWriteMs, rawSha256Ms, rawHttpMs });
+    runs.push({ ...timing, rawWriteMs, rawSha256Ms, rawHttpMs, rawHttpHashMs });
     await emptyBlobStore();
   }
   watch.verified.close();
@@ -245,6 +258,7 @@ it('upload-ingest', async () => {
   const ingestMBps = med((r) => mbps(SIZE, r.ingestMs));
   const rawWriteMBps = med((r) => mbps(SIZE, r.rawWriteMs));
   const rawHttpMBps = med((r) => mbps(SIZE, r.rawHttpMs));
+  const rawHttpHashMBps = med((r) => mbps(SIZE, r.rawHttpHashMs));
   const verifyMs = med((r) => r.verifyMs);
   const rawSha256Ms = med((r) => r.rawSha256Ms);
   const endToEndMs = med((r) => r.endToEndMs);
@@ -266,6 +280,7 @@ it('upload-ingest', async () => {
       ingest_MBps: r1(ingestMBps),
       raw_write_MBps: r1(rawWriteMBps),
       raw_node_http_MBps: r1(rawHttpMBps),
+      raw_node_http_sha256_MBps: r1(rawHttpHashMBps),
       verify_ms: Math.round(verifyMs),
       raw_sha256_ms: Math.round(rawSha256Ms),
       ack_after_verified_ms: Math.round(med((r) => r.ackAfterVerifiedMs)),
@@ -275,6 +290,7 @@ it('upload-ingest', async () => {
     ratios: {
       ingest_to_raw_write: r2(ingestMBps / rawWriteMBps),
       ingest_to_raw_node_http: r2(ingestMBps / rawHttpMBps),
+      ingest_to_raw_node_http_sha256: r2(ingestMBps / rawHttpHashMBps),
       verify_to_raw_sha256: r2(verifyMs / rawSha256Ms),
       end_to_end_to_raw_write_plus_sha256: r2(endToEndMs / physicalMs),
     },
@@ -289,6 +305,7 @@ it('upload-ingest', async () => {
       ingest_MBps: r1(mbps(SIZE, r.ingestMs)),
       raw_write_MBps: r1(mbps(SIZE, r.rawWriteMs)),
       raw_node_http_MBps: r1(mbps(SIZE, r.rawHttpMs)),
+      raw_node_http_sha256_MBps: r1(mbps(SIZE, r.rawHttpHashMs)),
       verify_ms: Math.round(r.verifyMs),
       raw_sha256_ms: Math.round(r.rawSha256Ms),
       ack_after_verified_ms: Math.round(r.ackAfterVerifiedMs),
