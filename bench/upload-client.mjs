@@ -1,6 +1,6 @@
-// The device of bench/upload-ingest, in a process of its own as on a robot: the benchmark's own process
-// (vitest, the TypeScript sources, the services' logs) hashes and sends ~35 % slower than a plain Node
-// process, which would measure the harness instead of the gateway. Plain JavaScript, run by node itself.
+// The device of bench/upload-ingest, in a process of its own as on a robot: from the benchmark's own process
+// (vitest, the TypeScript sources, the services' logs) the same code sent about a third slower and hashed about
+// half as fast as from a plain Node process, so it measured the harness. Plain JavaScript, run by node itself.
 //
 // Configured by FERRY_BENCH_* variables (prefixed: vitest's environment already holds a BASE_URL).
 // FERRY_BENCH_MODE=upload: open the upload for _TASK_ID at _BASE_URL with _TOKEN (declaring _SIZE and
