@@ -89,4 +89,22 @@ describe('a device uploads a recording and gets its episode', () => {
     );
     expect(verified.map((m) => m.json<{ upload_id: string }>().upload_id)).toEqual([done.id]);
   });
+
+  it('rejects with sha256_mismatch a recording whose stored bytes do not hash to the declared sha256', async () => {
+    const w = await deviceWorld(system);
+    const [taskId] = w.taskIds;
+    const mcap = new Payload(5 * MiB + 16, 'e2e-mismatch');
+    const uploader = w.uploader();
+    // Declared with the sha256 of other bytes of the same size: every part arrives whole, the file does not match.
+    const declared = await new Payload(mcap.size, 'e2e-other').sha256();
+    const opened = await uploader.open(taskId!, [{ role: 'mcap', size_bytes: mcap.size, sha256: declared }]);
+    await uploader.sendMissing(opened.body.id, { mcap: (start, length) => mcap.stream(start, length) });
+    expect((await uploader.complete(opened.body.id)).status).toBe(202);
+
+    const done = await uploader.waitForOutcome(opened.body.id);
+    expect(done).toMatchObject({ status: 'rejected', episode_id: null });
+    expect(done.rejection).toMatchObject({ reason: 'sha256_mismatch', by: 'transfer' });
+    expect(done.rejection!.detail).toContain(await mcap.sha256());
+    expect((await w.operator('GET', `/tasks/${taskId}`)).body.status).not.toBe('completed');
+  });
 });

@@ -128,6 +128,7 @@ export function describeBlobStoreContract(
         expect(stat?.size).toBe(1000);
         expect(stat?.modifiedAt).toBeInstanceOf(Date);
         expect(await sha256Of(await store.read(k))).toBe(sha256);
+        expect(await store.digest(k)).toEqual({ size: 1000, sha256 });
         expect(await buffer(await store.read(k, { start: 2, end: 5 }))).toEqual(bytesAt(1, 2, 6));
         expect(await buffer(await store.read(k, { start: 990 }))).toEqual(bytesAt(1, 990, 1000));
         expect(await buffer(await store.read(k, { start: 998, end: 5000 }))).toEqual(bytesAt(1, 998, 1000));
@@ -176,6 +177,7 @@ export function describeBlobStoreContract(
         const k = key('put/deleted.bin');
         expect(await store.stat(key('none'))).toBeNull();
         await expect(store.read(key('none'))).rejects.toBeInstanceOf(BlobNotFoundError);
+        await expect(store.digest(key('none'))).rejects.toBeInstanceOf(BlobNotFoundError);
         await store.put(k, generated(7, 0, 10));
         await store.delete(k);
         await store.delete(k);
@@ -196,6 +198,7 @@ export function describeBlobStoreContract(
         for (const bad of ['../etc/passwd', '/abs', 'a//b', 'a/../b', 'a/./b', 'sp ace', 'a\\b', '', 'x/']) {
           await expect(store.stat(bad)).rejects.toBeInstanceOf(InvalidBlobKeyError);
           await expect(store.read(bad)).rejects.toBeInstanceOf(InvalidBlobKeyError);
+          await expect(store.digest(bad)).rejects.toBeInstanceOf(InvalidBlobKeyError);
           await expect(store.put(bad, Readable.from([Buffer.from('x')]))).rejects.toBeInstanceOf(InvalidBlobKeyError);
           await expect(store.delete(bad)).rejects.toBeInstanceOf(InvalidBlobKeyError);
           await expect(store.createMultipart(bad, { partSize: MIN_PART_SIZE })).rejects.toBeInstanceOf(
@@ -363,6 +366,7 @@ export function describeBlobStoreContract(
         const expected = await expectedSha256(19, 0, size);
         expect(await store.completeMultipart(k, multipartId, [parts[1]!, parts[0]!])).toEqual({ size });
         expect(await sha256Of(await store.read(k))).toBe(expected);
+        expect(await store.digest(k)).toEqual({ size, sha256: expected });
         expect(await buffer(await store.read(k, { start: large - 10, end: large + 9 }))).toEqual(
           bytesAt(19, large - 10, large + 10),
         );
@@ -378,6 +382,7 @@ export function describeBlobStoreContract(
         const isStorageError = (p: Promise<unknown>) => expect(p).rejects.toBeInstanceOf(BlobStorageError);
         await isStorageError(down.stat(k));
         await isStorageError(down.read(k));
+        await isStorageError(down.digest(k));
         await isStorageError(down.put(k, generated(20, 0, 100), { size: 100 }));
         await isStorageError(down.put(k, generated(20, 0, 100)));
         await isStorageError(down.delete(k));

@@ -16,7 +16,7 @@ export interface BlobStat {
 
 export interface BlobWriteResult {
   size: number;
-  /** Hex sha256 of the bytes written, computed as they streamed in. */
+  /** Hex sha256 of the bytes written (computed as they streamed in) or, from digest(), of the stored bytes. */
   sha256: string;
 }
 
@@ -147,6 +147,14 @@ export interface BlobStore {
    * surfaces as a BlobStorageError on the stream.
    */
   read(key: string, range?: ByteRange): Promise<Readable>;
+
+  /**
+   * Size and hex sha256 of the whole object, read once (what verification needs of a multi-GB file).
+   * BlobNotFoundError when it is missing. Prefer it to hashing read(): the local store reads into one
+   * reused buffer, where a stream allocates one per chunk, garbage that in a service's heap cost as much
+   * as the hashing itself (bench/upload-ingest).
+   */
+  digest(key: string): Promise<BlobWriteResult>;
 
   /** Removes the object; removing a missing one is not an error. */
   delete(key: string): Promise<void>;

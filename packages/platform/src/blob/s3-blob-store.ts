@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import {
@@ -465,6 +466,17 @@ export class S3BlobStore implements BlobStore {
       }
       throw this.failure('read', key, err);
     }
+  }
+
+  /** S3 has no whole-object sha256 of a multipart object: the object is streamed back once. */
+  async digest(key: string): Promise<BlobWriteResult> {
+    const hash = createHash('sha256');
+    let size = 0;
+    for await (const chunk of await this.read(key)) {
+      hash.update(chunk as Buffer);
+      size += (chunk as Buffer).length;
+    }
+    return { size, sha256: hash.digest('hex') };
   }
 
   async delete(key: string): Promise<void> {

@@ -177,6 +177,32 @@ describe('OutboxRelay', () => {
     }
   });
 
+  it('publishes a row committed while a pass is running without waiting for its poll', async () => {
+    await purge();
+    const r = relay({ pollIntervalMs: 600_000 });
+    let late: string | undefined;
+    const relayBatch = r.relayBatch.bind(r);
+    r.relayBatch = async () => {
+      const result = await relayBatch();
+      if (result.claimed > 0 && !late) {
+        // Another transaction commits while this pass is still running; its NOTIFY arrives meanwhile.
+        [late] = await appendProbes(1, 1);
+        await new Promise((resolve) => setTimeout(resolve, 200));
+      }
+      return result;
+    };
+    await r.start();
+    try {
+      await appendProbes(1);
+      await waitFor(() => late !== undefined, { what: 'the commit during a pass' });
+      await waitFor(async () => (await unpublished()) === 0, { timeoutMs: 5_000, what: 'the late row published' });
+      const msgs = await streamMessages(infra.jsm, stream());
+      expect(msgs.map((m) => m.header.get(HEADERS.msgId))).toContain(late);
+    } finally {
+      await r.stop();
+    }
+  });
+
   it('keeps a row it cannot publish, with the error and a later retry time', async () => {
     await purge();
     await sql`insert into outbox (id, subject, event_type, payload) values

@@ -177,21 +177,29 @@ export class UploadVerifier {
         detail: `the sidecar holds ${stat.size} bytes; at most ${MAX_SIDECAR_BYTES}`,
       });
     }
-    const hash = createHash('sha256');
-    const keep: Buffer[] = [];
-    for await (const chunk of await this.blob.read(file.object_key)) {
-      hash.update(chunk as Buffer);
-      if (file.role === 'sidecar') keep.push(chunk as Buffer);
+    // The sidecar (≤ 4 MiB) is kept for parsing; the recording is only hashed, the store's cheapest way.
+    let actual: string;
+    let data: Buffer | undefined;
+    if (file.role === 'sidecar') {
+      const hash = createHash('sha256');
+      const keep: Buffer[] = [];
+      for await (const chunk of await this.blob.read(file.object_key)) {
+        hash.update(chunk as Buffer);
+        keep.push(chunk as Buffer);
+      }
+      actual = hash.digest('hex');
+      data = Buffer.concat(keep);
+    } else {
+      actual = (await this.blob.digest(file.object_key)).sha256;
     }
     this.bytesHashed.inc(stat.size);
-    const actual = hash.digest('hex');
     if (actual !== file.sha256) {
       throw new Rejected({
         reason: 'sha256_mismatch',
         detail: `${file.role} hashes to ${actual}; ${file.sha256} was declared`,
       });
     }
-    return file.role === 'sidecar' ? Buffer.concat(keep) : undefined;
+    return data;
   }
 
   private async reject(trx: Trx, id: string, rejection: Omit<UploadRejection, 'by'>): Promise<void> {
