@@ -36,12 +36,15 @@ export const TransferConfig = BlobStoreConfig.extend({
     .int()
     .min(1000)
     .default(24 * 60 * MINUTE),
-  /** A verified upload not acknowledged for this long has upload.verified published again. Default 5 min. */
+  /**
+   * A verified upload not acknowledged for this long has upload.verified published again. Default 15 min:
+   * beyond the streams' 10-minute duplicate window, inside which JetStream itself would drop the repeat.
+   */
   UPLOAD_ACK_TIMEOUT_MS: z.coerce
     .number()
     .int()
     .min(1000)
-    .default(5 * MINUTE),
+    .default(15 * MINUTE),
   /** Republications before giving up (an error log and a metric). Default 5. */
   UPLOAD_MAX_REPUBLISH: z.coerce.number().int().min(0).max(100).default(5),
   /** Between housekeeping sweeps. Default 60 s. */
