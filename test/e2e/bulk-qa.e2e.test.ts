@@ -159,6 +159,36 @@ describe('bulk QA runs', () => {
     expect(last.processed_count).toBe(300);
   });
 
+  it('counts a checked item in the transaction that records its run: a replica killed right after that commit leaves no second run', async () => {
+    for (const p of alive()) {
+      p.child.kill('SIGTERM');
+      await p.exited;
+    }
+    const org = await seed(40);
+    const victim = await replica({ FERRY_FAULTS: 'qa.after_record' });
+    const run = await rpc.call(bulkRunRpc.execute, { filters: {} }, call(org));
+    expect(await victim.exited).toMatchObject({ signal: 'SIGKILL' });
+    expect(victim.raw.join('\n')).toMatch(/fault injected at qa\.after_record/);
+    const db = system.infra.database('qa').db;
+    // Every run the victim recorded has its item counted: both or neither (two checks may have committed
+    // together before the kill landed).
+    const atDeath = await sql<{ runs: number; done: number }>`
+      select (select count(*)::int from runs where bulk_run_id = ${run.run_id}) as runs,
+             (select count(*)::int from bulk_run_items where run_id = ${run.run_id} and status = 'done') as done`.execute(
+      db,
+    );
+    expect(atDeath.rows[0]!.runs).toBeGreaterThanOrEqual(1);
+    expect(atDeath.rows[0]!.done).toBe(atDeath.rows[0]!.runs);
+    await replica();
+    const { last } = await follow(org, run.run_id, (r) => r.status === 'completed');
+    expect(last).toMatchObject({ processed_count: 40, passed_count: 40, skipped_count: 0 });
+    const perEpisode = await sql<{ n: number; c: number }>`
+      select count(*)::int as n, count(distinct episode_id)::int as c from runs where bulk_run_id = ${run.run_id}`.execute(
+      db,
+    );
+    expect(perEpisode.rows[0]).toEqual({ n: 40, c: 40 });
+  });
+
   it('interrupts a run every replica abandoned, after the lease, also when a replica restarts', async () => {
     await ensureReplicas(1);
     const org = await seed(400);
@@ -191,6 +221,9 @@ describe('bulk QA runs', () => {
     expect(invariant(last)).toBe(true);
     await new Promise((r) => setTimeout(r, 500));
     expect((await rpc.call(bulkRunRpc.get, { id: run.run_id }, call(org))).processed_count).toBe(last.processed_count);
+    // Cancelling it again changes nothing and answers the run as it is.
+    const again = await rpc.call(bulkRunRpc.cancel, { id: run.run_id }, call(org));
+    expect(again).toMatchObject({ status: 'cancelled', version: last.version, processed_count: last.processed_count });
   });
 
   it('filters the episode set at execute time and skips statuses a person set', async () => {

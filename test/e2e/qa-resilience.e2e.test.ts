@@ -159,3 +159,75 @@ describe('QA replicas', () => {
     expect(finished.reduce((a, b) => a + b, 0)).toBe(episodeIds.length);
   });
 });
+
+describe('QA while a long check runs', () => {
+  let system: System;
+  let dir: string;
+  let w: DeviceWorld;
+  let episodeId: string;
+  beforeAll(async () => {
+    dir = await mkdtemp(path.join(tmpdir(), 'ferry-qa-long-'));
+    const file = path.join(dir, 'long.mcap');
+    await writeLargeMcap(file, { bytes: 200 * MiB, compression: 'zstd' });
+    system = await System.create();
+    await system.start(['production', 'transfer', 'gateway']);
+    await system.startReplica('qa', { QA_MANUAL_CONCURRENCY: '1' });
+    w = await deviceWorld(system);
+    const upload = await uploadRecording(w, await readFile(file));
+    expect(upload.status).toBe('acknowledged');
+    episodeId = upload.episode_id!;
+    await waitFor(async () => (await qaStatus(w, episodeId)).qa_status === 'approved', {
+      timeoutMs: 60_000,
+      what: 'auto QA to approve the long recording',
+    });
+  }, 180_000);
+  afterAll(async () => {
+    await system?.shutdown();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  /** A manual run, started and left running; resolves with its answer. */
+  const startManualRun = () => w.operator('POST', `/episodes/${episodeId}/qa/runs`);
+  /** QA's own table says a check holds the episode right now. */
+  const checking = async () =>
+    (
+      await sql<{ held: boolean }>`select claim_id is not null as held from episodes where id = ${episodeId}`.execute(
+        system.infra.database('qa').db,
+      )
+    ).rows[0]?.held === true;
+
+  it('keeps the status a person sets while a check runs, and still records the check', async () => {
+    const manual = startManualRun();
+    await waitFor(checking, { timeoutMs: 10_000, intervalMs: 10, what: 'the manual check to start' });
+    const review = await w.operator('POST', `/episodes/${episodeId}/qa/review`, {
+      decision: 'reject',
+      note: 'the gripper slipped in this take',
+    });
+    expect(review.status).toBe(201);
+    // The race happened: the person decided while the check held the episode.
+    expect(review.body).toMatchObject({ from_status: 'qa_running', to_status: 'rejected' });
+    const run = await manual;
+    expect(run.status).toBe(201);
+    expect(run.body).toMatchObject({ trigger: 'manual', passed: true, status_after: 'rejected' });
+    expect((await qaStatus(w, episodeId)).qa_status).toBe('rejected');
+    const history = await w.operator('GET', `/episodes/${episodeId}/qa/runs`);
+    expect(history.body.items.map((i: { kind: string }) => i.kind)).toEqual(['run', 'review', 'run']);
+    await waitFor(async () => (await w.operator('GET', `/episodes/${episodeId}`)).body.qa_status === 'rejected', {
+      timeoutMs: 15_000,
+      what: 'production’s read copy to show the person’s status',
+    });
+  });
+
+  it('answers another manual run 503 with Retry-After while the replica’s manual slots are taken', async () => {
+    const first = startManualRun();
+    await waitFor(checking, { timeoutMs: 10_000, intervalMs: 10, what: 'the first manual check to start' });
+    const second = await startManualRun();
+    expect(await checking()).toBe(true); // the first was still running when the second was refused
+    expect(second.status).toBe(503);
+    expect(second.headers.get('retry-after')).toBe('5');
+    expect(second.body).toMatchObject({ code: 'unavailable', status: 503 });
+    expect((await first).status).toBe(201);
+    // A slot is free again.
+    expect((await startManualRun()).status).toBe(201);
+  });
+});

@@ -31,6 +31,8 @@ export interface EpisodesTable {
   recording: ColumnType<Record<string, unknown> | null, string | null, string | null>;
   labels: ColumnType<string[], string[] | undefined, string[]>;
   episode_created_at: Timestamp;
+  /** Production's updated_at of the episode as last projected (orders episode.updated events). */
+  source_updated_at: NullableTimestamp;
   qa_status: ColumnType<string, string | undefined, string>;
   status_changed_at: Timestamp;
   qa_score: number | null;
@@ -130,6 +132,7 @@ export interface BulkRunItemsTable {
     'pending' | 'claimed' | 'done'
   >;
   claimed_by: string | null;
+  claim_token: string | null;
   claim_expires_at: NullableTimestamp;
   outcome: 'passed' | 'qa_failed' | 'processing_failed' | 'skipped' | null;
 }

@@ -11,6 +11,11 @@ export const QaConfig = BlobStoreConfig.extend({
   /** Automatic checks this process runs at once (each streams a whole recording). Default 2. */
   QA_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(2),
   /**
+   * Manual runs (POST /episodes/{id}/qa/runs) this process checks at once; one more is answered 503
+   * with Retry-After rather than queued behind them. Default 2.
+   */
+  QA_MANUAL_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(2),
+  /**
    * How long a check's claim on an episode lasts without renewal; the checker renews it every third of
    * that, so a dead checker's claim expires within one lease and another replica checks the episode.
    * Default 30 s.

@@ -24,6 +24,15 @@ export const qaEvents = {
 /** Durable consumers owned by the QA service. */
 export const qaConsumers = {
   /**
+   * Projects every new episode at once, in the inbox transaction: the lists, filters, labels and bulk
+   * selections see it even while auto QA's slower consumer is busy checking earlier ones.
+   */
+  episodes: defineConsumer({
+    durable: 'qa__episodes',
+    service: 'qa',
+    events: [episodeEvents.created],
+  }),
+  /**
    * Every new episode is projected and checked automatically. The check streams the whole recording, so
    * it runs outside any transaction (a claim with a lease makes it exactly once); the runner keeps the
    * message alive with working() meanwhile.
@@ -37,16 +46,20 @@ export const qaConsumers = {
     concurrency: 2,
     maxAckPending: 64,
   }),
-  /** Labels (a batch recall) follow production's episodes. */
+  /** Labels (a batch recall) follow production's episodes; one not projected yet is retried (`conflict`). */
   episodeUpdated: defineConsumer({
     durable: 'qa__episode-updated',
     service: 'qa',
     events: [episodeEvents.updated],
   }),
-  /** Robot types and expected topics of devices, for profiles and filters. */
+  /**
+   * Robot types and expected topics of devices, for profiles and filters. One at a time per replica;
+   * across replicas the device's own updated_at decides, so an older event never wins.
+   */
   devices: defineConsumer({
     durable: 'qa__devices',
     service: 'qa',
+    concurrency: 1,
     events: [deviceEvents.registered, deviceEvents.updated, deviceEvents.deleted],
     filterSubject: 'transfer.evt.device.*.v1',
   }),

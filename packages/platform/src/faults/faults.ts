@@ -15,7 +15,8 @@ export type FaultPoint =
   | 'consumer.after_commit'
   | 'rpc.after_commit'
   | 'transfer.after_verify'
-  | 'qa.mid_check';
+  | 'qa.mid_check'
+  | 'qa.after_record';
 
 export function faultPoint(point: FaultPoint): void {
   if (armed.size === 0 || !armed.has(point)) return;

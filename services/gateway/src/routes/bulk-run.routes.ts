@@ -120,13 +120,14 @@ export const bulkRunRoutes = [
     path: '/data-ops/bulk-runs/:id/cancel',
     operationId: 'cancelBulkRun',
     summary: 'Cancel a bulk run',
-    description: 'Episodes already being checked finish; the rest are not started. The run ends `cancelled`.',
+    description:
+      'Episodes already being checked finish; the rest are not started. The run ends `cancelled`. Cancelling a run ' +
+      'that has already ended changes nothing and answers it as it is (so a repeated cancel is safe).',
     tags,
     roles: WRITERS,
     params: BulkRunIdParams,
     idempotent: true,
     responses: { 200: { description: 'The run, with the cancel requested (or already ended).', schema: BulkRun } },
-    errors: { 409: 'The run has already ended.' },
     async handle({ params }, { rpc, call }) {
       return ok(await rpc.call(bulkRunRpc.cancel, { id: params.id }, call));
     },

@@ -205,17 +205,24 @@ export class BulkRunRepository {
 
   // ------------------------------------------------------------------------------------------ items
 
-  /** Claims up to `limit` pending items (or items whose claim lapsed: a dead replica's) for this worker. */
+  /**
+   * Claims up to `limit` pending items (or items whose claim lapsed: a dead replica's) for this worker,
+   * each with a fresh claim token — only while the run is active and nobody asked to cancel it, decided
+   * in the same statement (a run cancelled since the worker read it hands out nothing more).
+   */
   async claimItems(db: Db, runId: string, worker: string, leaseMs: number, limit: number): Promise<BulkItemRow[]> {
     if (limit <= 0) return [];
     const { rows } = await sql<BulkItemRow>`
       update bulk_run_items as i
-      set status = 'claimed', claimed_by = ${worker},
+      set status = 'claimed', claimed_by = ${worker}, claim_token = gen_random_uuid(),
           claim_expires_at = now() + ${`${leaseMs} milliseconds`}::interval
       from (
         select run_id, position from bulk_run_items
         where run_id = ${runId}
           and (status = 'pending' or (status = 'claimed' and claim_expires_at < now()))
+          and exists (
+            select 1 from bulk_runs r
+            where r.id = ${runId} and r.status in ('queued', 'running') and r.cancel_requested_at is null)
         order by position
         limit ${limit}
         for update skip locked
@@ -225,27 +232,28 @@ export class BulkRunRepository {
     return rows;
   }
 
-  async renewItem(db: Db, item: BulkItemRow, worker: string, leaseMs: number): Promise<boolean> {
+  /** Extends this claim of the item; false when the claim lapsed and the item was claimed again. */
+  async renewItem(db: Db, item: BulkItemRow, leaseMs: number): Promise<boolean> {
     const res = await db
       .updateTable('bulk_run_items')
       .set({ claim_expires_at: sql<Date>`now() + ${`${leaseMs} milliseconds`}::interval` })
       .where('run_id', '=', item.run_id)
       .where('position', '=', item.position)
       .where('status', '=', 'claimed')
-      .where('claimed_by', '=', worker)
+      .where('claim_token', '=', item.claim_token)
       .executeTakeFirst();
     return Number(res.numUpdatedRows) > 0;
   }
 
-  /** Finishes an item this worker still holds; false when its claim lapsed and another took it. */
-  async finishItem(db: Db, item: BulkItemRow, worker: string, outcome: ItemOutcome): Promise<boolean> {
+  /** Finishes the item under this claim; false when the claim lapsed and another claim took it. */
+  async finishItem(db: Db, item: BulkItemRow, outcome: ItemOutcome): Promise<boolean> {
     const res = await db
       .updateTable('bulk_run_items')
       .set({ status: 'done', outcome, claim_expires_at: null })
       .where('run_id', '=', item.run_id)
       .where('position', '=', item.position)
       .where('status', '=', 'claimed')
-      .where('claimed_by', '=', worker)
+      .where('claim_token', '=', item.claim_token)
       .executeTakeFirst();
     return Number(res.numUpdatedRows) > 0;
   }

@@ -109,10 +109,16 @@ export class BulkRunWorker implements OnApplicationBootstrap, OnModuleDestroy {
       const free = this.config.BULK_CONCURRENCY - this.inFlight.size;
       const items = await this.runs.claimItems(this.db, run.id, this.config.QA_WORKER_ID, this.lease, free);
       for (const item of items) {
-        const p = this.process(run, item).finally(() => {
-          this.inFlight.delete(p);
-          this.kick(); // take the next item at once rather than at the next poll
-        });
+        const p = this.process(run, item)
+          .catch((err) => {
+            // Counting failed (the database went away): the item's claim lapses and it is taken again;
+            // a check already recorded was counted with it, so it is not run twice.
+            if (!isPostgresConnectionError(err)) this.logger.warn({ err, run_id: run.id }, 'bulk item not counted');
+          })
+          .finally(() => {
+            this.inFlight.delete(p);
+            this.kick(); // take the next item at once rather than at the next poll
+          });
         this.inFlight.add(p);
       }
       await this.flushProgress(run.id);
@@ -126,31 +132,37 @@ export class BulkRunWorker implements OnApplicationBootstrap, OnModuleDestroy {
     });
   }
 
-  /** Checks one item, keeping its claim alive meanwhile, then counts its outcome. */
+  /**
+   * Checks one item, keeping its claim alive meanwhile. A finished check is counted inside the
+   * transaction that records it (a replica dying after the commit leaves nothing to check again); a
+   * skip or a failure is counted afterwards, in its own transaction.
+   */
   private async process(run: BulkRunRow, item: BulkItemRow): Promise<void> {
-    const worker = this.config.QA_WORKER_ID;
     const renew = setInterval(
       () => {
-        void this.runs.renewItem(this.db, item, worker, this.lease).catch(() => undefined);
+        void this.runs.renewItem(this.db, item, this.lease).catch(() => undefined);
       },
       Math.max(100, Math.floor(this.lease / 3)),
     );
     renew.unref();
     let outcome: ItemOutcome;
-    let failedChecks: string[] = [];
     try {
       const result = await this.runner.check({
         episodeId: item.episode_id,
         trigger: 'bulk',
         requestedBy: run.created_by,
         bulkRunId: run.id,
+        onRecorded: (trx, qaRun) =>
+          this.record(
+            trx,
+            run.id,
+            item,
+            qaRun.passed ? 'passed' : 'qa_failed',
+            qaRun.results.filter((r) => r.status === 'failed').map((r) => `${r.name}@${r.version}`),
+          ),
       });
-      if (result.kind === 'finished') {
-        outcome = result.run.passed ? 'passed' : 'qa_failed';
-        failedChecks = result.run.results.filter((r) => r.status === 'failed').map((r) => `${r.name}@${r.version}`);
-      } else {
-        outcome = 'skipped';
-      }
+      if (result.kind === 'finished') return;
+      outcome = 'skipped';
     } catch (err) {
       if (!isDomainError(err) || err.code !== 'storage_error') {
         this.logger.error({ err, run_id: run.id, episode_id: item.episode_id }, 'bulk item failed');
@@ -159,23 +171,26 @@ export class BulkRunWorker implements OnApplicationBootstrap, OnModuleDestroy {
     } finally {
       clearInterval(renew);
     }
-    await this.record(run.id, item, outcome, failedChecks);
+    await inTransaction(this.db, (trx) => this.record(trx, run.id, item, outcome, []));
   }
 
-  /** Counts an outcome (only while the item is still ours) and ends the run when it was the last one. */
-  private async record(runId: string, item: BulkItemRow, outcome: ItemOutcome, failedChecks: string[]): Promise<void> {
-    await inTransaction(this.db, async (trx) => {
-      if (!(await this.runs.finishItem(trx, item, this.config.QA_WORKER_ID, outcome))) return; // lapsed: not ours
-      const counted = await this.runs.count(trx, runId, outcome, failedChecks);
-      if (counted.processed_count >= counted.total_count) {
-        const done = await this.runs.transition(trx, runId, ['queued', 'running'], 'completed');
-        if (done)
-          await this.outbox.append(trx, bulkRunEvents.finished, { run: toBulkRun(done) }, { aggregateId: runId });
-        return;
-      }
-      if (counted.cancel_requested_at && (await this.service.finishCancelled(trx, counted))) return;
-      await this.progress(trx, runId, false);
-    });
+  /** Counts an outcome (only under this claim of the item) and ends the run when it was the last one. */
+  private async record(
+    trx: Transaction<QaDB>,
+    runId: string,
+    item: BulkItemRow,
+    outcome: ItemOutcome,
+    failedChecks: string[],
+  ): Promise<void> {
+    if (!(await this.runs.finishItem(trx, item, outcome))) return; // lapsed and claimed again: not ours
+    const counted = await this.runs.count(trx, runId, outcome, failedChecks);
+    if (counted.processed_count >= counted.total_count) {
+      const done = await this.runs.transition(trx, runId, ['queued', 'running'], 'completed');
+      if (done) await this.outbox.append(trx, bulkRunEvents.finished, { run: toBulkRun(done) }, { aggregateId: runId });
+      return;
+    }
+    if (counted.cancel_requested_at && (await this.service.finishCancelled(trx, counted))) return;
+    await this.progress(trx, runId, false);
   }
 
   private async flushProgress(runId: string): Promise<void> {

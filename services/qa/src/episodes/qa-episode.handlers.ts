@@ -20,8 +20,19 @@ export class QaEpisodeHandlers {
     private readonly runner: QaRunner,
   ) {}
 
+  /** Projects a new episode in the inbox transaction (a redelivery changes nothing). */
+  @EventsHandler(qaConsumers.episodes)
+  async onEpisodeProjected(
+    @Payload() payload: EventPayload<typeof episodeEvents.created>,
+    @Ctx() ctx: EventContext<QaDB>,
+  ): Promise<void> {
+    const { episode } = payload;
+    const device = await this.episodes.device(ctx.trx, episode.organization_id, episode.device_id);
+    await this.episodes.project(ctx.trx, episode, device?.robot_type ?? null);
+  }
+
   /**
-   * Auto QA for every new episode: project it, then check it. Runs outside any transaction (the check
+   * Auto QA for every new episode: project it (whichever of the two consumers comes first), then check it. Runs outside any transaction (the check
    * streams the recording); the claim makes it exactly once. Another checker holding the episode →
    * `conflict`, retried after a delay (the claim lapses if that checker died); a storage error →
    * retried later too; an episode already past pending_qa → done.
@@ -44,19 +55,28 @@ export class QaEpisodeHandlers {
     @Payload() payload: EventPayload<typeof episodeEvents.updated>,
     @Ctx() ctx: EventContext<QaDB>,
   ): Promise<void> {
-    await this.episodes.setLabels(ctx.trx, payload.episode.id, payload.episode.labels);
+    const { episode } = payload;
+    const result = await this.episodes.setLabels(ctx.trx, episode.id, episode.labels, new Date(episode.updated_at));
+    if (result === 'missing') {
+      // The update overtook the episode's creation (another consumer projects it): retried after a delay.
+      throw new DomainError('conflict', `episode ${episode.id} is not projected yet; retrying`);
+    }
   }
 
   @EventsHandler(qaConsumers.devices)
   async onDevice(@Payload() payload: DeviceEvent, @Ctx() ctx: EventContext<QaDB>): Promise<void> {
     const { device } = payload;
-    await this.episodes.upsertDevice(ctx.trx, {
+    const deleted = 'deleted_at' in payload;
+    const applied = await this.episodes.upsertDevice(ctx.trx, {
       organization_id: device.organization_id,
       device_id: device.device_id,
       robot_type: device.robot_type,
       expected_topics: device.expected_topics,
-      deleted: 'deleted_at' in payload,
+      deleted,
+      version: new Date(deleted ? payload.deleted_at : device.updated_at),
     });
-    await this.episodes.fillRobotType(ctx.trx, device.organization_id, device.device_id, device.robot_type);
+    if (applied) {
+      await this.episodes.fillRobotType(ctx.trx, device.organization_id, device.device_id, device.robot_type);
+    }
   }
 }

@@ -49,13 +49,34 @@ export class QaEpisodeRepository {
         recording: e.recording ? JSON.stringify(e.recording) : null,
         labels: e.labels,
         episode_created_at: e.created_at,
+        source_updated_at: e.updated_at,
       })
       .onConflict((oc) => oc.column('id').doNothing())
       .execute();
   }
 
-  async setLabels(db: Db, id: string, labels: string[]): Promise<void> {
-    await db.updateTable('episodes').set({ labels }).where('id', '=', id).execute();
+  /**
+   * Labels follow production's episode, unless QA already has a newer version of it (`stale`);
+   * `missing` when the episode is not projected yet.
+   */
+  async setLabels(db: Db, id: string, labels: string[], version: Date): Promise<'applied' | 'stale' | 'missing'> {
+    const res = await db
+      .updateTable('episodes')
+      .set({ labels, source_updated_at: version })
+      .where('id', '=', id)
+      .where((eb) => eb.or([eb('source_updated_at', 'is', null), eb('source_updated_at', '<=', version)]))
+      .executeTakeFirst();
+    if (Number(res.numUpdatedRows) > 0) return 'applied';
+    return (await this.find(db, id)) ? 'stale' : 'missing';
+  }
+
+  /**
+   * The database's clock (the transaction's start time): every replica stamps claims and status changes
+   * from this one clock, so their order does not depend on how well the replicas' clocks agree.
+   */
+  async now(db: Db): Promise<Date> {
+    const { rows } = await sql<{ now: Date }>`select now() as now`.execute(db);
+    return rows[0]!.now;
   }
 
   async find(db: Db, id: string, options: { org?: string; lock?: boolean } = {}): Promise<QaEpisodeRow | undefined> {
@@ -118,6 +139,11 @@ export class QaEpisodeRepository {
 
   // ------------------------------------------------------------------------------------- devices
 
+  /**
+   * Applies a device event unless a newer one was applied already: `version` is the device's own
+   * updated_at (its deleted_at for a deletion), so an event redelivered or overtaken on another replica
+   * never puts an older robot type or topic list back.
+   */
   async upsertDevice(
     db: Db,
     d: {
@@ -126,20 +152,26 @@ export class QaEpisodeRepository {
       robot_type: string | null;
       expected_topics: string[];
       deleted: boolean;
+      version: Date;
     },
-  ): Promise<void> {
-    await db
+  ): Promise<boolean> {
+    const { version, ...values } = d;
+    const res = await db
       .insertInto('devices')
-      .values({ ...d, updated_at: new Date() })
+      .values({ ...values, updated_at: version })
       .onConflict((oc) =>
-        oc.columns(['organization_id', 'device_id']).doUpdateSet({
-          robot_type: d.robot_type,
-          expected_topics: d.expected_topics,
-          deleted: d.deleted,
-          updated_at: new Date(),
-        }),
+        oc
+          .columns(['organization_id', 'device_id'])
+          .doUpdateSet({
+            robot_type: d.robot_type,
+            expected_topics: d.expected_topics,
+            deleted: d.deleted,
+            updated_at: version,
+          })
+          .where('devices.updated_at', '<=', version),
       )
-      .execute();
+      .executeTakeFirst();
+    return Number(res.numInsertedOrUpdatedRows ?? 0n) > 0;
   }
 
   async device(db: Db, org: string, deviceId: string): Promise<DeviceRow | undefined> {

@@ -10,10 +10,11 @@ import {
   type qaEpisodeRpc,
   type RpcRequest,
 } from '@ferry/contracts';
-import { DomainError, decodeCursor, isIdCursor, newId, notFound, toPage } from '@ferry/platform';
-import { Injectable } from '@nestjs/common';
+import { CONFIG, DomainError, decodeCursor, isIdCursor, newId, notFound, toPage } from '@ferry/platform';
+import { Inject, Injectable } from '@nestjs/common';
 import { Kysely, type Transaction } from 'kysely';
 import type { QaDB } from '../database.js';
+import type { QaConfig } from '../manifest.js';
 import { QaRunRepository } from '../runs/qa-run.repository.js';
 import { QaRunner } from '../runs/qa-runner.js';
 import { QaEpisodeRepository, toQaEpisode } from './qa-episode.repository.js';
@@ -27,11 +28,15 @@ const DECISION_STATUS: Record<'approve' | 'reject' | 'needs_inspection', QaStatu
 /** What people do with QA: the list of what needs attention, an episode's history, manual runs, reviews. */
 @Injectable()
 export class QaEpisodeService {
+  /** Manual runs checking right now on this replica (each streams a whole recording). */
+  private manualRuns = 0;
+
   constructor(
     private readonly db: Kysely<QaDB>,
     private readonly episodes: QaEpisodeRepository,
     private readonly runs: QaRunRepository,
     private readonly runner: QaRunner,
+    @Inject(CONFIG) private readonly config: QaConfig,
   ) {}
 
   async list(actor: Actor, filter: QaEpisodeListFilter): Promise<Page<QaEpisode>> {
@@ -57,14 +62,24 @@ export class QaEpisodeService {
     return { items };
   }
 
-  /** A manual run, now: its results (a protected status is kept); 409 while another check holds the episode. */
+  /**
+   * A manual run, now: its results (a protected status is kept); 409 while another check holds the
+   * episode; 503 with Retry-After when this replica already runs QA_MANUAL_CONCURRENCY of them.
+   */
   async run(actor: Actor, id: string): Promise<QaRun> {
-    const outcome = await this.runner.check({
-      episodeId: id,
-      org: actor.org,
-      trigger: 'manual',
-      requestedBy: actor.sub,
-    });
+    if (this.manualRuns >= this.config.QA_MANUAL_CONCURRENCY) {
+      throw new DomainError('unavailable', 'QA is busy with other manual runs; retry shortly', {
+        reason: 'busy',
+        retry_after_seconds: 5,
+      });
+    }
+    this.manualRuns++;
+    let outcome: Awaited<ReturnType<QaRunner['check']>>;
+    try {
+      outcome = await this.runner.check({ episodeId: id, org: actor.org, trigger: 'manual', requestedBy: actor.sub });
+    } finally {
+      this.manualRuns--;
+    }
     if (outcome.kind === 'finished') return outcome.run;
     if (outcome.reason === 'not_found') throw notFound('Episode', id);
     throw new DomainError('conflict', `episode ${id} is being checked right now; retry when it finishes`, {
@@ -87,7 +102,7 @@ export class QaEpisodeService {
     if (!e) throw notFound('Episode', id);
     const from = e.qa_status as QaStatus;
     const to = DECISION_STATUS[body.decision];
-    const now = new Date();
+    const now = await this.episodes.now(trx);
     // A review while a check runs wins: the check's result is recorded, the person's status kept.
     const episode = await this.episodes.update(trx, id, {
       qa_status: to,

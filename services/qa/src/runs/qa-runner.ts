@@ -40,6 +40,11 @@ export interface CheckRequest {
   trigger: QaTrigger;
   requestedBy: string;
   bulkRunId?: string;
+  /**
+   * Called inside the transaction that records a finished run (a bulk item counts it there), so the
+   * run and what depends on it commit together or not at all.
+   */
+  onRecorded?: (trx: Transaction<QaDB>, run: QaRun) => Promise<void>;
 }
 
 export type SkipReason = 'not_found' | 'already_running' | 'not_pending' | 'protected' | 'claim_lost';
@@ -129,13 +134,16 @@ export class QaRunner {
     }
     clearInterval(renew);
     await renewing;
+    let outcome: CheckOutcome;
     try {
-      return await this.persist(req, claim, suite);
+      outcome = await this.persist(req, claim, suite);
     } catch (err) {
       // Nothing was recorded (a database error): give the episode back rather than hold it for a lease.
       await this.release(claim, req.trigger).catch(() => undefined);
       throw err;
     }
+    faultPoint('qa.after_record'); // tests: a replica dies right after the run (and its bulk item) committed
+    return outcome;
   }
 
   private async runSuite(claim: Claim, signal: AbortSignal) {
@@ -168,7 +176,7 @@ export class QaRunner {
     return inTransaction(this.db, async (trx) => {
       const e = await this.episodes.find(trx, req.episodeId, { org: req.org, lock: true });
       if (!e) return { skipped: 'not_found' as const };
-      const now = new Date();
+      const now = await this.episodes.now(trx);
       const live = e.claim_id !== null && e.claim_expires_at !== null && e.claim_expires_at > now;
       if (live) return { skipped: 'already_running' as const };
       // A lapsed claim (a dead checker) counts as released: its status is the one before it.
@@ -180,7 +188,7 @@ export class QaRunner {
       const episode = await this.episodes.update(trx, e.id, {
         claim_id: claimId,
         claimed_by: this.config.QA_WORKER_ID,
-        claim_expires_at: new Date(Date.now() + this.config.QA_CLAIM_LEASE_MS),
+        claim_expires_at: new Date(now.getTime() + this.config.QA_CLAIM_LEASE_MS),
         status_before_claim: before,
         ...(keep || e.qa_status === 'qa_running' ? {} : { qa_status: 'qa_running', status_changed_at: now }),
       });
@@ -203,7 +211,7 @@ export class QaRunner {
   /** Clears a claim the caller has locked; shared with the sweeper of lapsed claims. */
   async releaseLocked(trx: Transaction<QaDB>, e: QaEpisodeRow, cause: 'auto' | 'manual' | 'bulk' | 'claim_released') {
     const back = (e.status_before_claim ?? 'pending_qa') as QaStatus;
-    const now = new Date();
+    const now = await this.episodes.now(trx);
     const running = e.qa_status === 'qa_running';
     const episode = await this.episodes.update(trx, e.id, {
       claim_id: null,
@@ -224,10 +232,15 @@ export class QaRunner {
     return inTransaction(this.db, async (trx) => {
       const e = await this.episodes.find(trx, claim.episode.id, { lock: true });
       if (!e || e.claim_id !== claim.claimId) return { kind: 'skipped', reason: 'claim_lost' } as const;
-      const keep = PROTECTED.has(claim.before);
-      const status: QaStatus = keep ? claim.before : suite.passed ? 'approved' : 'failed';
+      // The status as it stands now: a person may have reviewed the episode while the check ran, and
+      // a status a person set is kept (the run is still recorded).
+      const current = (
+        e.qa_status === 'qa_running' ? (e.status_before_claim ?? claim.before) : e.qa_status
+      ) as QaStatus;
+      const keep = PROTECTED.has(current);
+      const status: QaStatus = keep ? current : suite.passed ? 'approved' : 'failed';
       const failed = suite.results.filter((r) => r.status === 'failed').map((r) => checkId(r));
-      const now = new Date();
+      const now = await this.episodes.now(trx);
       const run: QaRun = {
         id: newId(),
         episode_id: e.id,
@@ -278,6 +291,7 @@ export class QaRunner {
       });
       if (fromStatus !== status) await this.statusChanged(trx, episode, fromStatus, status, req.trigger, run.id, now);
       await this.outbox.append(trx, qaEpisodeEvents.checked, { run, qa_status: status }, { aggregateId: e.id });
+      await req.onRecorded?.(trx, run);
       this.checksRun.inc({ trigger: req.trigger, outcome: suite.passed ? 'passed' : 'failed' });
       for (const id of failed) this.checkFailures.inc({ check: id });
       this.duration.observe(suite.metrics.duration_ms / 1000);
