@@ -3,6 +3,7 @@ import { Readable } from 'node:stream';
 import type { PartTarget, Upload } from '@ferry/contracts';
 import { streamMessages, waitForEventsSettled } from '@ferry/platform/testing';
 import { sql } from 'kysely';
+import { v7 as uuidv7 } from 'uuid';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type DeviceWorld, deviceWorld } from '../support/device-world.js';
 import { Payload } from '../support/payload.js';
@@ -53,6 +54,22 @@ describe('the upload protocol', () => {
     const uploader = w.uploader();
     const etag = await uploader.putPart(t, mcap.stream((n - 1) * u.part_size, t.size_bytes), options);
     await uploader.confirm(u.id, t, etag);
+  }
+
+  const declared = (u: Upload) => u.files.map((f) => ({ role: f.role, size_bytes: f.size_bytes, sha256: f.sha256 }));
+
+  /** A device registered under `deviceId` in `w`'s organization, paired: its token's client. */
+  async function pairedDevice(w: DeviceWorld, deviceId: string) {
+    const device = await w.operator('POST', '/devices', { device_id: deviceId, robot_type: 'arm-v1' });
+    expect(device.status).toBe(201);
+    const pairing = await w.admin('POST', `/devices/${device.body.id}/pairing-tokens`, {});
+    const res = await fetch(`${system.gatewayUrl}/api/v1/device-tokens`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ pairing_token: pairing.body.pairing_token }),
+    });
+    expect(res.status).toBe(201);
+    return system.client(((await res.json()) as { token: string }).token);
   }
 
   async function verifiedEventsFor(uploadId: string) {
@@ -204,6 +221,37 @@ describe('the upload protocol', () => {
       expect((await b.uploader().get(bUpload.id)).files[0]!.received_parts).toEqual([]);
       // A cannot see B's upload either.
       expect((await a.device.api('GET', `/uploads/${bUpload.id}`)).status).toBe(404);
+    });
+
+    it('hands a device its own upload in flight back (200) and answers another device 409 conflict', async () => {
+      const w = await deviceWorld(system);
+      const u = await openUpload(w, new Payload(1 * MiB, 'own'));
+      const again = await w.uploader().open(u.task_id, declared(u));
+      expect(again.status).toBe(200);
+      expect(again.body.id).toBe(u.id);
+      // Another device of the organization.
+      const other = await pairedDevice(w, `arm-${uuidv7().slice(-8)}`);
+      const refused = await other('POST', '/uploads', { task_id: u.task_id, files: declared(u) });
+      expect(refused.status).toBe(409);
+      expect(refused.body.code).toBe('conflict');
+      // The device deleted and registered again under the same device_id is another device: no hand-over.
+      expect((await w.operator('DELETE', `/devices/${w.device.id}`)).status).toBe(204);
+      const successor = await pairedDevice(w, w.device.device_id);
+      const notHanded = await successor('POST', '/uploads', { task_id: u.task_id, files: declared(u) });
+      expect(notHanded.status).toBe(409);
+      expect(notHanded.body.code).toBe('conflict');
+      expect(JSON.stringify(notHanded.body)).not.toContain(u.id);
+    });
+
+    it('never hands a device another organization’s upload, even under the same device_id (404)', async () => {
+      const deviceId = `arm-${uuidv7().slice(-8)}`;
+      const a = await deviceWorld(system, { deviceId });
+      const b = await deviceWorld(system, { deviceId }); // another organization, a device of the same name
+      const u = await openUpload(a, new Payload(1 * MiB, 'org-a'));
+      const res = await b.device.api('POST', '/uploads', { task_id: u.task_id, files: declared(u) });
+      expect(res.status).toBe(404);
+      expect(res.body.code).toBe('not_found');
+      expect(JSON.stringify(res.body)).not.toContain(u.id);
     });
 
     it('refuses a tampered part URL, one pointed at another part, and an outdated one with 403', async () => {

@@ -142,7 +142,8 @@ export const uploadRoutes = [
       'By the device that owns the task (its device token). Declares the files with their exact size and sha256; ' +
       'production is asked first whether the device owns the task and the task can take an upload (403/409 with the ' +
       'reason, before any byte flows). Answers the upload with each file’s object key (fixed now), the part size and ' +
-      'one signed, expiring target per part. Opening the same task again returns the upload in flight (200).',
+      'one signed, expiring target per part. Opening the same task again returns the upload in flight (200) to the ' +
+      'device that opened it; another device (a device registered again under the same device_id included) gets 409.',
     tags,
     actors: ['device'],
     roles: [],
@@ -154,7 +155,10 @@ export const uploadRoutes = [
     },
     errors: {
       403: 'The device does not own the task (`not_owner`).',
-      409: 'The task cannot take an upload (`invalid_state`), or another upload with other files is open for it.',
+      404: 'No such task in the device’s organization.',
+      409:
+        'The task cannot take an upload (`invalid_state`), another upload with other files is open for it ' +
+        '(`invalid_state`), or another device’s upload is in flight for it (`conflict`).',
     },
     async handle({ body }, { rpc, call, origin }) {
       const { created, upload } = await rpc.call(uploadRpc.open, body, call);

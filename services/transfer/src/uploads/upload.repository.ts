@@ -33,10 +33,21 @@ export class UploadRepository {
     await db.insertInto('upload_files').values(rows).execute();
   }
 
-  async liveForTask(db: Db, taskId: string, options: { lock?: boolean } = {}): Promise<UploadRow | undefined> {
+  /**
+   * The upload in flight for a task of organization `org`. Scoped by organization although task ids are
+   * unique: device ids are names, unique per organization only, so an upload found across organizations
+   * could be handed to another organization's device of the same name.
+   */
+  async liveForTask(
+    db: Db,
+    org: string,
+    taskId: string,
+    options: { lock?: boolean } = {},
+  ): Promise<UploadRow | undefined> {
     let q = db
       .selectFrom('uploads')
       .selectAll()
+      .where('organization_id', '=', org)
       .where('task_id', '=', taskId)
       .where('status', 'in', [...LIVE_STATUSES]);
     if (options.lock) q = q.forUpdate();
