@@ -15,7 +15,6 @@ import {
 import {
   BlobChecksumMismatchError,
   BlobSizeMismatchError,
-  BlobStorageError,
   DomainError,
   isBlobError,
   MultipartNotFoundError,
@@ -51,12 +50,13 @@ function partWriteError(err: unknown): DomainError {
   if (err instanceof MultipartNotFoundError) {
     return new DomainError('invalid_state', 'this upload no longer takes parts (completed, failed or expired)');
   }
-  if (err instanceof BlobStorageError) {
+  if (isBlobError(err)) {
+    // A store failure, or anything else the store refused (a busy upload, a key…): the store's own
+    // message names object keys, multipart ids and paths, so it goes to the log (the cause), not the client.
     return new DomainError('storage_error', 'the object store failed to store the part; send it again later', {
       retry_after_seconds: 5,
     });
   }
-  if (isBlobError(err)) return new DomainError('invalid_state', err.message);
   // The client's own stream failed (a cut connection): nothing usable was stored.
   return new DomainError('validation_failed', 'the part’s body was cut off; send the whole part again', {
     errors: [{ path: 'body', message: 'incomplete' }],
