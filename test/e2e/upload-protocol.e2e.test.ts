@@ -54,9 +54,16 @@ describe('the upload protocol', () => {
     const uploader = w.uploader();
     const etag = await uploader.putPart(t, mcap.stream((n - 1) * u.part_size, t.size_bytes), options);
     await uploader.confirm(u.id, t, etag);
+    return etag;
   }
 
   const declared = (u: Upload) => u.files.map((f) => ({ role: f.role, size_bytes: f.size_bytes, sha256: f.sha256 }));
+
+  async function bytesOf(stream: Readable): Promise<Buffer> {
+    const chunks: Buffer[] = [];
+    for await (const chunk of stream) chunks.push(chunk as Buffer);
+    return Buffer.concat(chunks);
+  }
 
   /** A device registered under `deviceId` in `w`'s organization, paired: its token's client. */
   async function pairedDevice(w: DeviceWorld, deviceId: string) {
@@ -108,6 +115,34 @@ describe('the upload protocol', () => {
     const done = await w.uploader().waitForOutcome(u.id);
     expect(done.status).toBe('acknowledged');
     expect(done.episode_id).toBeTruthy();
+  });
+
+  it('forgets a part whose second send failed: GET shows it missing, its first ETag no longer confirms it, re-sending it completes', async () => {
+    const w = await deviceWorld(system);
+    const mcap = new Payload(12 * MiB, 'resend-fails');
+    const u = await openUpload(w, mcap);
+    const firstEtag = await send(w, u, mcap, 2);
+    await send(w, u, mcap, 1);
+    await send(w, u, mcap, 3);
+    // Part 2 again, with an X-Part-Sha256 its bytes do not match: the store keeps no part 2 at all now.
+    const t = target(u, 'mcap', 2);
+    const res = await fetch(t.url, {
+      method: 'PUT',
+      headers: { 'content-length': String(t.size_bytes), 'x-part-sha256': 'f'.repeat(64) },
+      body: await bytesOf(mcap.stream(PART, t.size_bytes)),
+    });
+    expect(res.status).toBe(400);
+    const after = await w.uploader().get(u.id);
+    expect(after.files[0]).toMatchObject({ received_parts: [1, 3], missing_parts: [2] });
+    expect(after.parts!.map((p) => p.part_number)).toEqual([2]);
+    await expect(w.uploader().confirm(u.id, t, firstEtag)).rejects.toMatchObject({
+      status: 409,
+      body: { code: 'invalid_state' },
+    });
+    await w.uploader().sendMissing(u.id, { mcap: (s, l) => mcap.stream(s, l) });
+    expect((await w.uploader().complete(u.id)).status).toBe(202);
+    const done = await w.uploader().waitForOutcome(u.id);
+    expect(done.status).toBe('acknowledged');
   });
 
   it('builds the same object from parts sent out of order and twice', async () => {

@@ -9,6 +9,7 @@ import {
   type PartReceipt,
   type WritePartOptions,
 } from '@ferry/platform';
+import { captureLogger } from '@ferry/platform/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type DeviceWorld, deviceWorld } from '../../../../test/support/device-world.js';
 import { inProcessGateway } from '../../../../test/support/gateway-app.js';
@@ -40,18 +41,19 @@ const GENERIC = 'the object store failed to store the part; send it again later'
 
 /**
  * The part PUT route in this process (the local store, as the gateway runs it) against real transfer
- * and production services: what a failed write answers.
+ * and production services: what a failed write answers, and what it leaves behind.
  */
 describe('PUT /uploads/{id}/parts/{file}/{n}', () => {
   let system: System;
   let store: FailingStore;
   let gateway: ReturnType<typeof inProcessGateway>;
+  const log = captureLogger('gateway-test');
 
   beforeAll(async () => {
     system = await System.create();
     await system.start(['production', 'transfer', 'gateway']);
     store = new FailingStore({ root: system.blobDir });
-    gateway = inProcessGateway(system, { blobStore: store });
+    gateway = inProcessGateway(system, { blobStore: store, logger: log.logger });
   }, 120_000);
   afterAll(() => system?.shutdown());
 
@@ -102,6 +104,51 @@ describe('PUT /uploads/{id}/parts/{file}/{n}', () => {
       for (const secret of [key, multipartId, system.blobDir, 'EIO']) {
         expect(text, `${what}: ${secret}`).not.toContain(secret);
       }
+    }
+  });
+
+  it('drops the record of a part sent before when sending it again fails, before answering', async () => {
+    const w = await deviceWorld(system);
+    const u = await openUpload(w);
+    const t = u.parts![0]!;
+    const first = await put(t, Buffer.alloc(1024));
+    expect(first.status).toBe(200);
+    expect((await w.uploader().get(u.id)).files[0]!.received_parts).toEqual([1]);
+    store.failNextWrite(() =>
+      Promise.reject(new BlobStorageError('writePart', t.url, { cause: new Error('ENOSPC: no space left') })),
+    );
+    const again = await put(t, Buffer.alloc(1024));
+    expect(again.status).toBe(502);
+    expect((await w.uploader().get(u.id)).files[0]).toMatchObject({ received_parts: [], missing_parts: [1] });
+    // Sent once more, it is received again.
+    expect((await put(t, Buffer.alloc(1024))).status).toBe(200);
+    expect((await w.uploader().get(u.id)).files[0]!.received_parts).toEqual([1]);
+  });
+
+  it('still answers the storage problem when transfer cannot drop the part, and logs that it could not', async () => {
+    const w = await deviceWorld(system);
+    const u = await openUpload(w);
+    const t = u.parts![0]!;
+    // The store fails while transfer is gone: the drop cannot be asked for.
+    store.failNextWrite(async () => {
+      await system.stop('transfer');
+      throw new BlobStorageError('writePart', t.url, { cause: new Error('EIO') });
+    });
+    try {
+      const res = await put(t, Buffer.alloc(1024));
+      expect(res.status).toBe(502);
+      expect(await res.json()).toMatchObject({ code: 'storage_error', detail: GENERIC });
+      expect(log.lines()).toContainEqual(
+        expect.objectContaining({
+          level: 'error',
+          msg: 'could not drop the record of a part whose write failed',
+          upload_id: u.id,
+          file: 'mcap',
+          part_number: 1,
+        }),
+      );
+    } finally {
+      await system.start(['transfer']);
     }
   });
 });

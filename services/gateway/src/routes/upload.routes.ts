@@ -63,6 +63,21 @@ function partWriteError(err: unknown): DomainError {
   });
 }
 
+/**
+ * After a failed write the store holds no usable part (a part sent again overwrote the earlier bytes),
+ * so transfer forgets any record of it, before the client hears of the failure: the part then shows
+ * missing and `complete` never counts it. Best effort: when this fails too, the client still gets the
+ * storage problem, and the record left behind makes verification reject the upload (`missing_part`).
+ */
+async function forgetPart(params: { id: string; file: 'mcap' | 'sidecar'; n: number }, ctx: RouteContext) {
+  const part = { upload_id: params.id, file: params.file, part_number: params.n };
+  try {
+    await ctx.rpc.call(uploadRpc.dropPart, part, ctx.call);
+  } catch (err) {
+    ctx.log.error({ err, ...part }, 'could not drop the record of a part whose write failed');
+  }
+}
+
 async function putPart(
   params: { id: string; file: 'mcap' | 'sidecar'; n: number },
   query: { expires: number; signature: string },
@@ -109,6 +124,7 @@ async function putPart(
     });
   } catch (err) {
     const problem = partWriteError(err);
+    await forgetPart(params, ctx);
     // The rest of a refused body is never read: the connection cannot carry another request.
     throw new DomainError(
       problem.code,
@@ -213,7 +229,8 @@ export const uploadRoutes = [
       'The signed query authorizes it; a device token may be sent too, and must then be the owner’s. The body is ' +
       'streamed to storage and hashed on the way, never buffered; its Content-Length must be the part’s exact size, ' +
       'and `X-Part-Sha256` (hex), when sent, is checked. Send parts in any order, in parallel, again at will: a part ' +
-      'sent again replaces the earlier one. A cut body leaves nothing; send the part again.',
+      'sent again replaces the earlier one. A failed PUT (a cut body, a mismatch, the store failing) leaves the part ' +
+      'missing, even one received before; send it again.',
     tags,
     kind: 'stream',
     auth: 'optional',
@@ -228,7 +245,7 @@ export const uploadRoutes = [
     errors: {
       403: 'The URL is tampered, expired or for another part (`forbidden`), or the device token is not the owner’s.',
       409: 'The upload no longer takes parts (`invalid_state`).',
-      502: 'The object store failed (`storage_error`): send the part again later.',
+      502: 'The object store failed (`storage_error`, a generic message): the part is missing; send it again later.',
     },
     handle({ params, query }, ctx) {
       return putPart(params, query, ctx);

@@ -1,4 +1,4 @@
-import type { UploadListFilter } from '@ferry/contracts';
+import type { UploadFileRole, UploadListFilter } from '@ferry/contracts';
 import { Injectable } from '@nestjs/common';
 import { type Insertable, type Kysely, type Selectable, sql, type Updateable } from 'kysely';
 import type { TransferDB, UploadFilesTable, UploadPartsTable, UploadStatusName, UploadsTable } from '../database.js';
@@ -110,6 +110,17 @@ export class UploadRepository {
       )
       .returningAll()
       .executeTakeFirstOrThrow();
+  }
+
+  /** Forgets a part's record; true when there was one. */
+  async deletePart(db: Db, uploadId: string, role: UploadFileRole, partNumber: number): Promise<boolean> {
+    const res = await db
+      .deleteFrom('upload_parts')
+      .where('upload_id', '=', uploadId)
+      .where('role', '=', role)
+      .where('part_number', '=', partNumber)
+      .executeTakeFirst();
+    return Number(res.numDeletedRows) > 0;
   }
 
   /** Compare-and-set: changes the upload only while its status is one of `from`. */

@@ -363,6 +363,22 @@ export class UploadService {
   }
 
   /**
+   * Forgets a part whose bytes the gateway failed to store (the store keeps no usable part after a failed
+   * write, even where an earlier send had left one), so the part shows missing and is sent again, and
+   * `complete` never counts it. Only while the upload is open: once completed, its parts are verification's.
+   */
+  async dropPart(
+    req: { upload_id: string; file: UploadFileRole; part_number: number },
+    trx: Trx,
+  ): Promise<{ dropped: boolean }> {
+    // The lock orders this after a recordPart of the same upload still in flight.
+    const row = await this.uploads.find(trx, req.upload_id, { lock: true });
+    if (!row) throw notFound('Upload', req.upload_id);
+    if (row.status !== 'open') return { dropped: false };
+    return { dropped: await this.uploads.deletePart(trx, row.id, req.file, req.part_number) };
+  }
+
+  /**
    * The device confirms a part it PUT, with the ETag the store answered. Where the bytes went straight
    * to S3 this is how transfer learns the part arrived; where they came through our endpoint the part
    * is already recorded and the ETag must match.
