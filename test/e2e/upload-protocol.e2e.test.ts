@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
 import type { PartTarget, Upload } from '@ferry/contracts';
-import { streamMessages, waitForEventsSettled } from '@ferry/platform/testing';
+import { streamMessages, waitFor, waitForEventsSettled } from '@ferry/platform/testing';
 import { sql } from 'kysely';
 import { v7 as uuidv7 } from 'uuid';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -223,6 +223,42 @@ describe('the upload protocol', () => {
     const episodes = await w.operator('GET', `/episodes?task_id=${u.task_id}`);
     expect(episodes.body.items.map((e: { id: string }) => e.id)).toEqual([done.episode_id]);
   });
+
+  it('publishes one upload.verified when transfer dies after committing the verdict, before its ack, and the message comes again', async () => {
+    const w = await deviceWorld(system);
+    const mcap = new Payload(6 * MiB, 'redelivered');
+    const u = await openUpload(w, mcap);
+    await w.uploader().sendMissing(u.id, { mcap: (s, l) => mcap.stream(s, l) });
+    // This transfer SIGKILLs itself right after its first consumer commit: the verdict, never acked.
+    await system.stop('transfer');
+    await system.start(['transfer'], {
+      env: { FERRY_FAULTS: 'consumer.after_commit', UPLOAD_PART_SIZE: String(PART) },
+    });
+    const doomed = system.processes.get('transfer')!;
+    expect((await w.uploader().complete(u.id)).status).toBe(202);
+    expect(await doomed.exited).toMatchObject({ signal: 'SIGKILL' });
+    expect(doomed.raw.join('\n')).toMatch(/fault injected at consumer\.after_commit/);
+    // The verdict committed before the kill (read from the database: no transfer answers now).
+    const { rows } = await sql<{ status: string }>`select status from uploads where id = ${u.id}`.execute(
+      system.infra.database('transfer').db,
+    );
+    expect(rows).toEqual([{ status: 'verified' }]);
+    await system.start(['transfer'], { env: { UPLOAD_PART_SIZE: String(PART) } });
+    const restarted = system.processes.get('transfer')!;
+    const done = await w.uploader().waitForOutcome(u.id);
+    expect(done.status).toBe('acknowledged');
+    // The unacked message comes back after its ack wait and is handled as a no-op.
+    await waitFor(
+      () =>
+        restarted.lines.some(
+          (l) => l.consumer === 'transfer__verify-upload' && l.msg === 'event handled' && Number(l.delivery) >= 2,
+        ),
+      { timeoutMs: 45_000, what: 'the redelivered upload.completed to be handled' },
+    );
+    expect(await verifiedEventsFor(u.id)).toHaveLength(1);
+    const episodes = await w.operator('GET', `/episodes?task_id=${u.task_id}`);
+    expect(episodes.body.items.map((e: { id: string }) => e.id)).toEqual([done.episode_id]);
+  }, 120_000);
 
   it('fails the task when the device reports the upload failed', async () => {
     const w = await deviceWorld(system);
