@@ -1,8 +1,9 @@
 import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
 import type { PartTarget, Upload } from '@ferry/contracts';
-import { streamMessages, waitForEventsSettled } from '@ferry/platform/testing';
+import { streamMessages, waitFor, waitForEventsSettled } from '@ferry/platform/testing';
 import { sql } from 'kysely';
+import { v7 as uuidv7 } from 'uuid';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type DeviceWorld, deviceWorld } from '../support/device-world.js';
 import { Payload } from '../support/payload.js';
@@ -53,6 +54,29 @@ describe('the upload protocol', () => {
     const uploader = w.uploader();
     const etag = await uploader.putPart(t, mcap.stream((n - 1) * u.part_size, t.size_bytes), options);
     await uploader.confirm(u.id, t, etag);
+    return etag;
+  }
+
+  const declared = (u: Upload) => u.files.map((f) => ({ role: f.role, size_bytes: f.size_bytes, sha256: f.sha256 }));
+
+  async function bytesOf(stream: Readable): Promise<Buffer> {
+    const chunks: Buffer[] = [];
+    for await (const chunk of stream) chunks.push(chunk as Buffer);
+    return Buffer.concat(chunks);
+  }
+
+  /** A device registered under `deviceId` in `w`'s organization, paired: its token's client. */
+  async function pairedDevice(w: DeviceWorld, deviceId: string) {
+    const device = await w.operator('POST', '/devices', { device_id: deviceId, robot_type: 'arm-v1' });
+    expect(device.status).toBe(201);
+    const pairing = await w.admin('POST', `/devices/${device.body.id}/pairing-tokens`, {});
+    const res = await fetch(`${system.gatewayUrl}/api/v1/device-tokens`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ pairing_token: pairing.body.pairing_token }),
+    });
+    expect(res.status).toBe(201);
+    return system.client(((await res.json()) as { token: string }).token);
   }
 
   async function verifiedEventsFor(uploadId: string) {
@@ -91,6 +115,34 @@ describe('the upload protocol', () => {
     const done = await w.uploader().waitForOutcome(u.id);
     expect(done.status).toBe('acknowledged');
     expect(done.episode_id).toBeTruthy();
+  });
+
+  it('forgets a part whose second send failed: GET shows it missing, its first ETag no longer confirms it, re-sending it completes', async () => {
+    const w = await deviceWorld(system);
+    const mcap = new Payload(12 * MiB, 'resend-fails');
+    const u = await openUpload(w, mcap);
+    const firstEtag = await send(w, u, mcap, 2);
+    await send(w, u, mcap, 1);
+    await send(w, u, mcap, 3);
+    // Part 2 again, with an X-Part-Sha256 its bytes do not match: the store keeps no part 2 at all now.
+    const t = target(u, 'mcap', 2);
+    const res = await fetch(t.url, {
+      method: 'PUT',
+      headers: { 'content-length': String(t.size_bytes), 'x-part-sha256': 'f'.repeat(64) },
+      body: await bytesOf(mcap.stream(PART, t.size_bytes)),
+    });
+    expect(res.status).toBe(400);
+    const after = await w.uploader().get(u.id);
+    expect(after.files[0]).toMatchObject({ received_parts: [1, 3], missing_parts: [2] });
+    expect(after.parts!.map((p) => p.part_number)).toEqual([2]);
+    await expect(w.uploader().confirm(u.id, t, firstEtag)).rejects.toMatchObject({
+      status: 409,
+      body: { code: 'invalid_state' },
+    });
+    await w.uploader().sendMissing(u.id, { mcap: (s, l) => mcap.stream(s, l) });
+    expect((await w.uploader().complete(u.id)).status).toBe(202);
+    const done = await w.uploader().waitForOutcome(u.id);
+    expect(done.status).toBe('acknowledged');
   });
 
   it('builds the same object from parts sent out of order and twice', async () => {
@@ -172,6 +224,42 @@ describe('the upload protocol', () => {
     expect(episodes.body.items.map((e: { id: string }) => e.id)).toEqual([done.episode_id]);
   });
 
+  it('publishes one upload.verified when transfer dies after committing the verdict, before its ack, and the message comes again', async () => {
+    const w = await deviceWorld(system);
+    const mcap = new Payload(6 * MiB, 'redelivered');
+    const u = await openUpload(w, mcap);
+    await w.uploader().sendMissing(u.id, { mcap: (s, l) => mcap.stream(s, l) });
+    // This transfer SIGKILLs itself right after its first consumer commit: the verdict, never acked.
+    await system.stop('transfer');
+    await system.start(['transfer'], {
+      env: { FERRY_FAULTS: 'consumer.after_commit', UPLOAD_PART_SIZE: String(PART) },
+    });
+    const doomed = system.processes.get('transfer')!;
+    expect((await w.uploader().complete(u.id)).status).toBe(202);
+    expect(await doomed.exited).toMatchObject({ signal: 'SIGKILL' });
+    expect(doomed.raw.join('\n')).toMatch(/fault injected at consumer\.after_commit/);
+    // The verdict committed before the kill (read from the database: no transfer answers now).
+    const { rows } = await sql<{ status: string }>`select status from uploads where id = ${u.id}`.execute(
+      system.infra.database('transfer').db,
+    );
+    expect(rows).toEqual([{ status: 'verified' }]);
+    await system.start(['transfer'], { env: { UPLOAD_PART_SIZE: String(PART) } });
+    const restarted = system.processes.get('transfer')!;
+    const done = await w.uploader().waitForOutcome(u.id);
+    expect(done.status).toBe('acknowledged');
+    // The unacked message comes back after its ack wait and is handled as a no-op.
+    await waitFor(
+      () =>
+        restarted.lines.some(
+          (l) => l.consumer === 'transfer__verify-upload' && l.msg === 'event handled' && Number(l.delivery) >= 2,
+        ),
+      { timeoutMs: 45_000, what: 'the redelivered upload.completed to be handled' },
+    );
+    expect(await verifiedEventsFor(u.id)).toHaveLength(1);
+    const episodes = await w.operator('GET', `/episodes?task_id=${u.task_id}`);
+    expect(episodes.body.items.map((e: { id: string }) => e.id)).toEqual([done.episode_id]);
+  }, 120_000);
+
   it('fails the task when the device reports the upload failed', async () => {
     const w = await deviceWorld(system);
     const u = await openUpload(w, new Payload(1 * MiB, 'fail'));
@@ -204,6 +292,37 @@ describe('the upload protocol', () => {
       expect((await b.uploader().get(bUpload.id)).files[0]!.received_parts).toEqual([]);
       // A cannot see B's upload either.
       expect((await a.device.api('GET', `/uploads/${bUpload.id}`)).status).toBe(404);
+    });
+
+    it('hands a device its own upload in flight back (200) and answers another device 409 conflict', async () => {
+      const w = await deviceWorld(system);
+      const u = await openUpload(w, new Payload(1 * MiB, 'own'));
+      const again = await w.uploader().open(u.task_id, declared(u));
+      expect(again.status).toBe(200);
+      expect(again.body.id).toBe(u.id);
+      // Another device of the organization.
+      const other = await pairedDevice(w, `arm-${uuidv7().slice(-8)}`);
+      const refused = await other('POST', '/uploads', { task_id: u.task_id, files: declared(u) });
+      expect(refused.status).toBe(409);
+      expect(refused.body.code).toBe('conflict');
+      // The device deleted and registered again under the same device_id is another device: no hand-over.
+      expect((await w.operator('DELETE', `/devices/${w.device.id}`)).status).toBe(204);
+      const successor = await pairedDevice(w, w.device.device_id);
+      const notHanded = await successor('POST', '/uploads', { task_id: u.task_id, files: declared(u) });
+      expect(notHanded.status).toBe(409);
+      expect(notHanded.body.code).toBe('conflict');
+      expect(JSON.stringify(notHanded.body)).not.toContain(u.id);
+    });
+
+    it('never hands a device another organization’s upload, even under the same device_id (404)', async () => {
+      const deviceId = `arm-${uuidv7().slice(-8)}`;
+      const a = await deviceWorld(system, { deviceId });
+      const b = await deviceWorld(system, { deviceId }); // another organization, a device of the same name
+      const u = await openUpload(a, new Payload(1 * MiB, 'org-a'));
+      const res = await b.device.api('POST', '/uploads', { task_id: u.task_id, files: declared(u) });
+      expect(res.status).toBe(404);
+      expect(res.body.code).toBe('not_found');
+      expect(JSON.stringify(res.body)).not.toContain(u.id);
     });
 
     it('refuses a tampered part URL, one pointed at another part, and an outdated one with 403', async () => {

@@ -6,7 +6,14 @@ import {
   jwtStrategy,
   StreamTickets,
 } from '@ferry/gateway';
-import { createMetrics, type Database, evaluateReadiness, RpcClient } from '@ferry/platform';
+import {
+  type BlobStore,
+  createMetrics,
+  type Database,
+  evaluateReadiness,
+  type Logger,
+  RpcClient,
+} from '@ferry/platform';
 import { silentLogger } from '@ferry/platform/testing';
 import type { Hono } from 'hono';
 import type { System } from './system.js';
@@ -21,8 +28,18 @@ export interface RequestOptions {
  * The gateway app in this process (driven with `app.request()`, no server), talking over the test
  * namespace's NATS to the real services the System started, with its own idempotency store.
  */
-export function inProcessGateway(system: System, options: { bodyLimitBytes?: number; events?: EventStreamHub } = {}) {
-  const logger = silentLogger();
+export function inProcessGateway(
+  system: System,
+  options: {
+    bodyLimitBytes?: number;
+    events?: EventStreamHub;
+    /** Where the part PUT route writes (the local store); default none, as on an S3 installation. */
+    blobStore?: BlobStore;
+    /** Default silent. */
+    logger?: Logger;
+  } = {},
+) {
+  const logger = options.logger ?? silentLogger();
   const rpc = new RpcClient({ nc: system.infra.nc, ns: system.infra.ns, logger, timeoutMs: 30_000 });
   const gatewayDb: Database<GatewayDB> = system.infra.database<GatewayDB>('gateway');
   const metrics = createMetrics('gateway-test');
@@ -38,6 +55,7 @@ export function inProcessGateway(system: System, options: { bodyLimitBytes?: num
     strategies: [jwtStrategy(system.jwtSecret)],
     readiness: () => evaluateReadiness([], { phase: 'running' }),
     bodyLimitBytes: options.bodyLimitBytes ?? 64 * 1024,
+    ...(options.blobStore ? { blobStore: options.blobStore } : {}),
     version: 'test',
   });
   function request(method: string, path: string, opts: RequestOptions = {}): Promise<Response> {

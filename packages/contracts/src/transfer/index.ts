@@ -22,12 +22,15 @@ export const transferConsumers = {
   /**
    * Verifies completed uploads: assembles the parts and re-reads every byte (a multi-GB sha256), so
    * in-flight work per replica is small; the runner calls working() every ack_wait/3 meanwhile, so a
-   * short ack wait only bounds how soon a dead replica's message goes to another.
+   * short ack wait only bounds how soon a dead replica's message goes to another. The hash runs outside
+   * any transaction; the verdict is a compare-and-set `verifying → verified | rejected` with its event
+   * in one short transaction, so a redelivery finds the upload decided and does nothing.
    */
   verifyUpload: defineConsumer({
     durable: 'transfer__verify-upload',
     service: 'transfer',
     events: [uploadLifecycleEvents.completed],
+    transaction: 'handler',
     ackWaitMs: 15_000,
     concurrency: 2,
     maxAckPending: 64,

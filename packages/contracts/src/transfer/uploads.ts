@@ -289,6 +289,22 @@ export const uploadRpc = {
     }),
     reply: PartReceived,
   }),
+  /**
+   * The gateway, after storing a part failed: forget the part. A failed write leaves no usable part in
+   * the store (a part sent again overwrites the earlier bytes), so a record kept from an earlier send
+   * would list the part received and let `complete` count a part with no bytes. Only an open upload's
+   * parts are dropped; `dropped` says whether a record was there.
+   */
+  dropPart: defineRpc({
+    subject: 'transfer.rpc.upload.drop_part',
+    kind: 'command',
+    request: z.object({
+      upload_id: Uuid,
+      file: UploadFileRole,
+      part_number: z.number().int().min(1),
+    }),
+    reply: z.object({ dropped: z.boolean() }),
+  }),
   receipt: defineRpc({
     subject: 'transfer.rpc.upload.receipt',
     kind: 'command',

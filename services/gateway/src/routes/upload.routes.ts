@@ -15,7 +15,6 @@ import {
 import {
   BlobChecksumMismatchError,
   BlobSizeMismatchError,
-  BlobStorageError,
   DomainError,
   isBlobError,
   MultipartNotFoundError,
@@ -51,16 +50,32 @@ function partWriteError(err: unknown): DomainError {
   if (err instanceof MultipartNotFoundError) {
     return new DomainError('invalid_state', 'this upload no longer takes parts (completed, failed or expired)');
   }
-  if (err instanceof BlobStorageError) {
+  if (isBlobError(err)) {
+    // A store failure, or anything else the store refused (a busy upload, a key…): the store's own
+    // message names object keys, multipart ids and paths, so it goes to the log (the cause), not the client.
     return new DomainError('storage_error', 'the object store failed to store the part; send it again later', {
       retry_after_seconds: 5,
     });
   }
-  if (isBlobError(err)) return new DomainError('invalid_state', err.message);
   // The client's own stream failed (a cut connection): nothing usable was stored.
   return new DomainError('validation_failed', 'the part’s body was cut off; send the whole part again', {
     errors: [{ path: 'body', message: 'incomplete' }],
   });
+}
+
+/**
+ * After a failed write the store holds no usable part (a part sent again overwrote the earlier bytes),
+ * so transfer forgets any record of it, before the client hears of the failure: the part then shows
+ * missing and `complete` never counts it. Best effort: when this fails too, the client still gets the
+ * storage problem, and the record left behind makes verification reject the upload (`missing_part`).
+ */
+async function forgetPart(params: { id: string; file: 'mcap' | 'sidecar'; n: number }, ctx: RouteContext) {
+  const part = { upload_id: params.id, file: params.file, part_number: params.n };
+  try {
+    await ctx.rpc.call(uploadRpc.dropPart, part, ctx.call);
+  } catch (err) {
+    ctx.log.error({ err, ...part }, 'could not drop the record of a part whose write failed');
+  }
 }
 
 async function putPart(
@@ -109,6 +124,7 @@ async function putPart(
     });
   } catch (err) {
     const problem = partWriteError(err);
+    await forgetPart(params, ctx);
     // The rest of a refused body is never read: the connection cannot carry another request.
     throw new DomainError(
       problem.code,
@@ -142,7 +158,8 @@ export const uploadRoutes = [
       'By the device that owns the task (its device token). Declares the files with their exact size and sha256; ' +
       'production is asked first whether the device owns the task and the task can take an upload (403/409 with the ' +
       'reason, before any byte flows). Answers the upload with each file’s object key (fixed now), the part size and ' +
-      'one signed, expiring target per part. Opening the same task again returns the upload in flight (200).',
+      'one signed, expiring target per part. Opening the same task again returns the upload in flight (200) to the ' +
+      'device that opened it; another device (a device registered again under the same device_id included) gets 409.',
     tags,
     actors: ['device'],
     roles: [],
@@ -154,7 +171,10 @@ export const uploadRoutes = [
     },
     errors: {
       403: 'The device does not own the task (`not_owner`).',
-      409: 'The task cannot take an upload (`invalid_state`), or another upload with other files is open for it.',
+      404: 'No such task in the device’s organization.',
+      409:
+        'The task cannot take an upload (`invalid_state`), another upload with other files is open for it ' +
+        '(`invalid_state`), or another device’s upload is in flight for it (`conflict`).',
     },
     async handle({ body }, { rpc, call, origin }) {
       const { created, upload } = await rpc.call(uploadRpc.open, body, call);
@@ -209,7 +229,8 @@ export const uploadRoutes = [
       'The signed query authorizes it; a device token may be sent too, and must then be the owner’s. The body is ' +
       'streamed to storage and hashed on the way, never buffered; its Content-Length must be the part’s exact size, ' +
       'and `X-Part-Sha256` (hex), when sent, is checked. Send parts in any order, in parallel, again at will: a part ' +
-      'sent again replaces the earlier one. A cut body leaves nothing; send the part again.',
+      'sent again replaces the earlier one. A failed PUT (a cut body, a mismatch, the store failing) leaves the part ' +
+      'missing, even one received before; send it again.',
     tags,
     kind: 'stream',
     auth: 'optional',
@@ -224,7 +245,7 @@ export const uploadRoutes = [
     errors: {
       403: 'The URL is tampered, expired or for another part (`forbidden`), or the device token is not the owner’s.',
       409: 'The upload no longer takes parts (`invalid_state`).',
-      502: 'The object store failed (`storage_error`): send the part again later.',
+      502: 'The object store failed (`storage_error`, a generic message): the part is missing; send it again later.',
     },
     handle({ params, query }, ctx) {
       return putPart(params, query, ctx);

@@ -15,7 +15,10 @@ import { UploadVerifier } from './upload.verifier.js';
 
 type Ctx_ = EventContext<TransferDB>;
 
-/** Events transfer reacts to; each handler runs inside the inbox transaction, the ack follows its commit. */
+/**
+ * Events transfer reacts to. The ACK handlers run inside the inbox transaction, the ack follows its
+ * commit; verification runs outside any transaction and records its verdict by compare-and-set.
+ */
 @Controller()
 export class UploadHandlers {
   constructor(
@@ -26,12 +29,10 @@ export class UploadHandlers {
     @Inject(LOGGER) private readonly logger: Logger,
   ) {}
 
+  /** No transaction here (`transaction: 'handler'`): the verifier opens its own short one for the verdict. */
   @EventsHandler(transferConsumers.verifyUpload)
-  async onCompleted(
-    @Payload() payload: EventPayload<typeof uploadLifecycleEvents.completed>,
-    @Ctx() ctx: Ctx_,
-  ): Promise<void> {
-    await this.verifier.verify(payload.upload.id, ctx.trx);
+  async onCompleted(@Payload() payload: EventPayload<typeof uploadLifecycleEvents.completed>): Promise<void> {
+    await this.verifier.verify(payload.upload.id);
   }
 
   /** The ACK: production created the episode for this upload. */

@@ -1,4 +1,4 @@
-import type { UploadListFilter } from '@ferry/contracts';
+import type { UploadFileRole, UploadListFilter } from '@ferry/contracts';
 import { Injectable } from '@nestjs/common';
 import { type Insertable, type Kysely, type Selectable, sql, type Updateable } from 'kysely';
 import type { TransferDB, UploadFilesTable, UploadPartsTable, UploadStatusName, UploadsTable } from '../database.js';
@@ -33,10 +33,21 @@ export class UploadRepository {
     await db.insertInto('upload_files').values(rows).execute();
   }
 
-  async liveForTask(db: Db, taskId: string, options: { lock?: boolean } = {}): Promise<UploadRow | undefined> {
+  /**
+   * The upload in flight for a task of organization `org`. Scoped by organization although task ids are
+   * unique: device ids are names, unique per organization only, so an upload found across organizations
+   * could be handed to another organization's device of the same name.
+   */
+  async liveForTask(
+    db: Db,
+    org: string,
+    taskId: string,
+    options: { lock?: boolean } = {},
+  ): Promise<UploadRow | undefined> {
     let q = db
       .selectFrom('uploads')
       .selectAll()
+      .where('organization_id', '=', org)
       .where('task_id', '=', taskId)
       .where('status', 'in', [...LIVE_STATUSES]);
     if (options.lock) q = q.forUpdate();
@@ -99,6 +110,17 @@ export class UploadRepository {
       )
       .returningAll()
       .executeTakeFirstOrThrow();
+  }
+
+  /** Forgets a part's record; true when there was one. */
+  async deletePart(db: Db, uploadId: string, role: UploadFileRole, partNumber: number): Promise<boolean> {
+    const res = await db
+      .deleteFrom('upload_parts')
+      .where('upload_id', '=', uploadId)
+      .where('role', '=', role)
+      .where('part_number', '=', partNumber)
+      .executeTakeFirst();
+    return Number(res.numDeletedRows) > 0;
   }
 
   /** Compare-and-set: changes the upload only while its status is one of `from`. */

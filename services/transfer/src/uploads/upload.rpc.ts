@@ -36,6 +36,11 @@ export class UploadRpc {
     return this.uploads.recordPart(req, ctx.trx);
   }
 
+  @RpcMethod(uploadRpc.dropPart)
+  dropPart(@Payload() req: RpcRequest<typeof uploadRpc.dropPart>, @Ctx() ctx: Call) {
+    return this.uploads.dropPart(req, ctx.trx);
+  }
+
   @RpcMethod(uploadRpc.receipt)
   receipt(@Payload() req: RpcRequest<typeof uploadRpc.receipt>, @Ctx() ctx: Call) {
     return this.uploads.receipt(ctx.call.actor, req.id, req.receipt, ctx.trx);

@@ -28,6 +28,7 @@ import {
 import { Inject, Injectable } from '@nestjs/common';
 import { Kysely, type Transaction } from 'kysely';
 import type { TransferDB } from '../database.js';
+import type { DeviceRow } from '../devices/device.repository.js';
 import { DeviceService } from '../devices/device.service.js';
 import type { TransferConfig } from '../manifest.js';
 import { PartUrlSigner } from './part-urls.js';
@@ -192,8 +193,8 @@ export class UploadService {
       throw new DomainError('forbidden', 'uploads are opened by the recording device (use its device token)');
     }
     const device = await this.devices.forActor(actor, trx);
-    const existing = await this.uploads.liveForTask(trx, body.task_id, { lock: true });
-    if (existing) return { created: false, upload: await this.reopen(trx, actor, existing, body) };
+    const existing = await this.uploads.liveForTask(trx, actor.org, body.task_id, { lock: true });
+    if (existing) return { created: false, upload: await this.reopen(trx, device, existing, body) };
 
     const eligibility = await this.rpc.call(
       taskRpc.uploadEligibility,
@@ -222,8 +223,13 @@ export class UploadService {
     if (!row) {
       // Another open for this task committed first: ours is void, theirs is the upload.
       await Promise.all(files.map((f) => this.blob.abortMultipart(f.key, f.multipartId)));
-      const winner = (await this.uploads.liveForTask(trx, body.task_id, { lock: true }))!;
-      return { created: false, upload: await this.reopen(trx, actor, winner, body) };
+      const winner = await this.uploads.liveForTask(trx, actor.org, body.task_id, { lock: true });
+      if (!winner) {
+        // It ended (failed, rejected) between our insert and this read: the device simply opens again.
+        const detail = `the upload opened at the same time for task ${body.task_id} has ended; open again`;
+        throw new DomainError('conflict', detail, { task_id: body.task_id });
+      }
+      return { created: false, upload: await this.reopen(trx, device, winner, body) };
     }
     await this.uploads.insertFiles(
       trx,
@@ -240,9 +246,13 @@ export class UploadService {
     return { created: true, upload: await this.view(trx, row, true) };
   }
 
-  /** The device's own upload in flight for the task, when it declares the same files; 409 otherwise. */
-  private async reopen(trx: Trx, actor: Actor, row: UploadRow, body: OpenUploadBody): Promise<Upload> {
-    if (row.device_id !== actor.sub) {
+  /**
+   * The device's own upload in flight for the task, when it declares the same files; 409 otherwise.
+   * "Own" is the device record (`device_ref`), not its name: a device deleted and registered again
+   * under the same device_id is another device, and does not inherit the first one's upload.
+   */
+  private async reopen(trx: Trx, device: DeviceRow, row: UploadRow, body: OpenUploadBody): Promise<Upload> {
+    if (row.device_ref !== device.id) {
       throw new DomainError('conflict', `another device's upload is in flight for task ${row.task_id}`, {
         task_id: row.task_id,
       });
@@ -350,6 +360,22 @@ export class UploadService {
       sha256: req.sha256,
       etag: part.etag,
     };
+  }
+
+  /**
+   * Forgets a part whose bytes the gateway failed to store (the store keeps no usable part after a failed
+   * write, even where an earlier send had left one), so the part shows missing and is sent again, and
+   * `complete` never counts it. Only while the upload is open: once completed, its parts are verification's.
+   */
+  async dropPart(
+    req: { upload_id: string; file: UploadFileRole; part_number: number },
+    trx: Trx,
+  ): Promise<{ dropped: boolean }> {
+    // The lock orders this after a recordPart of the same upload still in flight.
+    const row = await this.uploads.find(trx, req.upload_id, { lock: true });
+    if (!row) throw notFound('Upload', req.upload_id);
+    if (row.status !== 'open') return { dropped: false };
+    return { dropped: await this.uploads.deletePart(trx, row.id, req.file, req.part_number) };
   }
 
   /**

@@ -12,6 +12,7 @@ import {
   type BlobStore,
   faultPoint,
   InvalidBlobPartError,
+  inTransaction,
   LOGGER,
   type Logger,
   METRICS,
@@ -20,10 +21,10 @@ import {
   Outbox,
 } from '@ferry/platform';
 import { Inject, Injectable } from '@nestjs/common';
-import type { Transaction } from 'kysely';
+import { Kysely, type Transaction } from 'kysely';
 import type { TransferDB } from '../database.js';
 import { parseSidecar, SidecarInvalid } from './sidecar.js';
-import { type UploadFileRow, UploadRepository } from './upload.repository.js';
+import { type UploadFileRow, type UploadPartRow, UploadRepository } from './upload.repository.js';
 import { partSizeOf, UploadService } from './upload.service.js';
 
 type Trx = Transaction<TransferDB>;
@@ -34,13 +35,23 @@ class Rejected extends Error {
   }
 }
 
+type Verdict =
+  | { status: 'verified'; recording: RecordingMetadata | null }
+  | { status: 'rejected'; rejection: Omit<UploadRejection, 'by'> };
+
 /**
- * Verification of a completed upload, run by transfer's own consumer of `upload.completed` inside the
- * inbox transaction (so a crash resumes it and a redelivery does nothing twice): every declared part
- * present, the parts assembled, each file's size checked and its whole sha256 recomputed by streaming
- * the stored object, the sidecar parsed. Then `verified` with `upload.verified` (its event id is the
- * upload id: published once per upload), or `rejected` with a machine-readable reason. Storage errors
- * are thrown: the message is retried later, nothing is decided.
+ * Verification of a completed upload, run by transfer's own consumer of `upload.completed`: every
+ * declared part present, the parts assembled, each file's size checked and its whole sha256 recomputed
+ * by streaming the stored object, the sidecar parsed. Then `verified` with `upload.verified` (its event
+ * id is the upload id: published once per upload), or `rejected` with a machine-readable reason.
+ * Storage errors are thrown: the message is retried later, nothing is decided.
+ *
+ * The consumer runs it outside any transaction (`transaction: 'handler'`): a multi-GB hash must not hold
+ * a connection, a transaction and the upload's row lock for minutes. Once every byte is checked, one
+ * short transaction records the verdict by compare-and-set `verifying → verified | rejected` together
+ * with its event. A redelivery, or another replica verifying the same upload at the same time, finds the
+ * upload decided (or loses the compare-and-set) and does nothing; so does a verification that the
+ * device's `fail` overtook.
  */
 @Injectable()
 export class UploadVerifier {
@@ -49,6 +60,7 @@ export class UploadVerifier {
   private readonly bytesHashed;
 
   constructor(
+    private readonly db: Kysely<TransferDB>,
     private readonly uploads: UploadRepository,
     private readonly service: UploadService,
     private readonly outbox: Outbox,
@@ -64,14 +76,17 @@ export class UploadVerifier {
     );
   }
 
-  async verify(uploadId: string, trx: Trx): Promise<void> {
-    const row = await this.uploads.find(trx, uploadId, { lock: true });
-    if (!row || row.status !== 'verifying') return; // already decided (a redelivery)
-    const files = await this.uploads.filesOf(trx, [row.id]);
-    let recording: RecordingMetadata | null = null;
+  async verify(uploadId: string): Promise<void> {
+    const row = await this.uploads.find(this.db, uploadId);
+    if (row?.status !== 'verifying') return; // already decided (a redelivery)
+    // Read once: nothing adds or drops parts of an upload that is no longer open.
+    const files = await this.uploads.filesOf(this.db, [row.id]);
+    const parts = await this.uploads.partsOf(this.db, [row.id]);
+    let verdict: Verdict;
     try {
+      let recording: RecordingMetadata | null = null;
       for (const file of files) {
-        await this.assemble(trx, row.id, Number(row.part_size), file);
+        await this.assemble(Number(row.part_size), file, parts);
         const data = await this.check(file);
         if (file.role === 'sidecar') {
           try {
@@ -82,17 +97,41 @@ export class UploadVerifier {
           }
         }
       }
+      verdict = { status: 'verified', recording };
     } catch (err) {
       if (!(err instanceof Rejected)) throw err;
-      await this.reject(trx, row.id, err.rejection);
-      return;
+      verdict = { status: 'rejected', rejection: err.rejection };
+      // Before the verdict, so a failure here is retried with nothing decided (aborting is idempotent).
+      await this.service.abortFiles(this.db, row.id);
     }
     faultPoint('transfer.after_verify');
-    const moved = (await this.uploads.transition(trx, row.id, ['verifying'], {
+    const decided = await inTransaction(this.db, (trx) =>
+      verdict.status === 'verified'
+        ? this.recordVerified(trx, row.id, verdict.recording)
+        : this.recordRejected(trx, row.id, verdict.rejection),
+    );
+    if (!decided) {
+      this.logger.debug({ upload_id: row.id }, 'upload decided meanwhile; verdict dropped');
+      return;
+    }
+    if (verdict.status === 'verified') {
+      this.verified.inc();
+      this.logger.info({ upload_id: row.id, task_id: row.task_id }, 'upload verified');
+    } else {
+      const { reason, detail } = verdict.rejection;
+      this.rejected.inc({ reason });
+      this.logger.warn({ upload_id: row.id, reason, detail }, 'upload rejected');
+    }
+  }
+
+  /** verifying → verified with `upload.verified`; false when the upload was decided meanwhile. */
+  private async recordVerified(trx: Trx, id: string, recording: RecordingMetadata | null): Promise<boolean> {
+    const moved = await this.uploads.transition(trx, id, ['verifying'], {
       status: 'verified',
       verified_at: new Date(),
       recording: recording ? JSON.stringify(recording) : null,
-    }))!;
+    });
+    if (!moved) return false;
     const upload = await this.service.view(trx, moved);
     const file = (role: string) => {
       const f = upload.files.find((x) => x.role === role);
@@ -113,14 +152,27 @@ export class UploadVerifier {
       // The dedup key: one upload.verified per upload, whatever retries or republishes happen.
       { aggregateId: upload.id, eventId: upload.id },
     );
-    this.verified.inc();
-    this.logger.info({ upload_id: upload.id, task_id: upload.task_id }, 'upload verified');
+    return true;
+  }
+
+  /** verifying → rejected with `upload.rejected`; false when the upload was decided meanwhile. */
+  private async recordRejected(trx: Trx, id: string, rejection: Omit<UploadRejection, 'by'>): Promise<boolean> {
+    const moved = await this.uploads.transition(trx, id, ['verifying'], {
+      status: 'rejected',
+      rejection_reason: rejection.reason,
+      rejection_detail: rejection.detail,
+      rejected_by: 'transfer',
+    });
+    if (!moved) return false;
+    const upload: Upload = await this.service.view(trx, moved);
+    await this.outbox.append(trx, uploadLifecycleEvents.rejected, { upload }, { aggregateId: id });
+    return true;
   }
 
   /** Every part 1..N present with its size, then the object assembled (idempotent once assembled). */
-  private async assemble(trx: Trx, uploadId: string, partSize: number, file: UploadFileRow): Promise<void> {
+  private async assemble(partSize: number, file: UploadFileRow, allParts: readonly UploadPartRow[]): Promise<void> {
     const size = Number(file.size_bytes);
-    const parts = (await this.uploads.partsOf(trx, [uploadId])).filter((p) => p.role === file.role);
+    const parts = allParts.filter((p) => p.role === file.role);
     const missing: number[] = [];
     for (let n = 1; n <= file.part_count; n++) {
       const part = parts.find((p) => p.part_number === n);
@@ -200,19 +252,5 @@ export class UploadVerifier {
       });
     }
     return data;
-  }
-
-  private async reject(trx: Trx, id: string, rejection: Omit<UploadRejection, 'by'>): Promise<void> {
-    const moved = (await this.uploads.transition(trx, id, ['verifying'], {
-      status: 'rejected',
-      rejection_reason: rejection.reason,
-      rejection_detail: rejection.detail,
-      rejected_by: 'transfer',
-    }))!;
-    const upload: Upload = await this.service.view(trx, moved);
-    await this.outbox.append(trx, uploadLifecycleEvents.rejected, { upload }, { aggregateId: id });
-    await this.service.abortFiles(trx, id);
-    this.rejected.inc({ reason: rejection.reason });
-    this.logger.warn({ upload_id: id, reason: rejection.reason, detail: rejection.detail }, 'upload rejected');
   }
 }
