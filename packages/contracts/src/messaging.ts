@@ -100,7 +100,10 @@ export type EventPayload<E extends EventDefinition> = z.infer<E['schema']>;
 // ---------------------------------------------------------------------------------------------
 // Durable consumers
 
-export interface ConsumerDefinition {
+/** Where a consumer's handler runs: see `ConsumerDefinition.transaction`. */
+export type ConsumerTransaction = 'inbox' | 'handler';
+
+export interface ConsumerDefinition<T extends ConsumerTransaction = ConsumerTransaction> {
   /** Durable name, `<service>__<purpose>`. */
   readonly durable: string;
   readonly service: ServiceName;
@@ -126,10 +129,10 @@ export interface ConsumerDefinition {
    * transaction and makes its effect idempotent itself (a claim, a compare-and-set); for long work that
    * must not hold a transaction open (a QA check streaming a recording).
    */
-  readonly transaction: 'inbox' | 'handler';
+  readonly transaction: T;
 }
 
-export function defineConsumer(def: {
+interface ConsumerSpec {
   durable: string;
   service: ServiceName;
   events: readonly EventDefinition[];
@@ -138,8 +141,13 @@ export function defineConsumer(def: {
   maxDeliver?: number;
   maxAckPending?: number;
   concurrency?: number;
-  transaction?: 'inbox' | 'handler';
-}): ConsumerDefinition {
+  transaction?: ConsumerTransaction;
+}
+
+/** The definition keeps its `transaction` in its type, so a handler's context can follow it (no `trx` in `handler` mode). */
+export function defineConsumer(def: ConsumerSpec & { transaction: 'handler' }): ConsumerDefinition<'handler'>;
+export function defineConsumer(def: ConsumerSpec & { transaction?: 'inbox' }): ConsumerDefinition<'inbox'>;
+export function defineConsumer(def: ConsumerSpec): ConsumerDefinition {
   const first = def.events[0];
   if (!first) throw new Error(`consumer ${def.durable} handles no events`);
   if (!def.durable.startsWith(`${def.service}__`)) {

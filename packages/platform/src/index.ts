@@ -69,10 +69,13 @@ export { DlqForwarder } from './messaging/dlq-forwarder.js';
 export { headersToRecord, readEventMeta, toNatsHeaders } from './messaging/envelope.js';
 export {
   type EventContext,
+  type EventContextOf,
+  type EventDelivery,
   type EventHandler,
   type HandleOutcome,
   InboxConsumer,
   type InboxConsumerOptions,
+  type OwnTransactionEventContext,
 } from './messaging/inbox-consumer.js';
 export { type AppendOptions, Outbox } from './messaging/outbox.js';
 export { OutboxRelay, type OutboxRelayOptions, type RelayBatchResult } from './messaging/outbox-relay.js';

@@ -7,7 +7,7 @@ import { v7 as uuidv7 } from 'uuid';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { inProcessGateway } from '../../../test/support/gateway-app.js';
 import { json } from '../../../test/support/http.js';
-import { type ServiceProcess, System } from '../../../test/support/system.js';
+import { exitWithin, System } from '../../../test/support/system.js';
 import type { GatewayDB } from './database.js';
 
 describe('gateway HTTP API (real production service behind NATS)', () => {
@@ -492,14 +492,3 @@ describe('gateway HTTP API (real production service behind NATS)', () => {
     });
   });
 });
-
-/** The process's exit, or a failure if it is still running after `ms` (a fault that never fired). */
-function exitWithin(proc: ServiceProcess, ms = 20_000) {
-  let timer: NodeJS.Timeout | undefined;
-  return Promise.race([
-    proc.exited,
-    new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`${proc.name} still running after ${ms} ms`)), ms);
-    }),
-  ]).finally(() => clearTimeout(timer));
-}

@@ -4,11 +4,11 @@ import { isErrorCode } from '@ferry/contracts';
 import {
   type BlobStore,
   type DependencyMonitor,
-  DomainError,
   type Logger,
   type Metrics,
   type ReadinessReport,
   type RpcClient,
+  unavailable,
 } from '@ferry/platform';
 import { Hono } from 'hono';
 import type { BearerStrategy } from './auth/authenticate.js';
@@ -85,7 +85,7 @@ export function createGateway(deps: GatewayDeps): Hono {
     rpc: () => {
       const client = deps.rpc();
       if (!client) {
-        throw new DomainError('unavailable', 'the gateway is not connected to NATS yet', { retry_after_seconds: 2 });
+        throw unavailable('nats');
       }
       return client;
     },
@@ -99,7 +99,7 @@ export function createGateway(deps: GatewayDeps): Hono {
     jetstream: () => {
       const access = deps.jetstream?.();
       if (!access) {
-        throw new DomainError('unavailable', 'the gateway is not connected to NATS yet', { retry_after_seconds: 2 });
+        throw unavailable('nats');
       }
       return access;
     },

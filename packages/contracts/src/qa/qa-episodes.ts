@@ -10,6 +10,10 @@ import { QaProfile } from './profiles.js';
 
 /** Statuses a person sets; automated runs (auto, manual, bulk) never change them. */
 export const PROTECTED_QA_STATUSES = ['needs_inspection', 'inspector_approved', 'rejected'] as const;
+/** Whether a person set `status` (one of PROTECTED_QA_STATUSES): automated runs keep or skip it. */
+export function isProtectedQaStatus(status: string): boolean {
+  return (PROTECTED_QA_STATUSES as readonly string[]).includes(status);
+}
 /** What the QA list shows by default: what needs a person's attention. */
 export const ATTENTION_QA_STATUSES = ['pending_qa', 'failed', 'needs_inspection'] as const;
 

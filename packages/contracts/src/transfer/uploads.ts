@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { defineEvent, defineRpc } from '../messaging.js';
 import { PageQuery, pageOf } from '../pagination.js';
 import { commaList, Timestamp, Uuid } from '../primitives.js';
+import { TaskStatus } from '../production/tasks.js';
 import { UploadRejectionReason } from '../production/upload-rejections.js';
 import { DeviceId } from '../production/workstations.js';
 
@@ -219,6 +220,30 @@ export const FailUploadBody = z
   .strict()
   .meta({ id: 'FailUploadBody' });
 
+/**
+ * What the device's report did to the task. The upload fails whatever production answers; the task fails only
+ * where production lets it (the task recording or uploading). Where production refuses (the task's outcome is
+ * decided otherwise: cancelled by an operator, completed, or it has not started recording), the task stays as it is.
+ */
+export const FailedUploadTask = z
+  .object({
+    /** true: the task is failed; false: production left it as it was. */
+    failed: z.boolean(),
+    /** The task's status after the report, when production told it. */
+    status: TaskStatus.optional(),
+    /** Why production left the task as it was. */
+    detail: z.string().optional(),
+  })
+  .meta({ id: 'FailedUploadTask' });
+export type FailedUploadTask = z.infer<typeof FailedUploadTask>;
+
+/** The failed upload; `task` only in the answer to the report that failed it (a repeated report answers the upload). */
+export const FailedUpload = Upload.extend({ task: FailedUploadTask.optional() }).meta({
+  id: 'FailedUpload',
+  description: 'The failed upload, and what the report did to its task.',
+});
+export type FailedUpload = z.infer<typeof FailedUpload>;
+
 const uploadFilters = {
   task_id: Uuid.optional(),
   device_id: DeviceId.optional(),
@@ -321,7 +346,7 @@ export const uploadRpc = {
     subject: 'transfer.rpc.upload.fail',
     kind: 'command',
     request: z.object({ id: Uuid, reason: z.string().min(1).max(2000) }),
-    reply: Upload,
+    reply: FailedUpload,
   }),
 } as const;
 
@@ -335,7 +360,9 @@ export const uploadLifecycleEvents = {
   rejected: defineEvent({
     type: 'transfer.evt.upload.rejected.v1',
     schema: z.object({ upload: Upload }),
-    description: 'Verification refused the upload (`upload.rejection.reason`); nothing goes downstream.',
+    description:
+      'Verification or production refused the upload (`upload.rejection.reason`); nothing goes downstream, and what ' +
+      'was stored of it is deleted.',
   }),
   acknowledged: defineEvent({
     type: 'transfer.evt.upload.acknowledged.v1',
@@ -344,8 +371,14 @@ export const uploadLifecycleEvents = {
   }),
   failed: defineEvent({
     type: 'transfer.evt.upload.failed.v1',
-    schema: z.object({ upload: Upload, reason: z.string() }),
-    description: 'The device reported the upload failed; the task failed with it.',
+    schema: z.object({
+      upload: Upload,
+      reason: z.string(),
+      /** Whether the task failed with it: false where production kept the task (cancelled, completed, not started). */
+      task_failed: z.boolean().optional(),
+    }),
+    description:
+      'The device reported the upload failed; the task failed with it unless production refused (`task_failed`).',
   }),
   expired: defineEvent({
     type: 'transfer.evt.upload.expired.v1',

@@ -1,9 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
 import net from 'node:net';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
-import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createBucket, type S3TestConnection, startS3rver } from '../testing/s3rver.js';
 import { bytesAt, describeBlobStoreContract, generated, sha256Of } from './blob-store.contract.js';

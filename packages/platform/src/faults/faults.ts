@@ -15,6 +15,7 @@ export type FaultPoint =
   | 'consumer.after_commit'
   | 'rpc.after_commit'
   | 'transfer.after_verify'
+  | 'transfer.after_task_failed'
   | 'qa.mid_check'
   | 'qa.after_record';
 

@@ -1,3 +1,4 @@
+import { isBlobError } from '../blob/blob-errors.js';
 import { DomainError } from '../errors/domain-error.js';
 import type { Logger } from '../logging/logger.js';
 
@@ -30,6 +31,9 @@ function errorChain(err: unknown): { code?: unknown; message?: unknown }[] {
   const chain: { code?: unknown; message?: unknown }[] = [];
   let current: unknown = err;
   for (let i = 0; i < 5 && current && typeof current === 'object'; i++) {
+    // A blob store error ends the chain, itself included: the socket error it wraps (ECONNREFUSED,
+    // ETIMEDOUT) and its message (which quotes the cause's) are the object store's, never Postgres's.
+    if (isBlobError(current)) break;
     chain.push(current as { code?: unknown; message?: unknown });
     // AggregateError (a failed connect to several addresses) carries the socket errors in `errors`.
     const nested = (current as { errors?: unknown[] }).errors;

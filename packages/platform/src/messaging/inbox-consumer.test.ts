@@ -1,9 +1,9 @@
-import { HEADERS } from '@ferry/contracts';
+import { defineConsumer, HEADERS } from '@ferry/contracts';
 import { AckPolicy } from '@nats-io/jetstream';
 import { nanos } from '@nats-io/transport-node';
 import { sql } from 'kysely';
 import { v7 as uuidv7 } from 'uuid';
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, expectTypeOf, it } from 'vitest';
 import type { Database } from '../db/database.js';
 import { DomainError } from '../errors/domain-error.js';
 import {
@@ -18,7 +18,12 @@ import {
 import { DeadLetterQueue } from './dead-letters.js';
 import { DlqForwarder } from './dlq-forwarder.js';
 import { toNatsHeaders } from './envelope.js';
-import { type EventHandler, type HandleOutcome, InboxConsumer } from './inbox-consumer.js';
+import {
+  type EventHandler,
+  type HandleOutcome,
+  InboxConsumer,
+  type OwnTransactionEventContext,
+} from './inbox-consumer.js';
 import { consumerConfig } from './topology.js';
 
 describe('InboxConsumer', () => {
@@ -181,6 +186,71 @@ describe('InboxConsumer', () => {
     await start(def); // a healthy replica gets the redelivery after ack_wait
     await settled(def.durable);
     expect(await effects()).toEqual([{ event_id: id, n: 3 }]);
+  });
+
+  it('runs a `transaction: handler` consumer outside any transaction: no inbox row, acked after the handler, retried after a throw', async () => {
+    const def = defineConsumer({
+      durable: `production__probe${++seq}`,
+      service: 'production',
+      events: [probeEvent],
+      ackWaitMs: 1_000,
+      maxDeliver: 3,
+      transaction: 'handler',
+    });
+    await infra.jsm.consumers.add(infra.ns.stream('PRODUCTION'), consumerConfig(infra.ns, def));
+    const ackPending = async () =>
+      (await infra.jsm.consumers.info(infra.ns.stream('PRODUCTION'), def.durable)).num_ack_pending;
+    let release!: () => void;
+    const held = new Promise<void>((r) => {
+      release = r;
+    });
+    const seen: { n: number; delivery: number; trx: unknown }[] = [];
+    const handler: EventHandler<any, 'handler'> = async (payload, ctx) => {
+      // The type says it too: there is no transaction to write through.
+      expectTypeOf(ctx).toEqualTypeOf<OwnTransactionEventContext>();
+      expectTypeOf(ctx.trx).toEqualTypeOf<undefined>();
+      const { n } = payload as { n: number };
+      seen.push({ n, delivery: ctx.deliveryCount, trx: ctx.trx });
+      if (n === 1) await held;
+      if (n === 2 && ctx.deliveryCount === 1) throw new Error('probe 2 fails once');
+      await sql`insert into effects (event_id, n) values (${ctx.eventId}, ${n})`.execute(database.db);
+    };
+    const c = new InboxConsumer({
+      def,
+      handler,
+      db: database.db,
+      js: infra.js,
+      ns: infra.ns,
+      logger: silentLogger(),
+      retryScheduleMs: [100],
+    });
+    running.push(c);
+    await c.start();
+
+    const first = await publish({ n: 1 });
+    await waitFor(() => seen.length === 1, { what: 'the held handler to run' });
+    // Held past ack_wait: the message stays unacknowledged (kept alive, not redelivered) while the handler runs.
+    await new Promise((r) => setTimeout(r, 1_200));
+    expect(await ackPending()).toBe(1);
+    expect(seen).toHaveLength(1);
+    release();
+    await settled(def.durable);
+
+    const second = await publish({ n: 2 });
+    await settled(def.durable);
+    expect(seen).toEqual([
+      { n: 1, delivery: 1, trx: undefined },
+      { n: 2, delivery: 1, trx: undefined },
+      { n: 2, delivery: 2, trx: undefined },
+    ]);
+    expect(await effects()).toEqual([
+      { event_id: first, n: 1 },
+      { event_id: second, n: 2 },
+    ]);
+    const inbox = await sql<{
+      n: number;
+    }>`select count(*)::int as n from inbox where consumer = ${def.durable}`.execute(database.db);
+    expect(inbox.rows[0]!.n).toBe(0);
   });
 
   it('dead-letters a schema-invalid message at once with the reason and terminates it', async () => {

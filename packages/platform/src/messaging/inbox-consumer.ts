@@ -1,4 +1,4 @@
-import type { ConsumerDefinition, EventDefinition } from '@ferry/contracts';
+import type { ConsumerDefinition, ConsumerTransaction, EventDefinition } from '@ferry/contracts';
 import type { JetStreamClient, JsMsg } from '@nats-io/jetstream';
 import type { Kysely, Transaction } from 'kysely';
 import { z } from 'zod';
@@ -16,13 +16,8 @@ import { headersToRecord, readEventMeta } from './envelope.js';
 import { PullLoop } from './pull-loop.js';
 import { DEFAULT_RETRY_SCHEDULE_MS, retryDelay } from './retry-schedule.js';
 
-/** What an event handler gets besides the payload. */
-export interface EventContext<DB = any> {
-  /**
-   * The transaction of the inbox row: write the effect and its outbox events through it. Consumers
-   * defined with `transaction: 'handler'` get none (undefined): they open their own.
-   */
-  readonly trx: Transaction<DB>;
+/** What every event handler gets besides the payload: the delivery it is handling. */
+export interface EventDelivery {
   readonly eventId: string;
   readonly eventType: string;
   readonly subject: string;
@@ -31,11 +26,31 @@ export interface EventContext<DB = any> {
   readonly correlationId?: string;
 }
 
-export type EventHandler<DB = any> = (payload: unknown, ctx: EventContext<DB>) => Promise<void>;
+/** What a handler of a `transaction: 'inbox'` consumer (the default) gets. */
+export interface EventContext<DB = any> extends EventDelivery {
+  /** The transaction of the inbox row: write the effect and its outbox events through it. */
+  readonly trx: Transaction<DB>;
+}
 
-export interface InboxConsumerOptions {
-  def: ConsumerDefinition;
-  handler: EventHandler;
+/** What a handler of a `transaction: 'handler'` consumer gets: no transaction; it opens its own short ones. */
+export interface OwnTransactionEventContext extends EventDelivery {
+  readonly trx?: undefined;
+}
+
+/** The context a consumer's handler gets, by the consumer's `transaction`; for both modes, either. */
+export type EventContextOf<T extends ConsumerTransaction, DB = any> = T extends 'handler'
+  ? OwnTransactionEventContext
+  : EventContext<DB>;
+
+export type EventHandler<DB = any, T extends ConsumerTransaction = 'inbox'> = (
+  payload: unknown,
+  ctx: EventContextOf<T, DB>,
+) => Promise<void>;
+
+export interface InboxConsumerOptions<T extends ConsumerTransaction = ConsumerTransaction> {
+  def: ConsumerDefinition<T>;
+  /** Called with an EventContext (`inbox` consumers) or an OwnTransactionEventContext (`handler` ones). */
+  handler: EventHandler<any, T>;
   db: Kysely<any>;
   js: JetStreamClient;
   ns: Namespace;
@@ -64,11 +79,14 @@ const TRANSIENT_CODES = new Set(['conflict', 'unavailable', 'upstream_timeout', 
  * messages, domain errors and the last allowed attempt are dead-lettered with their reason and
  * terminated.
  */
-export class InboxConsumer {
+export class InboxConsumer<T extends ConsumerTransaction = ConsumerTransaction> {
   private readonly loop: PullLoop;
   private readonly schedule: readonly number[];
+  private readonly handler: EventHandler<any, ConsumerTransaction>;
 
-  constructor(private readonly options: InboxConsumerOptions) {
+  constructor(private readonly options: InboxConsumerOptions<T>) {
+    // `def.transaction` is T, and handle() builds the context from it: the handler only ever gets its own.
+    this.handler = options.handler as EventHandler<any, ConsumerTransaction>;
     this.schedule = options.retryScheduleMs ?? DEFAULT_RETRY_SCHEDULE_MS;
     this.loop = new PullLoop({
       js: options.js,
@@ -125,19 +143,18 @@ export class InboxConsumer {
     let outcome: HandleOutcome;
     try {
       const { payload, eventId, def } = this.decode(msg);
-      const context = (trx: Transaction<any>) => ({
-        trx,
+      const delivery: EventDelivery = {
         eventId,
         eventType: def.type,
         subject: msg.subject,
         streamSeq: msg.seq,
         deliveryCount: msg.info.deliveryCount,
         correlationId: meta.correlationId,
-      });
+      };
       outcome = await runWithTrace({ requestId: meta.correlationId, causationId: eventId }, async () => {
         if (consumer.transaction === 'handler') {
           // The handler's own short transactions and idempotent effect; no inbox row.
-          await this.options.handler(payload, context(undefined as unknown as Transaction<any>));
+          await this.handler(payload, delivery);
           return 'handled' as const;
         }
         return inTransaction(this.options.db, async (trx) => {
@@ -148,7 +165,7 @@ export class InboxConsumer {
             .returning('message_id')
             .executeTakeFirst();
           if (!inserted) return 'duplicate' as const;
-          await this.options.handler(payload, context(trx));
+          await this.handler(payload, { ...delivery, trx });
           return 'handled' as const;
         });
       });

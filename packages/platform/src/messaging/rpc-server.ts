@@ -8,6 +8,7 @@ import {
 import type { Msg, NatsConnection, Subscription } from '@nats-io/transport-node';
 import { type Kysely, sql, type Transaction } from 'kysely';
 import type { z } from 'zod';
+import { type BlobError, isBlobError } from '../blob/blob-errors.js';
 import type { MessagingTables } from '../db/messaging-tables.js';
 import { inTransaction } from '../db/transaction.js';
 import { DomainError, isDomainError } from '../errors/domain-error.js';
@@ -51,7 +52,9 @@ export function zodIssues(error: z.ZodError): { path: string; message: string }[
  * it; every reply is `{ok, data}` or `{ok:false, error:{code,message,details}}`. A command runs in one
  * transaction; when it carries a command id (from an Idempotency-Key) the id is recorded in the command
  * log of that transaction, and a repeat returns the recorded reply instead of running again.
- * Errors that are not DomainErrors are logged and answered as `internal` without their message.
+ * Errors that are not DomainErrors are answered without their message: an object store failure as
+ * `storage_error`, a missing stored object as `not_found`, a lost Postgres connection as `unavailable`,
+ * anything else (logged) as `internal`.
  */
 export class RpcServer {
   private readonly handlers = new Map<string, { def: RpcDefinition; handler: RpcHandler }>();
@@ -185,7 +188,17 @@ export class RpcServer {
   }
 
   private toErrorBody(err: unknown, def: RpcDefinition, requestId?: string): RpcErrorBody {
-    if (!isDomainError(err) && isPostgresConnectionError(err)) {
+    const storeProblem = isBlobError(err) ? blobProblem(err) : undefined;
+    if (storeProblem) {
+      // The store's own error names keys, ids, hosts and paths: it goes to the log, the caller gets the code.
+      if (storeProblem.code === 'storage_error') {
+        this.options.logger.warn(
+          { err, subject: def.subject, request_id: requestId },
+          'RPC handler: object store failed',
+        );
+      }
+      err = storeProblem;
+    } else if (!isDomainError(err) && isPostgresConnectionError(err)) {
       // An outage, logged once by the monitor; the caller is told to retry (503 with Retry-After).
       this.options.monitor?.down('postgres', err);
       err = unavailable('postgres', err);
@@ -193,6 +206,27 @@ export class RpcServer {
     if (isDomainError(err)) return { code: err.code, message: err.message, details: err.details };
     this.options.logger.error({ err, subject: def.subject, request_id: requestId }, 'RPC handler failed');
     return { code: 'internal', message: 'internal error' };
+  }
+}
+
+/**
+ * What a blob store error that escaped a handler means to the caller: the store failing (S3 5xx, a
+ * refused or timed-out connection, EIO) is `storage_error` (502, retry later), a missing object
+ * `not_found`. Any other blob error is the handler's bug (a bad key, part or range) and stays `internal`.
+ */
+function blobProblem(err: BlobError): DomainError | undefined {
+  switch (err.code) {
+    case 'storage_failed':
+      return new DomainError(
+        'storage_error',
+        'the object store failed; nothing was recorded; retry later',
+        { retry_after_seconds: 5 },
+        { cause: err },
+      );
+    case 'not_found':
+      return new DomainError('not_found', 'the stored object was not found', undefined, { cause: err });
+    default:
+      return undefined;
   }
 }
 

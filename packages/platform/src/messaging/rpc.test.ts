@@ -3,8 +3,10 @@ import { sql } from 'kysely';
 import { v4 as uuidv4 } from 'uuid';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
+import { BlobNotFoundError, BlobStorageError } from '../blob/blob-errors.js';
 import type { Database } from '../db/database.js';
 import { DomainError } from '../errors/domain-error.js';
+import { DependencyMonitor } from '../health/dependency-monitor.js';
 import { currentTrace } from '../logging/context.js';
 import { captureLogger, silentLogger, TestInfra } from '../testing/index.js';
 import { RpcClient } from './rpc-client.js';
@@ -27,6 +29,12 @@ const record = defineRpc({
   kind: 'command',
   request: z.object({ n: z.number().int(), reject: z.boolean().default(false) }),
   reply: z.object({ id: z.number().int(), n: z.number().int() }),
+});
+const storage = defineRpc({
+  subject: 'production.rpc.probe.storage',
+  kind: 'command',
+  request: z.object({ failure: z.enum(['refused', 'timeout', 's3_503', 'missing']) }),
+  reply: z.object({}),
 });
 const bulk = defineRpc({
   subject: 'production.rpc.probe.bulk',
@@ -55,6 +63,7 @@ describe('RpcServer and RpcClient', () => {
   let server: RpcServer;
   let client: RpcClient;
   const captured = captureLogger('rpc');
+  const monitor = new DependencyMonitor({ logger: silentLogger() });
   /** Texts the first server's echo handler was called with. */
   const echoedByFirst: string[] = [];
 
@@ -68,6 +77,7 @@ describe('RpcServer and RpcClient', () => {
       service: 'production',
       db: database.db,
       logger: captured.logger,
+      monitor,
     });
     server.register(echo, async (data: { text: string; delayMs?: number }) => {
       echoedByFirst.push(data.text);
@@ -84,6 +94,20 @@ describe('RpcServer and RpcClient', () => {
       await new Promise((r) => setTimeout(r, 20));
       return { id: rows[0]!.id, n: data.n };
     });
+    server.register(storage, async (data: { failure: string }) => {
+      const key = 'uploads/0190/secret-key.mcap';
+      const cause = {
+        // What S3's client rejects with when the store cannot be reached: a socket error, or a 5xx.
+        refused: Object.assign(new Error('connect ECONNREFUSED 10.0.0.9:9000'), { code: 'ECONNREFUSED' }),
+        timeout: Object.assign(new Error('connect ETIMEDOUT 10.0.0.9:9000'), { code: 'ETIMEDOUT' }),
+        s3_503: Object.assign(new Error('Please reduce your request rate.'), {
+          name: 'SlowDown',
+          $metadata: { httpStatusCode: 503 },
+        }),
+      }[data.failure];
+      if (!cause) throw new BlobNotFoundError(key);
+      throw new BlobStorageError('createMultipart', key, { cause });
+    });
     server.register(bulk, async (data: { items: string[]; factor: number }) => ({
       items: data.items.flatMap((item) => Array.from({ length: data.factor }, (_, i) => `${item}#${i}`)),
     }));
@@ -91,6 +115,7 @@ describe('RpcServer and RpcClient', () => {
     client = new RpcClient({ nc: infra.nc, ns: infra.ns, logger: silentLogger(), timeoutMs: 2_000 });
   });
   afterAll(async () => {
+    monitor.close();
     await server.stop();
     await infra.cleanup();
   });
@@ -128,6 +153,30 @@ describe('RpcServer and RpcClient', () => {
     const line = captured.lines().find((l) => l.msg === 'RPC handler failed');
     expect(line).toMatchObject({ request_id: 'req-rpc-1', subject: fail.subject });
     expect(JSON.stringify(line)).toMatch(/secret_table/);
+  });
+
+  it('answers an object store failure as storage_error, not as a Postgres outage, naming nothing of the store', async () => {
+    for (const failure of ['refused', 'timeout', 's3_503'] as const) {
+      const err = await client.call(storage, { failure }, ctx()).catch((e) => e);
+      expect(err, failure).toBeInstanceOf(DomainError);
+      expect(err, failure).toMatchObject({ code: 'storage_error' });
+      expect(JSON.stringify({ message: err.message, details: err.details }), failure).not.toMatch(
+        /secret-key|10\.0\.0\.9|ECONNREFUSED|ETIMEDOUT|SlowDown|postgres/,
+      );
+    }
+    // The monitor was told of no outage: Postgres is up, and nothing logged it as down.
+    expect(monitor.isDown('postgres')).toBe(false);
+    // The store's own error is in the log, for the operator.
+    const line = captured
+      .lines()
+      .find((l) => l.msg === 'RPC handler: object store failed' && l.subject === storage.subject);
+    expect(JSON.stringify(line)).toMatch(/ECONNREFUSED/);
+  });
+
+  it('answers a missing stored object as not_found', async () => {
+    const err = await client.call(storage, { failure: 'missing' }, ctx()).catch((e) => e);
+    expect(err).toMatchObject({ code: 'not_found' });
+    expect(err.message).not.toMatch(/secret-key/);
   });
 
   it('reports a service nobody answers for as unavailable, and a slow one as upstream_timeout', async () => {

@@ -1,4 +1,4 @@
-import type { ConsumerDefinition, RpcDefinition } from '@ferry/contracts';
+import type { ConsumerDefinition, ConsumerTransaction, RpcDefinition } from '@ferry/contracts';
 import { ArgumentsHost, Catch, type LoggerService, type RpcExceptionFilter } from '@nestjs/common';
 import { type CustomTransportStrategy, type MessageHandler, Server } from '@nestjs/microservices';
 import { lastValueFrom, type Observable, throwError } from 'rxjs';
@@ -12,7 +12,7 @@ export interface FerryTransportOptions {
   rpcs: readonly RpcDefinition[];
   /** The durable consumers this service owns; an @EventPattern for anything else fails the boot. */
   consumers: readonly ConsumerDefinition[];
-  createConsumer(def: ConsumerDefinition, handler: EventHandler): InboxConsumer;
+  createConsumer(def: ConsumerDefinition, handler: EventHandler<any, ConsumerTransaction>): InboxConsumer;
 }
 
 /**
@@ -41,7 +41,9 @@ export class FerryTransport extends Server implements CustomTransportStrategy {
         if (handler.isEventHandler) {
           const def = this.options.consumers.find((c) => c.durable === pattern);
           if (!def) throw new Error(`@EventPattern(${pattern}) names no consumer of this service`);
-          this.consumers.push(this.options.createConsumer(def, FerryTransport.invoke(handler) as EventHandler));
+          this.consumers.push(
+            this.options.createConsumer(def, FerryTransport.invoke(handler) as EventHandler<any, ConsumerTransaction>),
+          );
         } else {
           const def = this.options.rpcs.find((r) => r.subject === pattern);
           if (!def) throw new Error(`@MessagePattern(${pattern}) names no RPC contract of this service`);

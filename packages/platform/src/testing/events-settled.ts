@@ -1,5 +1,6 @@
 import type { JetStreamManager } from '@nats-io/jetstream';
 import { type Kysely, sql } from 'kysely';
+import { waitFor } from './wait-for.js';
 
 export interface EventsSettledOptions {
   jsm: JetStreamManager;
@@ -57,4 +58,31 @@ export async function waitForEventsSettled(options: EventsSettledOptions): Promi
     }
     await new Promise((r) => setTimeout(r, intervalMs));
   }
+}
+
+export interface ConsumerDrainedOptions {
+  jsm: JetStreamManager;
+  /** The full stream name (`infra.ns.stream('TRANSFER')`). */
+  stream: string;
+  /** The durable consumer's name. */
+  durable: string;
+  /** Default 15 s. */
+  timeoutMs?: number;
+  /** Named in the timeout error. Default `<durable> to drain`. */
+  what?: string;
+}
+
+/**
+ * Waits until a durable consumer has nothing left to deliver and nothing delivered but unacked: every
+ * message it will ever see (redeliveries included) has been handled. Count "exactly once" effects of a
+ * consumer after this, never after a fixed sleep.
+ */
+export async function waitForConsumerDrained(options: ConsumerDrainedOptions): Promise<void> {
+  await waitFor(
+    async () => {
+      const info = await options.jsm.consumers.info(options.stream, options.durable);
+      return info.num_pending === 0 && info.num_ack_pending === 0;
+    },
+    { timeoutMs: options.timeoutMs ?? 15_000, what: options.what ?? `${options.durable} to drain` },
+  );
 }

@@ -1,7 +1,12 @@
 // Test helpers against the real Postgres and NATS. Each test file takes its own namespace
 // (schemas `<ns>_<service>`, streams `<ns>_<STREAM>`, subjects `<ns>.…`), so files run in parallel.
 export { fixturePath, type RunningChild, startChild } from './child-process.js';
-export { type EventsSettledOptions, waitForEventsSettled } from './events-settled.js';
+export {
+  type ConsumerDrainedOptions,
+  type EventsSettledOptions,
+  waitForConsumerDrained,
+  waitForEventsSettled,
+} from './events-settled.js';
 export { captureLogger, silentLogger } from './loggers.js';
 export { probeConsumer, probeEvent } from './probe.js';
 export { createBucket, type S3TestConnection, startS3rver } from './s3rver.js';

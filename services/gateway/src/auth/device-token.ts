@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { type Actor, deviceRpc } from '@ferry/contracts';
-import { currentTrace, DomainError, InvalidTokenError, type RpcClient } from '@ferry/platform';
+import { currentTrace, DomainError, InvalidTokenError, type RpcClient, unavailable } from '@ferry/platform';
 import { ANONYMOUS } from '../http/route.js';
 import type { BearerStrategy } from './authenticate.js';
 
@@ -21,22 +21,20 @@ export interface DeviceTokenStrategyOptions {
  * Device tokens (`fdt_…`, issued by transfer, stored there only as hashes): checked by an RPC to
  * transfer, with a short cache so a device streaming parts does not cost a round trip per request.
  */
-export function deviceTokenStrategy(options: DeviceTokenStrategyOptions): BearerStrategy & { forget(): void } {
+export function deviceTokenStrategy(options: DeviceTokenStrategyOptions): BearerStrategy {
   const ttl = options.ttlMs ?? 30_000;
   const max = options.maxEntries ?? 10_000;
   const cache = new Map<string, { actor: Actor; until: number }>();
   return {
     name: 'device',
     matches: (token) => token.startsWith('fdt_'),
-    forget: () => cache.clear(),
     async authenticate(token) {
       const key = createHash('sha256').update(token).digest('hex');
       const hit = cache.get(key);
       if (hit && hit.until > Date.now()) return hit.actor;
       cache.delete(key);
       const rpc = options.rpc();
-      if (!rpc)
-        throw new DomainError('unavailable', 'the gateway is not connected to NATS yet', { retry_after_seconds: 2 });
+      if (!rpc) throw unavailable('nats');
       let device: { device_id: string; organization_id: string };
       try {
         ({ device } = await rpc.call(

@@ -3,6 +3,7 @@ import { silentLogger, TestInfra } from '@ferry/platform/testing';
 import type { Hono } from 'hono';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { jwtStrategy } from '../auth/authenticate.js';
+import { deviceTokenStrategy } from '../auth/device-token.js';
 import type { GatewayDB } from '../database.js';
 import { createGateway } from '../gateway.js';
 import { IdempotencyStore } from '../idempotency/idempotency.store.js';
@@ -113,6 +114,29 @@ describe('gateway errors before any route runs', () => {
       expect(res.headers.get('retry-after')).toBe('2');
     } finally {
       monitor.up('nats');
+    }
+  });
+
+  it('answers 503 unavailable with Retry-After, naming NATS, while the gateway is not connected to it yet', async () => {
+    const device = createGateway({
+      logger: silentLogger(),
+      metrics: createMetrics('http-errors-test-no-nats'),
+      rpc: () => undefined,
+      idempotency: new IdempotencyStore(infra.database<GatewayDB>('gateway').db),
+      strategies: [jwtStrategy(SECRET), deviceTokenStrategy({ rpc: () => undefined })],
+      readiness: () => evaluateReadiness([], { phase: 'running' }),
+      bodyLimitBytes: 64 * 1024,
+      version: 'test',
+    });
+    const answers = [
+      // A route that asks a service, and a device token that transfer would have to check.
+      await device.request('/api/v1/orders', { headers: { authorization: `Bearer ${token}` } }),
+      await device.request('/api/v1/uploads', { headers: { authorization: `Bearer fdt_${'a'.repeat(40)}` } }),
+    ];
+    for (const res of answers) {
+      expect(res.status).toBe(503);
+      expect(res.headers.get('retry-after')).toBe('2');
+      expect(await res.json()).toMatchObject({ code: 'unavailable', details: { dependency: 'nats' } });
     }
   });
 

@@ -85,7 +85,6 @@ describe('PUT /uploads/{id}/parts/{file}/{n}', () => {
     const key = u.files[0]!.object_key;
     const multipartId = 'mp-0123456789abcdef';
     const failures: Record<string, Error> = {
-      busy: new MultipartBusyError(key, multipartId, 'a part is still being written'),
       key: new InvalidBlobKeyError(key, 'it is a prefix of other keys here'),
       part: new InvalidBlobPartError(`${key} refused`, 1),
       storage: new BlobStorageError('writePart', key, {
@@ -105,6 +104,21 @@ describe('PUT /uploads/{id}/parts/{file}/{n}', () => {
         expect(text, `${what}: ${secret}`).not.toContain(secret);
       }
     }
+  });
+
+  it('answers a part PUT that races the upload’s completion with 409 invalid_state, naming no key or id', async () => {
+    const w = await deviceWorld(system);
+    const u = await openUpload(w);
+    const t = u.parts![0]!;
+    const key = u.files[0]!.object_key;
+    const multipartId = 'mp-0123456789abcdef';
+    store.failNextWrite(() => Promise.reject(new MultipartBusyError(key, multipartId, 'it is being completed')));
+    const res = await put(t, Buffer.alloc(1024));
+    const text = await res.text();
+    expect(res.status).toBe(409);
+    expect(res.headers.get('retry-after')).toBeNull();
+    expect(JSON.parse(text)).toMatchObject({ code: 'invalid_state', detail: 'the upload is being completed' });
+    for (const secret of [key, multipartId]) expect(text).not.toContain(secret);
   });
 
   it('drops the record of a part sent before when sending it again fails, before answering', async () => {

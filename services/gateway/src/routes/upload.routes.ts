@@ -1,10 +1,12 @@
 import {
+  FailedUpload,
   FailUploadBody,
   OpenUploadBody,
   PartParams,
   PartReceiptBody,
   PartReceived,
   PartSignatureQuery,
+  Sha256,
   Upload,
   UploadGetQuery,
   UploadIdParams,
@@ -17,13 +19,13 @@ import {
   BlobSizeMismatchError,
   DomainError,
   isBlobError,
+  MultipartBusyError,
   MultipartNotFoundError,
 } from '@ferry/platform';
 import { defineRoute, ok, type RouteContext, type RouteResult } from '../http/route.js';
 
 const READERS = ['admin', 'operator', 'viewer'] as const;
 const tags = ['Uploads'];
-const SHA256 = /^[0-9a-f]{64}$/;
 
 /** Part URLs of the local store are relative to the API; the client gets them absolute. */
 function absolute(upload: Upload, origin: string): Upload {
@@ -50,8 +52,13 @@ function partWriteError(err: unknown): DomainError {
   if (err instanceof MultipartNotFoundError) {
     return new DomainError('invalid_state', 'this upload no longer takes parts (completed, failed or expired)');
   }
+  if (err instanceof MultipartBusyError) {
+    // The PUT raced the completion (the local store sealed the upload between transfer's check and the
+    // write): a state conflict, not a store failure; nothing was written.
+    return new DomainError('invalid_state', 'the upload is being completed');
+  }
   if (isBlobError(err)) {
-    // A store failure, or anything else the store refused (a busy upload, a key…): the store's own
+    // A store failure, or anything else the store refused (a key, a part…): the store's own
     // message names object keys, multipart ids and paths, so it goes to the log (the cause), not the client.
     return new DomainError('storage_error', 'the object store failed to store the part; send it again later', {
       retry_after_seconds: 5,
@@ -91,7 +98,7 @@ async function putPart(
     });
   }
   const sha256 = request.headers.get('x-part-sha256') ?? undefined;
-  if (sha256 !== undefined && !SHA256.test(sha256)) {
+  if (sha256 !== undefined && !Sha256.safeParse(sha256).success) {
     throw new DomainError('validation_failed', 'X-Part-Sha256 must be a lowercase hex sha256', {
       errors: [{ path: 'header.x-part-sha256', message: 'must be 64 lowercase hex digits' }],
     });
@@ -110,7 +117,7 @@ async function putPart(
     },
     call,
   );
-  if (!blobStore || blobStore.kind !== 'local') {
+  if (blobStore?.kind !== 'local') {
     throw new DomainError(
       'invalid_state',
       'this installation stores parts in the object store: use the part URLs the upload lists',
@@ -175,6 +182,7 @@ export const uploadRoutes = [
       409:
         'The task cannot take an upload (`invalid_state`), another upload with other files is open for it ' +
         '(`invalid_state`), or another device’s upload is in flight for it (`conflict`).',
+      502: 'The object store failed to start the upload (`storage_error`, a generic message); nothing was opened; retry later.',
     },
     async handle({ body }, { rpc, call, origin }) {
       const { created, upload } = await rpc.call(uploadRpc.open, body, call);
@@ -244,7 +252,7 @@ export const uploadRoutes = [
     },
     errors: {
       403: 'The URL is tampered, expired or for another part (`forbidden`), or the device token is not the owner’s.',
-      409: 'The upload no longer takes parts (`invalid_state`).',
+      409: 'The upload no longer takes parts, or is being completed (`invalid_state`).',
       502: 'The object store failed (`storage_error`, a generic message): the part is missing; send it again later.',
     },
     handle({ params, query }, ctx) {
@@ -300,15 +308,20 @@ export const uploadRoutes = [
     path: '/uploads/:id/fail',
     operationId: 'failUpload',
     summary: 'Report an upload failed',
-    description: 'The device gives up on the recording: the upload fails and the task fails with it (terminal).',
+    description:
+      'The device gives up on the recording: the upload fails (terminal) and its staged parts are deleted, whatever ' +
+      'becomes of the task. The task fails with it (`task.failed: true`) while it is recording or uploading; where ' +
+      'production refuses — the task was cancelled or completed meanwhile, has not started recording, or the device ' +
+      'no longer holds its workstation — the task stays as it is (`task.failed: false`, `task.detail` says why). ' +
+      'Reporting an upload already failed answers it as it is (without `task`).',
     tags,
     actors: ['device'],
     roles: [],
     params: UploadIdParams,
     body: FailUploadBody,
     idempotent: true,
-    responses: { 200: { description: 'The failed upload.', schema: Upload } },
-    errors: { 409: 'The upload is already verified or acknowledged, or the task cannot fail.' },
+    responses: { 200: { description: 'The failed upload, and what became of its task.', schema: FailedUpload } },
+    errors: { 409: 'The upload is already verified, acknowledged, rejected or expired (`invalid_state`).' },
     async handle({ params, body }, { rpc, call }) {
       return ok(await rpc.call(uploadRpc.fail, { id: params.id, reason: body.reason }, call));
     },

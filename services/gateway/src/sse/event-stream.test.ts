@@ -1,5 +1,5 @@
 import { createMetrics } from '@ferry/platform';
-import { silentLogger } from '@ferry/platform/testing';
+import { silentLogger, waitFor } from '@ferry/platform/testing';
 import { describe, expect, it } from 'vitest';
 import { type EventChannel, EventStreamHub, encodeFrame } from './event-stream.js';
 import { WebStreamSink } from './sse-sink.js';
@@ -49,7 +49,7 @@ describe('event streams', () => {
     });
     hub.connect(sink, s.handle, silentLogger());
     expect(await readAll(sink.readable)).toBe('retry: 1234\n\n: connected\n\nevent: hello\nid: 1\ndata: {}\n\n');
-    await new Promise((r) => setTimeout(r, 10));
+    await waitFor(() => s.seen.disposed > 0, { intervalMs: 1, what: 'the source to be disposed' });
     expect(s.seen.disposed).toBe(1);
     expect([hub.connections, hub.timers]).toEqual([0, 0]);
   });
@@ -68,7 +68,7 @@ describe('event streams', () => {
     expect(accepted).toEqual([true, true, true, false, false, false, false, false, false, false]);
     expect(channel.signal.aborted).toBe(true);
     expect(channel.signal.reason).toBe('slow_client');
-    await new Promise((r) => setTimeout(r, 10));
+    await waitFor(() => s.seen.disposed > 0, { intervalMs: 1, what: 'the source to be disposed' });
     expect(s.seen.disposed).toBe(1);
     expect(await metrics.registry.getSingleMetricAsString('ferry_sse_slow_clients_dropped_total')).toMatch(/ 1$/);
     expect([hub.connections, hub.timers, hub.subscriptions]).toEqual([0, 0, 0]);
@@ -104,7 +104,10 @@ describe('event streams', () => {
     const gone = source();
     const aborted = AbortSignal.abort();
     hub.connect(new WebStreamSink(), gone.handle, silentLogger(), aborted);
-    await new Promise((r) => setTimeout(r, 10));
+    await waitFor(() => gone.seen.disposed > 0 && hub.connections === 0, {
+      intervalMs: 1,
+      what: 'the source to be disposed',
+    });
     expect(gone.seen.channel).toBeUndefined();
     expect(gone.seen.disposed).toBe(1);
     expect([hub.connections, hub.timers]).toEqual([0, 0]);
@@ -122,4 +125,21 @@ describe('event streams', () => {
     expect(s.seen.channel!.signal.reason).toBe('shutdown');
     expect(s.seen.disposed).toBe(1);
   });
+
+  it('ends at once, as a shutdown, a stream connected after shutdown began (its request was being prepared)', async () => {
+    const hub = new EventStreamHub();
+    await hub.closeAll();
+    const sink = new WebStreamSink();
+    const s = source();
+    const connection = hub.connect(sink, s.handle, silentLogger());
+    // Ends by itself: nothing else will close it, and it would hold the server's shutdown open.
+    expect(await readAll(sink.readable)).toBe('retry: 3000\n\n: connected\n\n');
+    expect(connection.signal.reason).toBe('shutdown');
+    await waitFor(() => s.seen.disposed > 0 && hub.connections === 0, {
+      intervalMs: 1,
+      what: 'the source to be disposed',
+    });
+    expect(s.seen.disposed).toBe(1);
+    expect([hub.connections, hub.timers]).toEqual([0, 0]);
+  }, 5_000);
 });

@@ -210,11 +210,17 @@ export class EventStreamHub {
     await Promise.allSettled([...this.open].map((c) => c.shutdown()));
   }
 
-  /** Opens a stream on `sink` and starts `source` on it. */
+  /**
+   * Opens a stream on `sink` and starts `source` on it. Once shutdown has begun the stream is ended at
+   * once as a shutdown close, and the source disposed: its request passed the `accepting`
+   * check before `closeAll` and was still being prepared, so `closeAll` never saw it, and left open it
+   * would hold the server's close until the shutdown timeout.
+   */
   connect(sink: SseSink, source: EventSourceHandle, log: Logger, signal?: AbortSignal): EventStreamConnection {
     const connection = new EventStreamConnection(this, sink, source, log);
     this.open.add(connection);
     connection.begin(signal);
+    if (this.stopping) void connection.shutdown();
     return connection;
   }
 
