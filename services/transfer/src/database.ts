@@ -1,3 +1,4 @@
+import type { UploadFileRole, UploadStatus } from '@ferry/contracts';
 import type { MessagingTables } from '@ferry/platform';
 import type { ColumnType, Generated } from 'kysely';
 
@@ -44,15 +45,13 @@ export interface DeviceTokensTable {
   revoked_at: NullableTimestamp;
 }
 
-export type UploadStatusName = 'open' | 'verifying' | 'verified' | 'acknowledged' | 'rejected' | 'expired' | 'failed';
-
 export interface UploadsTable {
   id: string;
   organization_id: string;
   device_ref: string;
   device_id: string;
   task_id: string;
-  status: ColumnType<UploadStatusName, UploadStatusName | undefined, UploadStatusName>;
+  status: ColumnType<UploadStatus, UploadStatus | undefined, UploadStatus>;
   part_size: Int8;
   recording: ColumnType<Record<string, unknown> | null, string | null | undefined, string | null>;
   rejection_reason: string | null;
@@ -72,7 +71,7 @@ export interface UploadsTable {
 
 export interface UploadFilesTable {
   upload_id: string;
-  role: 'mcap' | 'sidecar';
+  role: UploadFileRole;
   object_key: string;
   size_bytes: Int8;
   sha256: string;
@@ -82,7 +81,7 @@ export interface UploadFilesTable {
 
 export interface UploadPartsTable {
   upload_id: string;
-  role: 'mcap' | 'sidecar';
+  role: UploadFileRole;
   part_number: number;
   size_bytes: Int8;
   sha256: string | null;

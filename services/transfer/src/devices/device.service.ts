@@ -172,9 +172,14 @@ export class DeviceService {
     return { device: toDevice(found.device), token_id: found.token.id };
   }
 
+  /** The live (not deleted) device registered under `deviceId` in the organization, if any. */
+  findLive(org: string, deviceId: string, db: Kysely<TransferDB> = this.db): Promise<DeviceRow | undefined> {
+    return this.devices.findByDeviceId(db, org, deviceId);
+  }
+
   /** The live device behind a device actor (the device id in the token's organization). */
   async forActor(actor: Actor, db: Kysely<TransferDB> = this.db): Promise<DeviceRow> {
-    const row = await this.devices.findByDeviceId(db, actor.org, actor.sub);
+    const row = await this.findLive(actor.org, actor.sub, db);
     if (!row) throw new DomainError('unauthenticated', `device ${actor.sub} is not registered (deleted?)`);
     return row;
   }

@@ -100,10 +100,10 @@ export async function transferFixture(options: TransferFixtureOptions = {}) {
       return q.execute() as Promise<{ id: string; event_type: string; payload: any }[]>;
     },
     /**
-     * A registered device with an open upload of `mcap` for a new task, whose parts (all but `skip`) were
-     * stored and recorded, then completed: `verifying`, its `upload.completed` event in the outbox.
+     * A registered device with an open upload of `mcap` for a new task, whose parts (all but `skipParts`)
+     * were stored and recorded.
      */
-    async completedUpload(mcap: Buffer, opts: { declaredSha?: string; skipParts?: number[] } = {}) {
+    async openUpload(mcap: Buffer, opts: { declaredSha?: string; skipParts?: number[] } = {}) {
       const org = uuidv7();
       const deviceId = `arm-${uuidv7().slice(-8)}`;
       const admin: Actor = { kind: 'user', sub: 'admin-test', org, role: 'admin' };
@@ -156,6 +156,11 @@ export async function transferFixture(options: TransferFixtureOptions = {}) {
           ),
         );
       }
+      return { id, actor, key, multipartId };
+    },
+    /** As `openUpload`, then completed: `verifying`, its `upload.completed` event in the outbox. */
+    async completedUpload(mcap: Buffer, opts: { declaredSha?: string; skipParts?: number[] } = {}) {
+      const { id, actor, key, multipartId } = await fixture.openUpload(mcap, opts);
       const upload: Upload = await fixture.tx((trx) => uploads.complete(actor, id, trx));
       return { upload, actor, key, multipartId };
     },

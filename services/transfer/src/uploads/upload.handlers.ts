@@ -55,12 +55,18 @@ export class UploadHandlers {
     await this.outbox.append(ctx.trx, lifecycle.acknowledged, { upload }, { aggregateId: upload.id });
   }
 
-  /** Production refused a verified upload (the task was cancelled meanwhile, say): it is rejected. */
+  /**
+   * Production refused a verified upload (the task was cancelled meanwhile, say): it is rejected and its
+   * stored object deleted — before the verdict, so a store failure is retried with nothing decided.
+   */
   @EventsHandler(transferConsumers.uploadRejected)
   async onUploadRejected(
     @Payload() payload: EventPayload<typeof productionEvents.episode.uploadRejected>,
     @Ctx() ctx: Ctx_,
   ): Promise<void> {
+    const row = await this.uploads.find(ctx.trx, payload.upload_id, { lock: true });
+    if (row?.status !== 'verified') return;
+    await this.service.discardFiles(ctx.trx, row.id);
     const moved = await this.uploads.transition(ctx.trx, payload.upload_id, ['verified'], {
       status: 'rejected',
       rejection_reason: payload.reason,

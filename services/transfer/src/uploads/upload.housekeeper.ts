@@ -1,9 +1,10 @@
 import { uploadEvents, uploadLifecycleEvents } from '@ferry/contracts';
 import { CONFIG, inTransaction, LOGGER, type Logger, METRICS, type Metrics, Outbox, Periodic } from '@ferry/platform';
 import { Inject, Injectable, type OnApplicationBootstrap, type OnModuleDestroy } from '@nestjs/common';
-import { Kysely } from 'kysely';
+import { Kysely, type Transaction } from 'kysely';
 import type { TransferDB } from '../database.js';
 import type { TransferConfig } from '../manifest.js';
+import { uploadVerifiedPayload } from './upload.events.js';
 import { UploadRepository } from './upload.repository.js';
 import { UploadService } from './upload.service.js';
 
@@ -63,20 +64,38 @@ export class UploadHousekeeper implements OnApplicationBootstrap, OnModuleDestro
     };
   }
 
+  /**
+   * One short transaction per upload, so a store failing on one upload's parts neither rolls back the others
+   * nor holds their locks while the store is called: that upload is logged and stays open, tried again at the
+   * next sweep, and the sweep goes on with the rest.
+   */
   private async expireIdle(now: Date): Promise<number> {
     const before = new Date(now.getTime() - this.config.UPLOAD_IDLE_TIMEOUT_MS);
-    return inTransaction(this.db, async (trx) => {
-      const rows = await this.uploads.idleOpen(trx, before, 100);
-      for (const row of rows) {
-        await this.service.abortFiles(trx, row.id);
-        const moved = (await this.uploads.transition(trx, row.id, ['open'], { status: 'expired' }))!;
-        const upload = await this.service.view(trx, moved);
-        await this.outbox.append(trx, uploadLifecycleEvents.expired, { upload }, { aggregateId: row.id });
-        this.logger.info({ upload_id: row.id, task_id: row.task_id }, 'open upload expired; its parts were deleted');
+    let expired = 0;
+    for (const id of await this.uploads.idleOpen(this.db, before, 100)) {
+      try {
+        if (await inTransaction(this.db, (trx) => this.expire(trx, id, before))) expired++;
+      } catch (err) {
+        this.logger.error(
+          { err, upload_id: id },
+          'could not expire an idle upload; it stays open until the next sweep',
+        );
       }
-      this.expired.inc(rows.length);
-      return rows.length;
-    });
+    }
+    this.expired.inc(expired);
+    return expired;
+  }
+
+  /** open → expired, its staged parts deleted first; false when it is no longer idle or another replica has it. */
+  private async expire(trx: Transaction<TransferDB>, id: string, before: Date): Promise<boolean> {
+    const row = await this.uploads.claimIdle(trx, id, before);
+    if (!row) return false;
+    await this.service.discardFiles(trx, row.id);
+    const moved = (await this.uploads.transition(trx, row.id, ['open'], { status: 'expired' }))!;
+    const upload = await this.service.view(trx, moved);
+    await this.outbox.append(trx, uploadLifecycleEvents.expired, { upload }, { aggregateId: row.id });
+    this.logger.info({ upload_id: row.id, task_id: row.task_id }, 'open upload expired; its parts were deleted');
+    return true;
   }
 
   private async republishUnacknowledged(now: Date): Promise<number> {
@@ -89,23 +108,10 @@ export class UploadHousekeeper implements OnApplicationBootstrap, OnModuleDestro
         if (!(await this.uploads.republishEvent(trx, row.id))) {
           // Housekeeping purged the published row (after 7 days): write it again under the same id.
           const upload = await this.service.view(trx, row);
-          const file = (role: string) => upload.files.find((f) => f.role === role);
-          const strip = (f: ReturnType<typeof file>) =>
-            f ? { object_key: f.object_key, size_bytes: f.size_bytes, sha256: f.sha256 } : undefined;
-          await this.outbox.append(
-            trx,
-            uploadEvents.verified,
-            {
-              upload_id: row.id,
-              organization_id: row.organization_id,
-              task_id: row.task_id,
-              device_id: row.device_id,
-              files: { mcap: strip(file('mcap'))!, ...(file('sidecar') ? { sidecar: strip(file('sidecar')) } : {}) },
-              recording: upload.recording,
-              verified_at: row.verified_at!.toISOString(),
-            },
-            { aggregateId: row.id, eventId: row.id },
-          );
+          await this.outbox.append(trx, uploadEvents.verified, uploadVerifiedPayload(upload), {
+            aggregateId: row.id,
+            eventId: row.id,
+          });
         }
         const count = row.republish_count + 1;
         await this.uploads.markRepublished(trx, row.id, count, now);

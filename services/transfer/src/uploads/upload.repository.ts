@@ -1,7 +1,7 @@
-import type { UploadFileRole, UploadListFilter } from '@ferry/contracts';
+import type { UploadFileRole, UploadListFilter, UploadStatus } from '@ferry/contracts';
 import { Injectable } from '@nestjs/common';
 import { type Insertable, type Kysely, type Selectable, sql, type Updateable } from 'kysely';
-import type { TransferDB, UploadFilesTable, UploadPartsTable, UploadStatusName, UploadsTable } from '../database.js';
+import type { TransferDB, UploadFilesTable, UploadPartsTable, UploadsTable } from '../database.js';
 
 type Db = Kysely<TransferDB>;
 export type UploadRow = Selectable<UploadsTable>;
@@ -9,7 +9,7 @@ export type UploadFileRow = Selectable<UploadFilesTable>;
 export type UploadPartRow = Selectable<UploadPartsTable>;
 
 /** Statuses of an upload still in flight: at most one per task (a partial unique index). */
-export const LIVE_STATUSES: readonly UploadStatusName[] = ['open', 'verifying', 'verified'];
+export const LIVE_STATUSES: readonly UploadStatus[] = ['open', 'verifying', 'verified'];
 
 /** Uploads, their files and received parts; the only place kysely touches these tables. */
 @Injectable()
@@ -85,12 +85,17 @@ export class UploadRepository {
       .execute();
   }
 
-  async findPart(db: Db, uploadId: string, role: string, partNumber: number): Promise<UploadPartRow | undefined> {
+  async findPart(
+    db: Db,
+    uploadId: string,
+    role: UploadFileRole,
+    partNumber: number,
+  ): Promise<UploadPartRow | undefined> {
     return db
       .selectFrom('upload_parts')
       .selectAll()
       .where('upload_id', '=', uploadId)
-      .where('role', '=', role as 'mcap')
+      .where('role', '=', role)
       .where('part_number', '=', partNumber)
       .executeTakeFirst();
   }
@@ -127,7 +132,7 @@ export class UploadRepository {
   async transition(
     db: Db,
     id: string,
-    from: readonly UploadStatusName[],
+    from: readonly UploadStatus[],
     patch: Updateable<UploadsTable>,
   ): Promise<UploadRow | undefined> {
     return db
@@ -143,8 +148,10 @@ export class UploadRepository {
     await db.updateTable('uploads').set({ last_activity_at: new Date() }).where('id', '=', id).execute();
   }
 
-  async list(db: Db, org: string, f: UploadListFilter, after?: string): Promise<UploadRow[]> {
+  /** A page of the organization's uploads; `deviceRef` narrows it to one device record's. */
+  async list(db: Db, org: string, f: UploadListFilter, after?: string, deviceRef?: string): Promise<UploadRow[]> {
     let q = db.selectFrom('uploads').selectAll().where('organization_id', '=', org);
+    if (deviceRef) q = q.where('device_ref', '=', deviceRef);
     if (f.task_id) q = q.where('task_id', '=', f.task_id);
     if (f.device_id) q = q.where('device_id', '=', f.device_id);
     if (f.status) q = q.where('status', 'in', f.status);
@@ -157,18 +164,33 @@ export class UploadRepository {
       .execute();
   }
 
-  /** Open uploads with no activity since `before`, locked for the sweep (other replicas skip them). */
-  async idleOpen(db: Db, before: Date, limit: number): Promise<UploadRow[]> {
-    return db
+  /** Ids of open uploads with no activity since `before`, oldest first (not locked: each is claimed on its own). */
+  async idleOpen(db: Db, before: Date, limit: number): Promise<string[]> {
+    const rows = await db
       .selectFrom('uploads')
-      .selectAll()
+      .select('id')
       .where('status', '=', 'open')
       .where('last_activity_at', '<', before)
       .orderBy('last_activity_at')
       .limit(limit)
+      .execute();
+    return rows.map((r) => r.id);
+  }
+
+  /**
+   * The upload, locked, if it is still open with no activity since `before`; undefined when a part arrived
+   * meanwhile, it ended, or another replica holds it (SKIP LOCKED: that one is sweeping it).
+   */
+  async claimIdle(db: Db, id: string, before: Date): Promise<UploadRow | undefined> {
+    return db
+      .selectFrom('uploads')
+      .selectAll()
+      .where('id', '=', id)
+      .where('status', '=', 'open')
+      .where('last_activity_at', '<', before)
       .forUpdate()
       .skipLocked()
-      .execute();
+      .executeTakeFirst();
   }
 
   /** Verified uploads production has not acknowledged since `before`, below the republish limit. */

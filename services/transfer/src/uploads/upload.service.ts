@@ -1,10 +1,14 @@
 import {
   type Actor,
+  type ErrorCode,
+  type FailedUpload,
+  type FailedUploadTask,
   type OpenUploadBody,
   type Page,
   type PartReceiptBody,
   type PartTarget,
   type RpcCallContext,
+  TaskStatus,
   taskRpc,
   type Upload,
   type UploadFileRole,
@@ -17,6 +21,7 @@ import {
   CONFIG,
   DomainError,
   decodeCursor,
+  faultPoint,
   isIdCursor,
   newId,
   notFound,
@@ -41,6 +46,12 @@ export function partSizeOf(size: number, partSize: number, n: number): number {
   const count = Math.ceil(size / partSize);
   return n < count ? partSize : size - (count - 1) * partSize;
 }
+
+/**
+ * Production's answers to "fail the task" that settle it: the task is not this device's to fail (any more).
+ * Any other error (unavailable, a timeout, a concurrent change) is retried by the device.
+ */
+const TASK_REFUSALS: ReadonlySet<ErrorCode> = new Set(['invalid_state', 'not_found', 'not_owner']);
 
 const EXTENSION: Record<UploadFileRole, string> = { mcap: 'mcap', sidecar: 'json' };
 
@@ -145,10 +156,17 @@ export class UploadService {
     return out;
   }
 
-  /** An upload the actor may see: its organization's; a device only its own (another's is 404). */
+  /**
+   * An upload the actor may see: its organization's; a device only its own (another's is 404). "Own"
+   * is the device record, not its name: a device deleted and registered again under the same device_id
+   * neither sees nor acts on the first one's uploads.
+   */
   private async visible(db: Kysely<TransferDB>, actor: Actor, id: string, lock = false): Promise<UploadRow> {
     const row = await this.uploads.find(db, id, { org: actor.org, lock });
-    if (!row || (actor.kind === 'device' && row.device_id !== actor.sub)) throw notFound('Upload', id);
+    if (!row) throw notFound('Upload', id);
+    if (actor.kind === 'device' && row.device_ref !== (await this.devices.forActor(actor, db)).id) {
+      throw notFound('Upload', id);
+    }
     return row;
   }
 
@@ -167,8 +185,8 @@ export class UploadService {
 
   async list(actor: Actor, filter: UploadListFilter): Promise<Page<Upload>> {
     const after = filter.cursor ? decodeCursor(filter.cursor, isIdCursor).id : undefined;
-    const scoped = actor.kind === 'device' ? { ...filter, device_id: actor.sub } : filter;
-    const rows = await this.uploads.list(this.db, actor.org, scoped, after);
+    const deviceRef = actor.kind === 'device' ? (await this.devices.forActor(actor)).id : undefined;
+    const rows = await this.uploads.list(this.db, actor.org, filter, after, deviceRef);
     const page = rows.slice(0, filter.limit);
     const ids = page.map((r) => r.id);
     const [files, parts] = await Promise.all([this.uploads.filesOf(this.db, ids), this.uploads.partsOf(this.db, ids)]);
@@ -301,10 +319,14 @@ export class UploadService {
     }
     const row = await this.uploads.find(this.db, req.upload_id);
     if (!row) throw notFound('Upload', req.upload_id);
-    if (req.device_id !== undefined && req.device_id !== row.device_id) {
-      throw new DomainError('not_owner', `device ${req.device_id} does not own upload ${row.id}`, {
-        upload_id: row.id,
-      });
+    if (req.device_id !== undefined) {
+      const device =
+        req.device_id === row.device_id ? await this.devices.findLive(row.organization_id, req.device_id) : undefined;
+      if (device?.id !== row.device_ref) {
+        throw new DomainError('not_owner', `device ${req.device_id} does not own upload ${row.id}`, {
+          upload_id: row.id,
+        });
+      }
     }
     if (row.status !== 'open') {
       throw new DomainError('invalid_state', `upload ${row.id} is ${row.status}; it takes no more parts`, {
@@ -437,8 +459,16 @@ export class UploadService {
     return upload;
   }
 
-  /** The device gave up: the upload fails and so does the task (production decides; its refusal wins). */
-  async fail(call: RpcCallContext, id: string, reason: string, trx: Trx): Promise<Upload> {
+  /**
+   * The device gave up: the upload fails whatever production answers about the task, so a device is never
+   * left holding an upload it can neither finish nor replace. Production is asked to fail the task first;
+   * where it refuses (the task's outcome is decided otherwise — cancelled by an operator, completed, deleted —
+   * or it has not started recording, or the device no longer holds its workstation) the task stays as it is
+   * and the answer says so. Anything else (production away, a timeout) is thrown and nothing changes here:
+   * the device reports again, and since failing a failed task is a no-op, a report whose first attempt failed
+   * the task but died before this commit goes through.
+   */
+  async fail(call: RpcCallContext, id: string, reason: string, trx: Trx): Promise<FailedUpload> {
     const row = await this.owned(trx, call.actor, id);
     if (row.status === 'failed') return this.view(trx, row);
     if (row.status !== 'open' && row.status !== 'verifying') {
@@ -447,24 +477,52 @@ export class UploadService {
         current_status: row.status,
       });
     }
-    await this.rpc.call(
-      taskRpc.deviceAction,
-      { id: row.task_id, action: 'fail', device_id: row.device_id, reason: `upload failed: ${reason}` },
-      call,
-    );
+    const task = await this.failTask(call, row, reason);
     const moved = (await this.uploads.transition(trx, id, ['open', 'verifying'], {
       status: 'failed',
       failure_reason: reason,
     }))!;
     const upload = await this.view(trx, moved);
-    await this.outbox.append(trx, uploadLifecycleEvents.failed, { upload, reason }, { aggregateId: id });
-    await this.abortFiles(trx, id);
-    return upload;
+    await this.outbox.append(
+      trx,
+      uploadLifecycleEvents.failed,
+      { upload, reason, task_failed: task.failed },
+      { aggregateId: id },
+    );
+    await this.discardFiles(trx, id);
+    return { ...upload, task };
   }
 
-  /** Drops the staged parts of an upload that will never complete (idempotent). */
-  async abortFiles(db: Kysely<TransferDB>, id: string): Promise<void> {
+  /** Asks production to fail the upload's task; its refusal is an answer, not an error (see `fail`). */
+  private async failTask(call: RpcCallContext, row: UploadRow, reason: string): Promise<FailedUploadTask> {
+    try {
+      const { task } = await this.rpc.call(
+        taskRpc.deviceAction,
+        { id: row.task_id, action: 'fail', device_id: row.device_id, reason: `upload failed: ${reason}` },
+        call,
+      );
+      // Production has committed the failed task; this upload's change is not committed yet.
+      faultPoint('transfer.after_task_failed');
+      return { failed: task.status === 'failed', status: task.status };
+    } catch (err) {
+      if (!(err instanceof DomainError) || !TASK_REFUSALS.has(err.code)) throw err;
+      const status = TaskStatus.safeParse(err.details?.current_status);
+      return { failed: false, ...(status.success ? { status: status.data } : {}), detail: err.message };
+    }
+  }
+
+  /**
+   * Drops everything stored for an upload that will never be acknowledged (idempotent): its staged parts and
+   * the object verification may already have assembled from them. Keys are never reused across uploads, so
+   * nothing else lives at its object keys.
+   */
+  async discardFiles(db: Kysely<TransferDB>, id: string): Promise<void> {
     const files = await this.uploads.filesOf(db, [id]);
-    await Promise.all(files.map((f) => this.blob.abortMultipart(f.object_key, f.multipart_id)));
+    await Promise.all(
+      files.map(async (f) => {
+        await this.blob.abortMultipart(f.object_key, f.multipart_id);
+        await this.blob.delete(f.object_key);
+      }),
+    );
   }
 }

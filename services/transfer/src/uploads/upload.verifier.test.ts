@@ -3,7 +3,7 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { HEADERS, transferConsumers, type Upload, uploadEvents, uploadLifecycleEvents } from '@ferry/contracts';
 import { type BlobWriteResult, InboxConsumer, LocalBlobStore, MIN_PART_SIZE, toNatsHeaders } from '@ferry/platform';
-import { silentLogger, waitFor } from '@ferry/platform/testing';
+import { silentLogger, waitForConsumerDrained } from '@ferry/platform/testing';
 import { sql } from 'kysely';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { type TransferFixture, transferFixture } from '../testing/transfer-fixture.js';
@@ -95,16 +95,12 @@ describe('upload verification', () => {
   }
 
   async function drained() {
-    await waitFor(
-      async () => {
-        const info = await f.infra.jsm.consumers.info(
-          f.infra.ns.stream('TRANSFER'),
-          transferConsumers.verifyUpload.durable,
-        );
-        return info.num_pending === 0 && info.num_ack_pending === 0;
-      },
-      { timeoutMs: 20_000, what: 'verify-upload consumer to drain' },
-    );
+    await waitForConsumerDrained({
+      jsm: f.infra.jsm,
+      stream: f.infra.ns.stream('TRANSFER'),
+      durable: transferConsumers.verifyUpload.durable,
+      timeoutMs: 20_000,
+    });
   }
 
   const statusOf = async (id: string) => (await f.repository.find(f.db, id))!.status;
@@ -142,7 +138,7 @@ describe('upload verification', () => {
     expect(verified.map((e) => e.id)).toEqual([upload.id]); // the event id is the upload id
   });
 
-  it('publishes one upload.verified however often the event arrives: copies on two replicas, and again after the verdict', async () => {
+  it('publishes one upload.verified however often the event arrives (three copies, two replicas consuming), and again after the verdict', async () => {
     const { upload } = await f.completedUpload(randomBytes(2 * MIN_PART_SIZE + 7));
     await Promise.all([replica(), replica()]);
     // Three copies of the one event (a republish after the dedup window differs in Nats-Msg-Id only).
@@ -196,5 +192,15 @@ describe('upload verification', () => {
     });
     expect(await eventsFor(uploadLifecycleEvents.rejected.type, upload.id)).toHaveLength(1);
     expect(existsSync(path.join(f.blobDir, 'multipart', multipartId))).toBe(false);
+  });
+
+  it('deletes the object it assembled when the whole file does not hash to the declared sha256', async () => {
+    const { upload, key } = await f.completedUpload(randomBytes(MIN_PART_SIZE + 3), { declaredSha: 'f'.repeat(64) });
+    await f.verifier.verify(upload.id);
+    expect(await f.repository.find(f.db, upload.id)).toMatchObject({
+      status: 'rejected',
+      rejection_reason: 'sha256_mismatch',
+    });
+    expect(await f.blob.stat(key)).toBeNull();
   });
 });

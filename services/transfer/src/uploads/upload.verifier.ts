@@ -24,6 +24,7 @@ import { Inject, Injectable } from '@nestjs/common';
 import { Kysely, type Transaction } from 'kysely';
 import type { TransferDB } from '../database.js';
 import { parseSidecar, SidecarInvalid } from './sidecar.js';
+import { uploadVerifiedPayload } from './upload.events.js';
 import { type UploadFileRow, type UploadPartRow, UploadRepository } from './upload.repository.js';
 import { partSizeOf, UploadService } from './upload.service.js';
 
@@ -101,8 +102,9 @@ export class UploadVerifier {
     } catch (err) {
       if (!(err instanceof Rejected)) throw err;
       verdict = { status: 'rejected', rejection: err.rejection };
-      // Before the verdict, so a failure here is retried with nothing decided (aborting is idempotent).
-      await this.service.abortFiles(this.db, row.id);
+      // Staged parts and any object assembled from them go before the verdict, so a failure here is retried
+      // with nothing decided (discarding is idempotent).
+      await this.service.discardFiles(this.db, row.id);
     }
     faultPoint('transfer.after_verify');
     const decided = await inTransaction(this.db, (trx) =>
@@ -133,25 +135,11 @@ export class UploadVerifier {
     });
     if (!moved) return false;
     const upload = await this.service.view(trx, moved);
-    const file = (role: string) => {
-      const f = upload.files.find((x) => x.role === role);
-      return f ? { object_key: f.object_key, size_bytes: f.size_bytes, sha256: f.sha256 } : undefined;
-    };
-    await this.outbox.append(
-      trx,
-      uploadEvents.verified,
-      {
-        upload_id: upload.id,
-        organization_id: upload.organization_id,
-        task_id: upload.task_id,
-        device_id: upload.device_id,
-        files: { mcap: file('mcap')!, ...(file('sidecar') ? { sidecar: file('sidecar') } : {}) },
-        recording,
-        verified_at: moved.verified_at!.toISOString(),
-      },
-      // The dedup key: one upload.verified per upload, whatever retries or republishes happen.
-      { aggregateId: upload.id, eventId: upload.id },
-    );
+    // The dedup key: one upload.verified per upload, whatever retries or republishes happen.
+    await this.outbox.append(trx, uploadEvents.verified, uploadVerifiedPayload(upload), {
+      aggregateId: upload.id,
+      eventId: upload.id,
+    });
     return true;
   }
 
