@@ -1,6 +1,6 @@
-import { HEADERS, productionConsumers, type UploadedFile, uploadEvents } from '@ferry/contracts';
+import { HEADERS, productionConsumers, type QaStatus, type UploadedFile, uploadEvents } from '@ferry/contracts';
 import { InboxConsumer, toNatsHeaders } from '@ferry/platform';
-import { silentLogger, waitFor } from '@ferry/platform/testing';
+import { silentLogger, waitForConsumerDrained } from '@ferry/platform/testing';
 import { sql } from 'kysely';
 import { v7 as uuidv7 } from 'uuid';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -76,6 +76,35 @@ describe('episodes from verified uploads', () => {
     expect((await f.batches.get(w.actor, batch.id)).episode_count).toBe(1);
     expect(await eventsFor('production.evt.episode.created.v1', 'upload_id', upload.upload_id)).toHaveLength(1);
     expect((await f.orders.get(w.actor, w.order.id)).status).toBe('in_progress');
+  });
+
+  it('keeps the newer QA status when an older status change arrives after it', async () => {
+    const w = await f.world();
+    const { tasks } = await oneTask(w);
+    const outcome = await f.tx((trx) => f.episodes.onUploadVerified(verified(w, tasks[0]!.id), trx));
+    const episodeId = (outcome as { episode: { id: string } }).episode.id;
+    const change = (from: QaStatus, to: QaStatus, changedAt: Date) => ({
+      episode_id: episodeId,
+      organization_id: w.actor.org,
+      from,
+      to,
+      cause: 'auto' as const,
+      run_id: null,
+      changed_at: changedAt.toISOString(),
+    });
+    const claimedAt = new Date(Date.now() - 60_000);
+    const finishedAt = new Date(claimedAt.getTime() + 30_000);
+    // QA claimed it, then approved it; the approval is delivered first.
+    await f.tx((trx) => f.episodes.onQaStatusChanged(change('qa_running', 'approved', finishedAt), trx));
+    await f.tx((trx) => f.episodes.onQaStatusChanged(change('pending_qa', 'qa_running', claimedAt), trx));
+    expect((await f.episodes.get(w.actor, episodeId)).qa_status).toBe('approved');
+    const { rows } = await sql<{ qa_status_changed_at: Date }>`
+      select qa_status_changed_at from episodes where id = ${episodeId}`.execute(f.db);
+    expect(rows[0]!.qa_status_changed_at.toISOString()).toBe(finishedAt.toISOString());
+    // A later change (a person's review) still applies.
+    const reviewedAt = new Date(finishedAt.getTime() + 1_000);
+    await f.tx((trx) => f.episodes.onQaStatusChanged(change('approved', 'rejected', reviewedAt), trx));
+    expect((await f.episodes.get(w.actor, episodeId)).qa_status).toBe('rejected');
   });
 
   it('rejects an upload for a cancelled task with a reason, creating nothing', async () => {
@@ -278,16 +307,11 @@ describe('episodes from verified uploads', () => {
     }
 
     async function drained() {
-      await waitFor(
-        async () => {
-          const info = await f.infra.jsm.consumers.info(
-            f.infra.ns.stream('TRANSFER'),
-            productionConsumers.uploadVerified.durable,
-          );
-          return info.num_pending === 0 && info.num_ack_pending === 0;
-        },
-        { timeoutMs: 15_000, what: 'upload-verified consumer to drain' },
-      );
+      await waitForConsumerDrained({
+        jsm: f.infra.jsm,
+        stream: f.infra.ns.stream('TRANSFER'),
+        durable: productionConsumers.uploadVerified.durable,
+      });
     }
 
     it('makes one episode, one count and one event when the same event arrives twice and two replicas race for it', async () => {

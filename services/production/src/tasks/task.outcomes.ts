@@ -1,4 +1,4 @@
-import type { TaskAction, TaskStatus } from '@ferry/contracts';
+import { type TaskAction, type TaskStatus, TERMINAL_TASK_STATUSES } from '@ferry/contracts';
 import { Injectable } from '@nestjs/common';
 import type { Transaction } from 'kysely';
 import { BatchRepository } from '../batches/batch.repository.js';
@@ -9,7 +9,7 @@ import type { LockedTask } from './task.locks.js';
 import type { TaskRow } from './task.repository.js';
 import { TaskTransitions } from './task.transitions.js';
 
-const TERMINAL: ReadonlySet<TaskStatus> = new Set(['completed', 'failed', 'cancelled']);
+const TERMINAL: ReadonlySet<TaskStatus> = new Set(TERMINAL_TASK_STATUSES);
 
 type Cause = Parameters<TaskTransitions['apply']>[3];
 

@@ -6,10 +6,12 @@ import {
   type DeviceTaskListFilter,
   decideTask,
   type Page,
+  RUNNABLE_TASK_STATUSES,
   type Task,
   type TaskConfig,
   type TaskListFilter,
   type TaskStatus,
+  TERMINAL_TASK_STATUSES,
   type UploadEligibility,
 } from '@ferry/contracts';
 import { DomainError, decodeCursor, isIdCursor, notFound, toPage } from '@ferry/platform';
@@ -198,7 +200,7 @@ export class TaskService {
       });
     }
     const status = task.status as TaskStatus;
-    if (status === 'completed' || status === 'failed' || status === 'cancelled') {
+    if (TERMINAL_TASK_STATUSES.includes(status)) {
       throw new DomainError('invalid_state', `task ${id} is ${status}; it takes no upload`, {
         task_id: id,
         current_status: status,
@@ -215,7 +217,7 @@ export class TaskService {
       limit: filter.limit,
       cursor: filter.cursor,
       workstation_id: ws.id,
-      status: filter.status ?? ['pending', 'ready', 'in_progress'],
+      status: filter.status ?? [...RUNNABLE_TASK_STATUSES],
     });
   }
 
