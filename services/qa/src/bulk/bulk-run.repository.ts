@@ -74,11 +74,16 @@ export class BulkRunRepository {
       .executeTakeFirst();
   }
 
-  /** Inserts unless the organization has an active run (the partial unique index decides, across replicas). */
+  /**
+   * Inserts unless the organization has an active run (the partial unique index decides, across
+   * replicas). The run's first progress slot is taken with it: the caller publishes the new run in the
+   * same transaction, and the start and the first counted items must wait their turn behind that event
+   * (≤ 2 per second per run, the first one included).
+   */
   async insertUnlessActive(db: Db, row: Insertable<BulkRunsTable>): Promise<BulkRunRow | undefined> {
     return db
       .insertInto('bulk_runs')
-      .values(row)
+      .values({ ...row, version: 1, last_progress_at: sql<Date>`now()`, last_progress_version: 1 })
       .onConflict((oc) => oc.column('organization_id').where('status', 'in', ACTIVE).doNothing())
       .returningAll()
       .executeTakeFirst();
@@ -155,9 +160,16 @@ export class BulkRunRepository {
 
   /**
    * Counts one processed item in one statement: processed and exactly one outcome counter move together
-   * (the table's check constraint refuses anything else), with the failed checks merged in.
+   * (the table's check constraint refuses anything else), with the failed checks merged in. Only into an
+   * active run: an ended run keeps the counters its terminal event carried (an item finishing after a
+   * cancel, or on a replica the sweep gave up on, is not counted); undefined then.
    */
-  async count(db: Db, id: string, outcome: ItemOutcome, failedChecks: readonly string[]): Promise<BulkRunRow> {
+  async count(
+    db: Db,
+    id: string,
+    outcome: ItemOutcome,
+    failedChecks: readonly string[],
+  ): Promise<BulkRunRow | undefined> {
     const merged = sql`(
       select coalesce(jsonb_object_agg(k, n), '{}'::jsonb) from (
         select k, sum(n)::int as n from (
@@ -178,8 +190,9 @@ export class BulkRunRepository {
         updated_at: sql<Date>`now()`,
       })
       .where('id', '=', id)
+      .where('status', 'in', ACTIVE)
       .returningAll()
-      .executeTakeFirstOrThrow();
+      .executeTakeFirst();
   }
 
   /**
@@ -208,7 +221,11 @@ export class BulkRunRepository {
   /**
    * Claims up to `limit` pending items (or items whose claim lapsed: a dead replica's) for this worker,
    * each with a fresh claim token — only while the run is active and nobody asked to cancel it, decided
-   * in the same statement (a run cancelled since the worker read it hands out nothing more).
+   * in the same statement (a run cancelled since the worker read it hands out nothing more). The run row
+   * is read `for key share`: a cancel (which locks it `for update`) either waits for this claim to commit
+   * and then sees its items in flight, or commits first and this statement re-reads the row and claims
+   * nothing. Without the lock a claim begun before a cancel could commit after the cancel had found
+   * nothing in flight and ended the run, and its items would be checked for a cancelled run.
    */
   async claimItems(db: Db, runId: string, worker: string, leaseMs: number, limit: number): Promise<BulkItemRow[]> {
     if (limit <= 0) return [];
@@ -222,7 +239,8 @@ export class BulkRunRepository {
           and (status = 'pending' or (status = 'claimed' and claim_expires_at < now()))
           and exists (
             select 1 from bulk_runs r
-            where r.id = ${runId} and r.status in ('queued', 'running') and r.cancel_requested_at is null)
+            where r.id = ${runId} and r.status in ('queued', 'running') and r.cancel_requested_at is null
+            for key share of r)
         order by position
         limit ${limit}
         for update skip locked
@@ -272,10 +290,17 @@ export class BulkRunRepository {
 
   // ---------------------------------------------------------------------------------------- workers
 
-  async heartbeat(db: Db, runId: string, worker: string): Promise<void> {
+  /** This worker's heart-beat on every active run, in one statement. */
+  async heartbeatActive(db: Db, worker: string): Promise<void> {
     await db
       .insertInto('bulk_run_workers')
-      .values({ run_id: runId, worker_id: worker, heartbeat_at: sql<Date>`now()` })
+      .columns(['run_id', 'worker_id', 'heartbeat_at'])
+      .expression((eb) =>
+        eb
+          .selectFrom('bulk_runs')
+          .select(['id', sql<string>`${worker}::text`.as('worker_id'), sql<Date>`now()`.as('heartbeat_at')])
+          .where('status', 'in', ACTIVE),
+      )
       .onConflict((oc) => oc.columns(['run_id', 'worker_id']).doUpdateSet({ heartbeat_at: sql<Date>`now()` }))
       .execute();
   }

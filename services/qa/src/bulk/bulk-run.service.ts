@@ -5,8 +5,8 @@ import {
   type BulkRun,
   type BulkRunListFilter,
   bulkRunEvents,
+  isProtectedQaStatus,
   type Page,
-  PROTECTED_QA_STATUSES,
 } from '@ferry/contracts';
 import { CONFIG, DomainError, decodeCursor, isIdCursor, newId, notFound, Outbox, toPage } from '@ferry/platform';
 import { Inject, Injectable } from '@nestjs/common';
@@ -14,8 +14,6 @@ import { Kysely, type Transaction } from 'kysely';
 import type { QaDB } from '../database.js';
 import type { QaConfig } from '../manifest.js';
 import { BulkRunRepository, type BulkRunRow, toBulkRun } from './bulk-run.repository.js';
-
-const PROTECTED: ReadonlySet<string> = new Set(PROTECTED_QA_STATUSES);
 
 /**
  * Bulk QA runs (DESIGN §7): preview (counts, no side effects), execute (the episode set fixed now, one
@@ -40,7 +38,7 @@ export class BulkRunService {
   async preview(actor: Actor, filters: BulkQaFilters): Promise<BulkQaPreview> {
     const matched = await this.runs.select(this.db, actor.org, filters);
     const running = matched.filter((e) => e.claimed).length;
-    const protectedCount = matched.filter((e) => !e.claimed && PROTECTED.has(e.qa_status)).length;
+    const protectedCount = matched.filter((e) => !e.claimed && isProtectedQaStatus(e.qa_status)).length;
     const warnings: string[] = [];
     if (protectedCount > 0) {
       warnings.push(

@@ -10,6 +10,7 @@ import {
 } from '@ferry/platform';
 import { Inject, Injectable, type OnApplicationBootstrap, type OnModuleDestroy } from '@nestjs/common';
 import { Kysely, type Transaction } from 'kysely';
+import { checkId } from '../checks/index.js';
 import type { QaDB } from '../database.js';
 import type { QaConfig } from '../manifest.js';
 import { QaRunner } from '../runs/qa-runner.js';
@@ -27,8 +28,9 @@ import { BulkRunService } from './bulk-run.service.js';
  * of them: each heart-beats the active runs, claims up to BULK_CONCURRENCY items at a time (with a
  * lease; a dead replica's items are claimed again by the others when it lapses, so a run finishes
  * despite a crash), checks them through QaRunner (the same per-episode claim as auto QA), and counts
- * each outcome in one statement. A sweep — here, periodically, and at startup — marks `interrupted` the
- * runs nobody has heart-beaten for BULK_STALE_MS (every replica died), never one alive elsewhere.
+ * each outcome in one statement. A sweep — at startup, before any work, and in every poll right after the
+ * replica's own heart-beats — marks `interrupted` the runs nobody has heart-beaten for BULK_STALE_MS
+ * (every replica died), never one alive here or elsewhere.
  */
 @Injectable()
 export class BulkRunWorker implements OnApplicationBootstrap, OnModuleDestroy {
@@ -92,12 +94,14 @@ export class BulkRunWorker implements OnApplicationBootstrap, OnModuleDestroy {
     this.timer.unref();
   }
 
-  /** One pass: sweep dead runs, heart-beat and feed the live ones, flush throttled progress. */
+  /** One pass: heart-beat the live runs, sweep dead ones, feed the live ones, flush throttled progress. */
   async poll(): Promise<void> {
+    // Heart-beat before sweeping: after a database outage longer than BULK_STALE_MS every heart-beat is
+    // that old, and a sweep first would interrupt the runs this very replica is alive to work on.
+    await this.runs.heartbeatActive(this.db, this.config.QA_WORKER_ID);
     await this.sweep();
     for (const run of await this.runs.allActive(this.db)) {
       if (this.stopping) return;
-      await this.runs.heartbeat(this.db, run.id, this.config.QA_WORKER_ID);
       if (run.status === 'queued') await this.start(run);
       if (run.cancel_requested_at) {
         await inTransaction(this.db, async (trx) => {
@@ -127,8 +131,9 @@ export class BulkRunWorker implements OnApplicationBootstrap, OnModuleDestroy {
 
   private async start(run: BulkRunRow): Promise<void> {
     await inTransaction(this.db, async (trx) => {
+      // Throttled like any other change: execute already published the queued run and took the slot.
       const started = await this.runs.transition(trx, run.id, ['queued'], 'running');
-      if (started) await this.progress(trx, started.id, true);
+      if (started) await this.progress(trx, started.id);
     });
   }
 
@@ -158,7 +163,7 @@ export class BulkRunWorker implements OnApplicationBootstrap, OnModuleDestroy {
             run.id,
             item,
             qaRun.passed ? 'passed' : 'qa_failed',
-            qaRun.results.filter((r) => r.status === 'failed').map((r) => `${r.name}@${r.version}`),
+            qaRun.results.filter((r) => r.status === 'failed').map(checkId),
           ),
       });
       if (result.kind === 'finished') return;
@@ -184,24 +189,26 @@ export class BulkRunWorker implements OnApplicationBootstrap, OnModuleDestroy {
   ): Promise<void> {
     if (!(await this.runs.finishItem(trx, item, outcome))) return; // lapsed and claimed again: not ours
     const counted = await this.runs.count(trx, runId, outcome, failedChecks);
+    if (!counted) return; // the run ended meanwhile (cancelled, interrupted): its counters stay as announced
     if (counted.processed_count >= counted.total_count) {
       const done = await this.runs.transition(trx, runId, ['queued', 'running'], 'completed');
       if (done) await this.outbox.append(trx, bulkRunEvents.finished, { run: toBulkRun(done) }, { aggregateId: runId });
       return;
     }
     if (counted.cancel_requested_at && (await this.service.finishCancelled(trx, counted))) return;
-    await this.progress(trx, runId, false);
+    await this.progress(trx, runId);
   }
 
   private async flushProgress(runId: string): Promise<void> {
-    await inTransaction(this.db, (trx) => this.progress(trx, runId, false));
+    await inTransaction(this.db, (trx) => this.progress(trx, runId));
   }
 
-  /** A progress event when one is due (≤ 2/s per run), or now when `force`d (the run started). */
-  private async progress(trx: Transaction<QaDB>, runId: string, force: boolean): Promise<void> {
-    const row = force
-      ? await this.runs.takeProgressSlot(trx, runId, 0)
-      : await this.runs.takeProgressSlot(trx, runId, this.config.BULK_PROGRESS_INTERVAL_MS);
+  /**
+   * A progress event when one is due: the run moved and the last one is BULK_PROGRESS_INTERVAL_MS old
+   * (≤ 2/s per run). No caller skips the throttle, the run's start included: execute took the first slot.
+   */
+  private async progress(trx: Transaction<QaDB>, runId: string): Promise<void> {
+    const row = await this.runs.takeProgressSlot(trx, runId, this.config.BULK_PROGRESS_INTERVAL_MS);
     if (row && !isTerminalBulkRun(toBulkRun(row).status)) {
       await this.outbox.append(trx, bulkRunEvents.progress, { run: toBulkRun(row) }, { aggregateId: runId });
     }

@@ -2,11 +2,12 @@ import { type deviceEvents, type EventPayload, type episodeEvents, qaConsumers }
 import { DomainError, type EventContext, EventsHandler, inTransaction } from '@ferry/platform';
 import { Controller } from '@nestjs/common';
 import { Ctx, Payload } from '@nestjs/microservices';
-import { Kysely } from 'kysely';
+import { Kysely, type Transaction } from 'kysely';
 import type { QaDB } from '../database.js';
 import { QaRunner } from '../runs/qa-runner.js';
 import { QaEpisodeRepository } from './qa-episode.repository.js';
 
+type EpisodeCreated = EventPayload<typeof episodeEvents.created>;
 type DeviceEvent = EventPayload<
   typeof deviceEvents.registered | typeof deviceEvents.updated | typeof deviceEvents.deleted
 >;
@@ -22,13 +23,8 @@ export class QaEpisodeHandlers {
 
   /** Projects a new episode in the inbox transaction (a redelivery changes nothing). */
   @EventsHandler(qaConsumers.episodes)
-  async onEpisodeProjected(
-    @Payload() payload: EventPayload<typeof episodeEvents.created>,
-    @Ctx() ctx: EventContext<QaDB>,
-  ): Promise<void> {
-    const { episode } = payload;
-    const device = await this.episodes.device(ctx.trx, episode.organization_id, episode.device_id);
-    await this.episodes.project(ctx.trx, episode, device?.robot_type ?? null);
+  async onEpisodeProjected(@Payload() payload: EpisodeCreated, @Ctx() ctx: EventContext<QaDB>): Promise<void> {
+    await this.project(ctx.trx, payload.episode);
   }
 
   /**
@@ -38,12 +34,9 @@ export class QaEpisodeHandlers {
    * retried later too; an episode already past pending_qa → done.
    */
   @EventsHandler(qaConsumers.autoCheck)
-  async onEpisodeCreated(@Payload() payload: EventPayload<typeof episodeEvents.created>): Promise<void> {
+  async onEpisodeCreated(@Payload() payload: EpisodeCreated): Promise<void> {
     const { episode } = payload;
-    await inTransaction(this.db, async (trx) => {
-      const device = await this.episodes.device(trx, episode.organization_id, episode.device_id);
-      await this.episodes.project(trx, episode, device?.robot_type ?? null);
-    });
+    await inTransaction(this.db, (trx) => this.project(trx, episode));
     const outcome = await this.runner.check({ episodeId: episode.id, trigger: 'auto', requestedBy: 'auto-qa' });
     if (outcome.kind === 'skipped' && (outcome.reason === 'already_running' || outcome.reason === 'claim_lost')) {
       throw new DomainError('conflict', `episode ${episode.id} is being checked elsewhere; retrying after its lease`);
@@ -61,6 +54,12 @@ export class QaEpisodeHandlers {
       // The update overtook the episode's creation (another consumer projects it): retried after a delay.
       throw new DomainError('conflict', `episode ${episode.id} is not projected yet; retrying`);
     }
+  }
+
+  /** The episode in QA's projection, with its device's robot type as QA knows it (a repeat changes nothing). */
+  private async project(trx: Transaction<QaDB>, episode: EpisodeCreated['episode']): Promise<void> {
+    const device = await this.episodes.device(trx, episode.organization_id, episode.device_id);
+    await this.episodes.project(trx, episode, device?.robot_type ?? null);
   }
 
   @EventsHandler(qaConsumers.devices)

@@ -1,6 +1,5 @@
 import {
   type Actor,
-  ATTENTION_QA_STATUSES,
   type Page,
   type QaEpisode,
   type QaEpisodeListFilter,
@@ -122,10 +121,5 @@ export class QaEpisodeService {
     });
     if (from !== to) await this.runner.statusChanged(trx, episode, from, to, 'review', null, now);
     return review;
-  }
-
-  /** The default QA list: what needs a person's attention. */
-  static defaultStatuses(): QaStatus[] {
-    return [...ATTENTION_QA_STATUSES];
   }
 }

@@ -59,23 +59,32 @@ export class ProfileRepository {
       .execute();
   }
 
-  async update(db: Db, id: string, patch: Updateable<ProfilesTable>): Promise<ProfileRow> {
+  /**
+   * Changes a live profile of the organization in one statement; undefined when there is none (never
+   * existed, another organization's, or deleted — also by a delete that committed while this waited).
+   */
+  async update(db: Db, org: string, id: string, patch: Updateable<ProfilesTable>): Promise<ProfileRow | undefined> {
     return db
       .updateTable('profiles')
       .set({ ...patch, updated_at: new Date() })
       .where('id', '=', id)
+      .where('organization_id', '=', org)
+      .where('deleted_at', 'is', null)
       .returningAll()
-      .executeTakeFirstOrThrow();
+      .executeTakeFirst();
   }
 
-  async softDelete(db: Db, id: string): Promise<Date> {
+  /** Deletes a live profile of the organization in one statement; its deletion time, or undefined as update. */
+  async softDelete(db: Db, org: string, id: string): Promise<Date | undefined> {
     const row = await db
       .updateTable('profiles')
       .set({ deleted_at: new Date() })
       .where('id', '=', id)
+      .where('organization_id', '=', org)
+      .where('deleted_at', 'is', null)
       .returning('deleted_at')
-      .executeTakeFirstOrThrow();
-    return row.deleted_at!;
+      .executeTakeFirst();
+    return row?.deleted_at ?? undefined;
   }
 
   /** The most specific live profile for an episode: robot type and scene, then robot type, then scene. */

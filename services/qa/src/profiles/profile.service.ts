@@ -71,17 +71,20 @@ export class ProfileService {
     trx: Transaction<QaDB>,
   ): Promise<QaProfileRecord> {
     this.assertAdmin(actor);
-    if (!(await this.profiles.find(trx, actor.org, id))) throw notFound('Profile', id);
-    const row = await this.profiles.update(trx, id, {
+    // One statement, not a read and then a write: a delete committing in between must win (404), not be undone.
+    const row = await this.profiles.update(trx, actor.org, id, {
       ...(patch.name !== undefined ? { name: patch.name } : {}),
       ...(patch.rules !== undefined ? { rules: JSON.stringify(patch.rules) } : {}),
     });
+    if (!row) throw notFound('Profile', id);
     return toProfile(row);
   }
 
+  /** Soft-deletes a live profile; a profile already deleted (a repeated or racing delete) is 404. */
   async delete(actor: Actor, id: string, trx: Transaction<QaDB>): Promise<{ id: string; deleted_at: string }> {
     this.assertAdmin(actor);
-    if (!(await this.profiles.find(trx, actor.org, id))) throw notFound('Profile', id);
-    return { id, deleted_at: (await this.profiles.softDelete(trx, id)).toISOString() };
+    const deletedAt = await this.profiles.softDelete(trx, actor.org, id);
+    if (!deletedAt) throw notFound('Profile', id);
+    return { id, deleted_at: deletedAt.toISOString() };
   }
 }

@@ -20,7 +20,7 @@ export class ClaimSweeper implements OnApplicationBootstrap, OnModuleDestroy {
     private readonly db: Kysely<QaDB>,
     private readonly episodes: QaEpisodeRepository,
     private readonly runner: QaRunner,
-    @Inject(CONFIG) private readonly config: QaConfig,
+    @Inject(CONFIG) config: QaConfig,
     @Inject(LOGGER) private readonly logger: Logger,
     @Inject(METRICS) metrics: Metrics,
   ) {

@@ -1,5 +1,5 @@
 import {
-  PROTECTED_QA_STATUSES,
+  isProtectedQaStatus,
   type QaProfile,
   type QaRun,
   type QaStatus,
@@ -30,8 +30,6 @@ import { QaEpisodeRepository, type QaEpisodeRow } from '../episodes/qa-episode.r
 import type { QaConfig } from '../manifest.js';
 import { ProfileRepository } from '../profiles/profile.repository.js';
 import { QaRunRepository } from './qa-run.repository.js';
-
-const PROTECTED: ReadonlySet<string> = new Set(PROTECTED_QA_STATUSES);
 
 export interface CheckRequest {
   episodeId: string;
@@ -182,9 +180,9 @@ export class QaRunner {
       // A lapsed claim (a dead checker) counts as released: its status is the one before it.
       const before = (e.qa_status === 'qa_running' ? (e.status_before_claim ?? 'pending_qa') : e.qa_status) as QaStatus;
       if (req.trigger === 'auto' && before !== 'pending_qa') return { skipped: 'not_pending' as const };
-      if (req.trigger === 'bulk' && PROTECTED.has(before)) return { skipped: 'protected' as const };
+      if (req.trigger === 'bulk' && isProtectedQaStatus(before)) return { skipped: 'protected' as const };
       const claimId = newId();
-      const keep = PROTECTED.has(before);
+      const keep = isProtectedQaStatus(before);
       const episode = await this.episodes.update(trx, e.id, {
         claim_id: claimId,
         claimed_by: this.config.QA_WORKER_ID,
@@ -237,7 +235,7 @@ export class QaRunner {
       const current = (
         e.qa_status === 'qa_running' ? (e.status_before_claim ?? claim.before) : e.qa_status
       ) as QaStatus;
-      const keep = PROTECTED.has(current);
+      const keep = isProtectedQaStatus(current);
       const status: QaStatus = keep ? current : suite.passed ? 'approved' : 'failed';
       const failed = suite.results.filter((r) => r.status === 'failed').map((r) => checkId(r));
       const now = await this.episodes.now(trx);

@@ -1,0 +1,109 @@
+import { waitFor } from '@ferry/platform/testing';
+import { sql } from 'kysely';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { actorOf, type QaFixture, qaFixture } from '../testing/qa-fixture.js';
+
+describe('bulk runs against Postgres', () => {
+  let f: QaFixture;
+  beforeAll(async () => {
+    f = await qaFixture();
+  });
+  afterAll(() => f?.cleanup());
+
+  async function started(n: number) {
+    const org = await f.seed(n);
+    const actor = actorOf(org);
+    const run = await f.tx((trx) => f.bulk.execute(actor, {}, trx));
+    await f.bulkRuns.transition(f.db, run.run_id, ['queued'], 'running');
+    return { actor, runId: run.run_id };
+  }
+
+  /** Lets `pending` run against an open transaction until it either settles or waits on that transaction's locks. */
+  async function raceAgainst(pid: number, pending: Promise<unknown>): Promise<'waited' | 'went_past'> {
+    let settled = false;
+    void pending.then(
+      () => {
+        settled = true;
+      },
+      () => {
+        settled = true;
+      },
+    );
+    return waitFor(async () => (settled ? 'went_past' : (await f.blocking(pid)) ? 'waited' : false), {
+      what: 'the concurrent statement to finish or wait',
+      intervalMs: 10,
+    });
+  }
+
+  describe('BulkRunRepository.count', () => {
+    it('leaves an ended run as its terminal event showed it: an item finishing late moves no counter', async () => {
+      const { runId } = await started(3);
+      await f.tx((trx) => f.bulkRuns.count(trx, runId, 'passed', []));
+      const ended = (await f.bulkRuns.transition(f.db, runId, ['running'], 'interrupted'))!;
+
+      const late = await f.tx((trx) => f.bulkRuns.count(trx, runId, 'qa_failed', ['transport@1']));
+
+      expect(late).toBeUndefined();
+      expect(await f.bulkRuns.find(f.db, runId)).toEqual(ended);
+    });
+  });
+
+  describe('bulk_run_items', () => {
+    it('refuses a claimed item without its claim token or expiry (nobody could finish or take it over)', async () => {
+      const { runId } = await started(1);
+      const claim = (set: ReturnType<typeof sql>) =>
+        sql`update bulk_run_items set status = 'claimed', claimed_by = 'w', ${set} where run_id = ${runId}`.execute(
+          f.db,
+        );
+      await expect(claim(sql`claim_expires_at = now() + interval '1 minute'`)).rejects.toMatchObject({
+        constraint: 'bulk_run_items_claimed_has_claim',
+      });
+      await expect(claim(sql`claim_token = gen_random_uuid()`)).rejects.toMatchObject({
+        constraint: 'bulk_run_items_claimed_has_claim',
+      });
+      const [item] = await f.bulkRuns.claimItems(f.db, runId, 'w', 30_000, 1);
+      expect(item).toMatchObject({ status: 'claimed', claimed_by: 'w' });
+      expect(await f.tx((trx) => f.bulkRuns.finishItem(trx, item!, 'passed'))).toBe(true);
+    });
+  });
+
+  describe('cancel racing a claim', () => {
+    it('a cancel arriving while a claim is open waits for it and counts its items in flight', async () => {
+      const { actor, runId } = await started(4);
+      const claim = await f.db.startTransaction().execute();
+      const items = await f.bulkRuns.claimItems(claim, runId, 'replica-a', 30_000, 2);
+      expect(items).toHaveLength(2);
+
+      const cancelling = f.tx((trx) => f.bulk.cancel(actor, runId, trx));
+      const race = await raceAgainst(await f.backendPid(claim), cancelling);
+      await claim.commit().execute();
+      const answered = await cancelling;
+
+      expect(race).toBe('waited');
+      expect(answered.status).toBe('running'); // two items are being checked: it ends when they finish
+      expect(answered.cancel_requested_at).not.toBeNull();
+      for (const item of items) {
+        await f.tx(async (trx) => {
+          expect(await f.bulkRuns.finishItem(trx, item, 'passed')).toBe(true);
+          expect(await f.bulkRuns.count(trx, runId, 'passed', [])).toBeDefined();
+        });
+      }
+      const ended = await f.tx(async (trx) => f.bulk.finishCancelled(trx, (await f.bulkRuns.find(trx, runId))!));
+      expect(ended).toMatchObject({ status: 'cancelled', processed_count: 2, passed_count: 2 });
+    });
+
+    it('a claim arriving while a cancel is open waits for it and hands out nothing', async () => {
+      const { actor, runId } = await started(4);
+      const cancel = await f.db.startTransaction().execute();
+      expect((await f.bulk.cancel(actor, runId, cancel)).status).toBe('cancelled'); // nothing was in flight
+
+      const claiming = f.bulkRuns.claimItems(f.db, runId, 'replica-a', 30_000, 2);
+      const race = await raceAgainst(await f.backendPid(cancel), claiming);
+      await cancel.commit().execute();
+
+      expect(race).toBe('waited');
+      expect(await claiming).toEqual([]);
+      expect(await f.bulkRuns.inFlight(f.db, runId)).toBe(0);
+    });
+  });
+});

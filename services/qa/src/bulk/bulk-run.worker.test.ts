@@ -1,0 +1,69 @@
+import { bulkRunEvents } from '@ferry/contracts';
+import { waitFor } from '@ferry/platform/testing';
+import { sql } from 'kysely';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { actorOf, type QaFixture, qaFixture } from '../testing/qa-fixture.js';
+
+describe('BulkRunWorker', () => {
+  let f: QaFixture;
+  beforeAll(async () => {
+    f = await qaFixture();
+  });
+  afterAll(() => f?.cleanup());
+
+  const runRow = (id: string) => f.bulkRuns.find(f.db, id);
+
+  it('keeps a live run going after a database outage longer than BULK_STALE_MS: the replica heart-beats before it sweeps', async () => {
+    const org = await f.seed(3);
+    const run = await f.tx((trx) => f.bulk.execute(actorOf(org), {}, trx));
+    const replica = f.worker({ QA_WORKER_ID: 'replica-outage' });
+    // The replica worked on the run, then Postgres was away for far longer than BULK_STALE_MS: every
+    // heart-beat of the run (and its creation) lies that far back when the replica's next poll gets through.
+    await sql`update bulk_runs set created_at = now() - interval '1 hour' where id = ${run.run_id}`.execute(f.db);
+    await sql`
+      insert into bulk_run_workers (run_id, worker_id, heartbeat_at)
+      values (${run.run_id}, 'replica-outage', now() - interval '1 hour')`.execute(f.db);
+
+    await replica.poll();
+
+    expect((await runRow(run.run_id))?.status).not.toBe('interrupted');
+    const done = await waitFor(async () => {
+      const row = await runRow(run.run_id);
+      return row && row.status !== 'queued' && row.status !== 'running' && row;
+    });
+    expect(done).toMatchObject({ status: 'completed', processed_count: 3, passed_count: 3 });
+    await replica.onModuleDestroy();
+  });
+
+  it('publishes at most 2 progress events in any one second of a run, the first one included', async () => {
+    const org = await f.seed(40);
+    // 40 items one at a time, each read held back 50 ms: the run lasts 2 s or more on any machine, long
+    // enough for the throttle to matter (unpaced, a fast machine ran the whole run inside one second).
+    f.paceReads(50);
+    const replica = f.worker({ QA_WORKER_ID: 'replica-progress', BULK_CONCURRENCY: 1 });
+    const run = await f.tx((trx) => f.bulk.execute(actorOf(org), {}, trx));
+    await replica.onApplicationBootstrap();
+    const done = await waitFor(
+      async () => {
+        const row = await runRow(run.run_id);
+        return row && row.status === 'completed' && row;
+      },
+      { timeoutMs: 60_000 },
+    );
+    await replica.onModuleDestroy();
+    f.paceReads(0);
+    expect(done.processed_count).toBe(40);
+    const sent = await f.db
+      .selectFrom('outbox')
+      .select(['created_at', 'payload'])
+      .where('subject', '=', f.outbox.subjectFor(bulkRunEvents.progress, run.run_id))
+      .orderBy('created_at')
+      .execute();
+    const at = sent.map((e) => e.created_at.getTime());
+    expect(at.length).toBeGreaterThanOrEqual(3); // the run lasted long enough for the throttle to matter
+    for (let i = 2; i < at.length; i++) expect(at[i]! - at[i - 2]!).toBeGreaterThanOrEqual(1_000);
+    // Every progress event carries a newer snapshot than the one before.
+    const versions = sent.map((e) => (e.payload as { run: { version: number } }).run.version);
+    expect(versions).toEqual([...new Set(versions)].sort((a, b) => a - b));
+  });
+});

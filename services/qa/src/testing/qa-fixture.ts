@@ -1,0 +1,176 @@
+import 'reflect-metadata';
+import { createHash } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { Readable } from 'node:stream';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Actor } from '@ferry/contracts';
+import {
+  createMetrics,
+  inTransaction,
+  LocalBlobStore,
+  newId,
+  Outbox,
+  PlatformModule,
+  RpcClient,
+} from '@ferry/platform';
+import { silentLogger, TestInfra } from '@ferry/platform/testing';
+import { Module, type Type } from '@nestjs/common';
+import { NestFactory } from '@nestjs/core';
+import { type Kysely, sql, type Transaction } from 'kysely';
+import { v7 as uuidv7 } from 'uuid';
+import { BulkRunRepository } from '../bulk/bulk-run.repository.js';
+import { BulkRunService } from '../bulk/bulk-run.service.js';
+import { BulkRunWorker } from '../bulk/bulk-run.worker.js';
+import { writeRecording } from '../checks/testing/mcap-corpus.js';
+import type { QaDB } from '../database.js';
+import { QaConfig } from '../manifest.js';
+import { QA_MIGRATIONS } from '../migrations.js';
+import { ProfileRepository } from '../profiles/profile.repository.js';
+import { ProfileService } from '../profiles/profile.service.js';
+import { QA_PROVIDERS } from '../qa.module.js';
+import { ClaimSweeper } from '../runs/claim-sweeper.js';
+import { QaRunner } from '../runs/qa-runner.js';
+
+/** The background loops a test starts itself (a fixture replica), so nothing polls behind its back. */
+const BACKGROUND: readonly unknown[] = [BulkRunWorker, ClaimSweeper];
+
+/**
+ * The QA services, resolved through Nest's DI as the service wires them, on a migrated test schema of
+ * their own, with a local blob store holding one real recording. No NATS: commands run in a transaction
+ * the way the RPC server runs them. Bulk-run workers are built on demand (`worker()`), one per
+ * simulated replica, and are not started unless the test starts them.
+ */
+export async function qaFixture(overrides: Partial<Record<keyof QaConfig, string | number>> = {}) {
+  const infra = await TestInfra.create({ services: [{ name: 'qa', migrations: QA_MIGRATIONS }], provision: false });
+  const { db } = infra.database<QaDB>('qa', { max: 20 });
+  const logger = silentLogger();
+  const blobDir = await mkdtemp(path.join(tmpdir(), 'ferry-qa-fixture-'));
+  const blobStore = new PacedBlobStore({ root: blobDir });
+  const config = QaConfig.parse({
+    HEALTH_PORT: 0,
+    QA_CLAIM_LEASE_MS: 3_000,
+    BULK_POLL_MS: 50,
+    BULK_STALE_MS: 3_000,
+    QA_WORKER_ID: 'fixture-replica',
+    ...overrides,
+  });
+
+  const bytes = await writeRecording();
+  const mcap = {
+    object_key: `fixtures/${newId()}.mcap`,
+    size_bytes: bytes.byteLength,
+    sha256: createHash('sha256').update(bytes).digest('hex'),
+  };
+  await blobStore.put(mcap.object_key, Readable.from([Buffer.from(bytes)]));
+
+  @Module({ providers: QA_PROVIDERS.filter((p) => !BACKGROUND.includes(p)) })
+  class FixtureModule {}
+  const app = await NestFactory.createApplicationContext(
+    {
+      module: class FixtureRoot {},
+      imports: [
+        PlatformModule.forRoot({
+          db,
+          outbox: new Outbox(infra.ns),
+          ns: infra.ns,
+          logger,
+          config,
+          metrics: createMetrics('qa-fixture'),
+          rpcClient: new RpcClient({ nc: infra.nc, ns: infra.ns, logger }),
+          blobStore,
+        }),
+        FixtureModule,
+      ],
+    },
+    { logger: false },
+  );
+  const get = <T>(type: Type<T>) => app.get(type);
+  const workers: BulkRunWorker[] = [];
+
+  const fixture = {
+    infra,
+    db: db as Kysely<QaDB>,
+    config,
+    outbox: get(Outbox),
+    runner: get(QaRunner),
+    bulkRuns: get(BulkRunRepository),
+    bulk: get(BulkRunService),
+    profileRepository: get(ProfileRepository),
+    profiles: get(ProfileService),
+    /** Runs a command the way the RPC server does: one transaction. */
+    tx<T>(fn: (trx: Transaction<QaDB>) => Promise<T>): Promise<T> {
+      return inTransaction(db, fn);
+    },
+    /**
+     * The bulk-run worker of one more replica (not started: call `poll()`, or `onApplicationBootstrap()`
+     * to run its loop); stopped by cleanup().
+     */
+    worker(options: Partial<QaConfig> = {}): BulkRunWorker {
+      const worker = new BulkRunWorker(
+        db,
+        fixture.bulkRuns,
+        fixture.bulk,
+        fixture.runner,
+        fixture.outbox,
+        { ...config, ...options },
+        logger,
+      );
+      workers.push(worker);
+      return worker;
+    },
+    /** `n` approved episodes of `org` in QA's projection, all pointing at the fixture's recording. */
+    async seed(n: number, options: { org?: string; status?: string } = {}): Promise<string> {
+      const org = options.org ?? uuidv7();
+      await sql`
+        insert into episodes (id, organization_id, task_id, order_id, scene_id, batch_id, device_id, upload_id, mcap,
+                              episode_created_at, qa_status)
+        select gen_random_uuid(), ${org}::uuid, gen_random_uuid(), gen_random_uuid(), gen_random_uuid(),
+               gen_random_uuid(), 'arm-1', gen_random_uuid(), ${JSON.stringify(mcap)}::jsonb,
+               now() - (i || ' seconds')::interval, ${options.status ?? 'approved'}
+        from generate_series(1, ${n}) as i`.execute(db);
+      return org;
+    },
+    /**
+     * Makes every read of the blob store take at least `ms` from now on, so a run lasts as long as a test
+     * needs it to (a run's length then depends on its item count, not on how fast this machine is).
+     */
+    paceReads(ms: number): void {
+      blobStore.readDelayMs = ms;
+    },
+    /** The Postgres backend of an open transaction (to see who waits on its locks). */
+    async backendPid(trx: Transaction<QaDB>): Promise<number> {
+      return (await sql<{ pid: number }>`select pg_backend_pid() as pid`.execute(trx)).rows[0]!.pid;
+    },
+    /** True while some session waits on a lock that backend `pid` holds. */
+    async blocking(pid: number): Promise<boolean> {
+      const { rows } = await sql<{ n: number }>`
+        select count(*)::int as n from pg_stat_activity where ${pid} = any(pg_blocking_pids(pid))`.execute(db);
+      return rows[0]!.n > 0;
+    },
+    async cleanup() {
+      await Promise.allSettled(workers.map((w) => w.onModuleDestroy()));
+      await app.close();
+      await infra.cleanup();
+      await rm(blobDir, { recursive: true, force: true });
+    },
+  };
+  return fixture;
+}
+
+/** A local blob store whose reads can be held back, to pace a run. */
+class PacedBlobStore extends LocalBlobStore {
+  readDelayMs = 0;
+
+  override async read(...args: Parameters<LocalBlobStore['read']>): ReturnType<LocalBlobStore['read']> {
+    if (this.readDelayMs > 0) await sleep(this.readDelayMs);
+    return super.read(...args);
+  }
+}
+
+export type QaFixture = Awaited<ReturnType<typeof qaFixture>>;
+
+export function actorOf(org = uuidv7(), role: Actor['role'] = 'operator'): Actor {
+  return { kind: 'user', sub: `user-${org.slice(-4)}`, org, role };
+}
