@@ -1,14 +1,17 @@
-import { spawn } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import path from 'node:path';
 import { Writable } from 'node:stream';
 import { bulkQaFollow } from '@ferry/cli';
 import { waitFor } from '@ferry/platform/testing';
 import { v7 as uuidv7 } from 'uuid';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { FakeQaBulkRuns } from '../support/fake-qa-bulk-runs.js';
 import { System } from '../support/system.js';
 
 const CLI = path.resolve(import.meta.dirname, '../../packages/cli/dist/main.js');
+
+/** Every CLI process started, so a failed test leaves none running (afterEach kills what is left). */
+const children = new Set<ChildProcess>();
 
 /** Runs the built `ferry` CLI; resolves with its exit code and output once it exits. */
 function ferry(args: string[], env: Record<string, string> = {}) {
@@ -16,6 +19,8 @@ function ferry(args: string[], env: Record<string, string> = {}) {
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
+  children.add(child);
+  child.once('exit', () => children.delete(child));
   let stdout = '';
   let stderr = '';
   child.stdout.on('data', (d) => {
@@ -46,26 +51,34 @@ describe('ferry bulk-qa', () => {
     token = await system.token(org, 'operator');
     gatewayUrl = system.gatewayUrl;
   }, 120_000);
+  afterEach(() => {
+    for (const child of children) child.kill('SIGKILL');
+  });
   afterAll(async () => {
     await qa?.stop();
     await system?.shutdown();
   });
 
   it('previews with filters given as flags', async () => {
+    const sceneId = uuidv7();
     const { code, stdout } = await ferry(
-      ['bulk-qa', 'preview', '--qa-status', 'failed,pending_qa', '--scene-id', uuidv7(), '--gateway-url', gatewayUrl],
+      ['bulk-qa', 'preview', '--qa-status', 'failed,pending_qa', '--scene-id', sceneId, '--gateway-url', gatewayUrl],
       { FERRY_TOKEN: token },
     ).done;
     expect(code).toBe(0);
+    // The flags reached QA as filters, and QA's counts came back to the terminal.
+    expect(qa.previews.at(-1)).toEqual({ qa_status: ['failed', 'pending_qa'], scene_id: sceneId });
     expect(stdout).toContain('matched 12 episodes; a run would check 10');
   });
 
   it('names a bad filter flag and sends nothing', async () => {
+    const asked = qa.previews.length;
     const { code, stderr } = await ferry(['bulk-qa', 'preview', '--qa-status', 'nope', '--gateway-url', gatewayUrl], {
       FERRY_TOKEN: token,
     }).done;
     expect(code).toBe(1);
     expect(stderr).toContain('--qa-status');
+    expect(qa.previews).toHaveLength(asked);
   });
 
   it('starts a run, prints its live page, follows it to completion and exits 0', async () => {

@@ -219,7 +219,15 @@ describe('bulk QA runs', () => {
     const { last } = await follow(org, run.run_id, (r) => r.status === 'cancelled');
     expect(last.processed_count).toBeLessThan(300);
     expect(invariant(last)).toBe(true);
-    await new Promise((r) => setTimeout(r, 500));
+    // Nothing in flight and nothing more to hand out: every item is either counted or never claimed, and
+    // a claim needs an active run with no cancel requested — so no item can be checked for it later.
+    const items = await sql<{ status: string; n: number }>`
+      select status, count(*)::int as n from bulk_run_items where run_id = ${run.run_id}
+      group by status order by status`.execute(system.infra.database('qa').db);
+    expect(items.rows).toEqual([
+      { status: 'done', n: last.processed_count },
+      { status: 'pending', n: 300 - last.processed_count },
+    ]);
     expect((await rpc.call(bulkRunRpc.get, { id: run.run_id }, call(org))).processed_count).toBe(last.processed_count);
     // Cancelling it again changes nothing and answers the run as it is.
     const again = await rpc.call(bulkRunRpc.cancel, { id: run.run_id }, call(org));

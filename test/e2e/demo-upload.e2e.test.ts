@@ -1,11 +1,11 @@
 import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { v7 as uuidv7 } from 'uuid';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { freePort } from '../support/owned-servers.js';
 import { System } from '../support/system.js';
 
 const run = promisify(execFile);
@@ -14,15 +14,6 @@ const CLI = path.join(ROOT, 'packages/cli/dist/main.js');
 const SCRIPT = path.join(ROOT, 'scripts/demo-upload.mjs');
 
 /** A port nothing listens on (one the OS just handed out and took back). */
-function closedPort(): Promise<number> {
-  return new Promise((resolve) => {
-    const server = net.createServer().listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
-}
-
 /** What a new user does after `npm start -- --seed`: `npm run demo:upload`, against the four services. */
 describe('npm run demo:upload', () => {
   let system: System;
@@ -115,7 +106,7 @@ describe('npm run demo:upload', () => {
         'run `npm start -- --seed` again for a new one\n',
     );
 
-    const port = await closedPort();
+    const port = await freePort(); // nothing listens there
     const down = await demoUpload({}, '--gateway-url', `http://127.0.0.1:${port}`, '--token', token);
     expect(down.code).toBe(1);
     expect(down.stderr).toBe(

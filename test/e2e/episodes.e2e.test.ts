@@ -1,6 +1,6 @@
 import { HEADERS, uploadEvents } from '@ferry/contracts';
 import { toNatsHeaders } from '@ferry/platform';
-import { streamMessages, waitFor, waitForEventsSettled } from '@ferry/platform/testing';
+import { streamMessages, waitFor, waitForConsumerDrained, waitForEventsSettled } from '@ferry/platform/testing';
 import type { Kysely } from 'kysely';
 import { v7 as uuidv7 } from 'uuid';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -96,16 +96,13 @@ describe('verified uploads to episodes, end to end', () => {
     const uploadId = await publishVerified(t.id, device);
     expect((await faulty.exited).signal).toBe('SIGKILL');
     await system.start(['production']); // redelivered after ack_wait; the inbox says duplicate
-    await waitFor(
-      async () => {
-        const info = await system.infra.jsm.consumers.info(
-          system.infra.ns.stream('TRANSFER'),
-          'production__upload-verified',
-        );
-        return info.num_pending === 0 && info.num_ack_pending === 0;
-      },
-      { timeoutMs: 45_000, what: 'the redelivery to be acked' },
-    );
+    await waitForConsumerDrained({
+      jsm: system.infra.jsm,
+      stream: system.infra.ns.stream('TRANSFER'),
+      durable: 'production__upload-verified',
+      timeoutMs: 45_000,
+      what: 'the redelivery to be acked',
+    });
     const episodes = (await api('GET', `/episodes?task_id=${t.id}`)).body.items;
     expect(episodes).toHaveLength(1);
     expect(episodes[0].upload_id).toBe(uploadId);

@@ -1,11 +1,12 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
-import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { dropNamespaceSchemas, testDatabaseUrl, uniqueNamespace, waitFor } from '@ferry/platform/testing';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
+
+import { freePort, portAnswers } from '../support/owned-servers.js';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
 
@@ -32,28 +33,6 @@ function pidsMentioning(needle: string): number[] {
     }
   }
   return pids;
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once('error', reject);
-    server.listen({ port: 0, host: '127.0.0.1' }, () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
-}
-
-function portAnswers(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = net.connect({ port, host: '127.0.0.1' });
-    socket.once('connect', () => {
-      socket.destroy();
-      resolve(true);
-    });
-    socket.once('error', () => resolve(false));
-  });
 }
 
 interface Launch {

@@ -3,7 +3,8 @@ import { createReadStream } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { startS3rver, waitFor } from '@ferry/platform/testing';
+import { qaConsumers } from '@ferry/contracts';
+import { startS3rver, waitFor, waitForConsumerDrained } from '@ferry/platform/testing';
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { goodSidecar, writeLargeMcap, writeRecording } from '../../services/qa/src/checks/testing/mcap-corpus.js';
@@ -152,6 +153,13 @@ describe('QA replicas', () => {
       async () => (await Promise.all(episodeIds.map((id) => qaStatus(w, id)))).every((e) => e.qa_status === 'approved'),
       { timeoutMs: 60_000, what: 'every episode approved' },
     );
+    // Every delivery handled (a redelivered duplicate would land before this returns), then count.
+    await waitForConsumerDrained({
+      jsm: system.infra.jsm,
+      stream: system.infra.ns.stream('PRODUCTION'),
+      durable: qaConsumers.autoCheck.durable,
+      timeoutMs: 30_000,
+    });
     for (const id of episodeIds) expect(await runsOf(w, id)).toHaveLength(1);
     // The race happened: both replicas checked some of them.
     const finished = replicas.map((r) => r.lines.filter((l) => l.msg === 'qa run finished').length);

@@ -1,13 +1,16 @@
 import { createHash } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import path from 'node:path';
 import { Readable } from 'node:stream';
 import type { PartTarget, Upload } from '@ferry/contracts';
+import { LocalBlobStore } from '@ferry/platform';
 import { streamMessages, waitFor, waitForEventsSettled } from '@ferry/platform/testing';
 import { sql } from 'kysely';
 import { v7 as uuidv7 } from 'uuid';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type DeviceWorld, deviceWorld } from '../support/device-world.js';
 import { Payload } from '../support/payload.js';
-import { System } from '../support/system.js';
+import { exitWithin, System } from '../support/system.js';
 
 const MiB = 1024 * 1024;
 const PART = 5 * MiB; // the smallest part size S3 allows: 12 MiB is three parts (5, 5, 2)
@@ -65,8 +68,19 @@ describe('the upload protocol', () => {
     return Buffer.concat(chunks);
   }
 
+  /** Leaves one healthy transfer for the tests after a crash test, whatever happened in it. */
+  async function healthyTransferAfter(doomed: unknown) {
+    if (system.processes.get('transfer') === doomed) await system.stop('transfer', 'SIGKILL');
+    if (!system.processes.has('transfer'))
+      await system.start(['transfer'], { env: { UPLOAD_PART_SIZE: String(PART) } });
+  }
+
   /** A device registered under `deviceId` in `w`'s organization, paired: its token's client. */
   async function pairedDevice(w: DeviceWorld, deviceId: string) {
+    return system.client(await pairedDeviceToken(w, deviceId));
+  }
+
+  async function pairedDeviceToken(w: DeviceWorld, deviceId: string): Promise<string> {
     const device = await w.operator('POST', '/devices', { device_id: deviceId, robot_type: 'arm-v1' });
     expect(device.status).toBe(201);
     const pairing = await w.admin('POST', `/devices/${device.body.id}/pairing-tokens`, {});
@@ -76,7 +90,7 @@ describe('the upload protocol', () => {
       body: JSON.stringify({ pairing_token: pairing.body.pairing_token }),
     });
     expect(res.status).toBe(201);
-    return system.client(((await res.json()) as { token: string }).token);
+    return ((await res.json()) as { token: string }).token;
   }
 
   async function verifiedEventsFor(uploadId: string) {
@@ -175,6 +189,8 @@ describe('the upload protocol', () => {
       await w.uploader().sendMissing(u.id, { mcap: (s, l) => mcap.stream(s, l) });
       const done = await expectRejected(w, u, 'sha256_mismatch');
       expect(done.rejection!.detail).toMatch(/^mcap hashes to [0-9a-f]{64}; f{64} was declared$/);
+      // The object verification assembled is deleted with the rejection, not kept forever.
+      expect(await new LocalBlobStore({ root: system.blobDir }).stat(done.files[0]!.object_key)).toBeNull();
     });
 
     it('a part that never arrived', async () => {
@@ -212,16 +228,20 @@ describe('the upload protocol', () => {
       env: { FERRY_FAULTS: 'transfer.after_verify', UPLOAD_PART_SIZE: String(PART) },
     });
     const doomed = system.processes.get('transfer')!;
-    const answers = await Promise.all(Array.from({ length: 10 }, () => w.uploader().complete(u.id)));
-    expect(answers.every((a) => a.body.id === u.id && a.body.status === 'verifying')).toBe(true);
-    expect(await doomed.exited).toMatchObject({ signal: 'SIGKILL' });
-    expect(doomed.raw.join('\n')).toMatch(/fault injected at transfer\.after_verify/);
-    await system.start(['transfer'], { env: { UPLOAD_PART_SIZE: String(PART) } });
-    const done = await w.uploader().waitForOutcome(u.id);
-    expect(done.status).toBe('acknowledged');
-    expect(await verifiedEventsFor(u.id)).toHaveLength(1);
-    const episodes = await w.operator('GET', `/episodes?task_id=${u.task_id}`);
-    expect(episodes.body.items.map((e: { id: string }) => e.id)).toEqual([done.episode_id]);
+    try {
+      const answers = await Promise.all(Array.from({ length: 10 }, () => w.uploader().complete(u.id)));
+      expect(answers.every((a) => a.body.id === u.id && a.body.status === 'verifying')).toBe(true);
+      expect(await exitWithin(doomed)).toMatchObject({ signal: 'SIGKILL' });
+      expect(doomed.raw.join('\n')).toMatch(/fault injected at transfer\.after_verify/);
+      await system.start(['transfer'], { env: { UPLOAD_PART_SIZE: String(PART) } });
+      const done = await w.uploader().waitForOutcome(u.id);
+      expect(done.status).toBe('acknowledged');
+      expect(await verifiedEventsFor(u.id)).toHaveLength(1);
+      const episodes = await w.operator('GET', `/episodes?task_id=${u.task_id}`);
+      expect(episodes.body.items.map((e: { id: string }) => e.id)).toEqual([done.episode_id]);
+    } finally {
+      await healthyTransferAfter(doomed);
+    }
   });
 
   it('publishes one upload.verified when transfer dies after committing the verdict, before its ack, and the message comes again', async () => {
@@ -235,29 +255,33 @@ describe('the upload protocol', () => {
       env: { FERRY_FAULTS: 'consumer.after_commit', UPLOAD_PART_SIZE: String(PART) },
     });
     const doomed = system.processes.get('transfer')!;
-    expect((await w.uploader().complete(u.id)).status).toBe(202);
-    expect(await doomed.exited).toMatchObject({ signal: 'SIGKILL' });
-    expect(doomed.raw.join('\n')).toMatch(/fault injected at consumer\.after_commit/);
-    // The verdict committed before the kill (read from the database: no transfer answers now).
-    const { rows } = await sql<{ status: string }>`select status from uploads where id = ${u.id}`.execute(
-      system.infra.database('transfer').db,
-    );
-    expect(rows).toEqual([{ status: 'verified' }]);
-    await system.start(['transfer'], { env: { UPLOAD_PART_SIZE: String(PART) } });
-    const restarted = system.processes.get('transfer')!;
-    const done = await w.uploader().waitForOutcome(u.id);
-    expect(done.status).toBe('acknowledged');
-    // The unacked message comes back after its ack wait and is handled as a no-op.
-    await waitFor(
-      () =>
-        restarted.lines.some(
-          (l) => l.consumer === 'transfer__verify-upload' && l.msg === 'event handled' && Number(l.delivery) >= 2,
-        ),
-      { timeoutMs: 45_000, what: 'the redelivered upload.completed to be handled' },
-    );
-    expect(await verifiedEventsFor(u.id)).toHaveLength(1);
-    const episodes = await w.operator('GET', `/episodes?task_id=${u.task_id}`);
-    expect(episodes.body.items.map((e: { id: string }) => e.id)).toEqual([done.episode_id]);
+    try {
+      expect((await w.uploader().complete(u.id)).status).toBe(202);
+      expect(await exitWithin(doomed)).toMatchObject({ signal: 'SIGKILL' });
+      expect(doomed.raw.join('\n')).toMatch(/fault injected at consumer\.after_commit/);
+      // The verdict committed before the kill (read from the database: no transfer answers now).
+      const { rows } = await sql<{ status: string }>`select status from uploads where id = ${u.id}`.execute(
+        system.infra.database('transfer').db,
+      );
+      expect(rows).toEqual([{ status: 'verified' }]);
+      await system.start(['transfer'], { env: { UPLOAD_PART_SIZE: String(PART) } });
+      const restarted = system.processes.get('transfer')!;
+      const done = await w.uploader().waitForOutcome(u.id);
+      expect(done.status).toBe('acknowledged');
+      // The unacked message comes back after its ack wait and is handled as a no-op.
+      await waitFor(
+        () =>
+          restarted.lines.some(
+            (l) => l.consumer === 'transfer__verify-upload' && l.msg === 'event handled' && Number(l.delivery) >= 2,
+          ),
+        { timeoutMs: 45_000, what: 'the redelivered upload.completed to be handled' },
+      );
+      expect(await verifiedEventsFor(u.id)).toHaveLength(1);
+      const episodes = await w.operator('GET', `/episodes?task_id=${u.task_id}`);
+      expect(episodes.body.items.map((e: { id: string }) => e.id)).toEqual([done.episode_id]);
+    } finally {
+      await healthyTransferAfter(doomed);
+    }
   }, 120_000);
 
   it('fails the task when the device reports the upload failed', async () => {
@@ -268,6 +292,66 @@ describe('the upload protocol', () => {
     expect(failed.body.status).toBe('failed');
     const task = await w.operator('GET', `/tasks/${u.task_id}`);
     expect(task.body).toMatchObject({ status: 'failed', error_message: 'upload failed: disk full' });
+    expect(failed.body.task).toEqual({ failed: true, status: 'failed' });
+  });
+
+  it('fails the upload when the report is sent again after transfer died between production failing the task and its own commit', async () => {
+    const w = await deviceWorld(system);
+    const u = await openUpload(w, new Payload(1 * MiB, 'fail-crash'));
+    // This transfer SIGKILLs itself once production has failed the task, before the upload's change commits.
+    await system.stop('transfer');
+    await system.start(['transfer'], {
+      env: { FERRY_FAULTS: 'transfer.after_task_failed', UPLOAD_PART_SIZE: String(PART) },
+    });
+    const doomed = system.processes.get('transfer')!;
+    const first = await w.device.api('POST', `/uploads/${u.id}/fail`, { reason: 'disk full' });
+    expect(first.status).toBeGreaterThanOrEqual(500);
+    expect(await doomed.exited).toMatchObject({ signal: 'SIGKILL' });
+    expect((await w.operator('GET', `/tasks/${u.task_id}`)).body.status).toBe('failed');
+    await system.start(['transfer'], { env: { UPLOAD_PART_SIZE: String(PART) } });
+    expect((await w.uploader().get(u.id)).status).toBe('open');
+    const again = await w.device.api('POST', `/uploads/${u.id}/fail`, { reason: 'disk full' });
+    expect(again.status).toBe(200);
+    expect(again.body).toMatchObject({ status: 'failed', task: { failed: true, status: 'failed' } });
+  });
+
+  it('fails the upload, drops its staged parts and leaves the task as it is when an operator cancelled the task first', async () => {
+    const w = await deviceWorld(system);
+    const taskId = w.taskIds[0]!;
+    // Opened before the recording finished (the task is still pending, so the batch's cancel reaches it).
+    const mcap = new Payload(12 * MiB, 'fail-cancelled');
+    const files = [{ role: 'mcap' as const, size_bytes: mcap.size, sha256: await mcap.sha256() }];
+    const { body: u } = await w.uploader().open(taskId, files);
+    await send(w, u, mcap, 1);
+    const { rows } = await sql<{ multipart_id: string }>`
+      select multipart_id from upload_files where upload_id = ${u.id}`.execute(system.infra.database('transfer').db);
+    const staged = path.join(system.blobDir, 'multipart', rows[0]!.multipart_id);
+    expect(existsSync(staged)).toBe(true);
+    expect((await w.operator('PATCH', `/batches/${w.batchId}`, { status: 'cancelled' })).status).toBe(200);
+    expect((await w.operator('GET', `/tasks/${taskId}`)).body.status).toBe('cancelled');
+
+    const failed = await w.device.api('POST', `/uploads/${u.id}/fail`, { reason: 'operator cancelled' });
+    expect(failed.status).toBe(200);
+    expect(failed.body).toMatchObject({
+      status: 'failed',
+      task: { failed: false, status: 'cancelled', detail: expect.stringMatching(/the task was cancelled/) },
+    });
+    expect(existsSync(staged)).toBe(false);
+    expect((await w.operator('GET', `/tasks/${taskId}`)).body).toMatchObject({
+      status: 'cancelled',
+      error_message: null,
+    });
+    // Reporting it again answers the failed upload as it is.
+    const again = await w.device.api('POST', `/uploads/${u.id}/fail`, { reason: 'operator cancelled' });
+    expect(again.status).toBe(200);
+    expect(again.body.status).toBe('failed');
+    // Nothing is left open for the task; a new upload for it is refused by production (the task was cancelled).
+    const reopened = await w.device.api('POST', '/uploads', {
+      task_id: taskId,
+      files: [{ role: 'mcap', size_bytes: 1, sha256: 'a'.repeat(64) }],
+    });
+    expect(reopened.status).toBe(409);
+    expect(reopened.body).toMatchObject({ code: 'invalid_state', details: { current_status: 'cancelled' } });
   });
 
   describe('who may do what', () => {
@@ -312,6 +396,30 @@ describe('the upload protocol', () => {
       expect(notHanded.status).toBe(409);
       expect(notHanded.body.code).toBe('conflict');
       expect(JSON.stringify(notHanded.body)).not.toContain(u.id);
+    });
+
+    it('gives a device registered again under a deleted one’s device_id no way into the old upload', async () => {
+      const w = await deviceWorld(system);
+      const mcap = new Payload(1 * MiB, 'predecessor');
+      const u = await openUpload(w, mcap);
+      expect((await w.operator('DELETE', `/devices/${w.device.id}`)).status).toBe(204);
+      const token = await pairedDeviceToken(w, w.device.device_id);
+      const successor = system.client(token);
+      // It cannot read, list, fail or complete the predecessor's upload: to it, the upload is not there.
+      expect((await successor('GET', `/uploads/${u.id}`)).status).toBe(404);
+      expect((await successor('GET', '/uploads')).body.items).toEqual([]);
+      expect((await successor('POST', `/uploads/${u.id}/fail`, { reason: 'not mine' })).status).toBe(404);
+      expect((await successor('POST', `/uploads/${u.id}/complete`, {})).status).toBe(404);
+      // Nor send bytes to it with its own token on the old part URL.
+      const t = target(u, 'mcap', 1);
+      await expect(w.uploader({ token }).putPart(t, mcap.stream(0, t.size_bytes))).rejects.toMatchObject({
+        status: 403,
+        body: { code: 'not_owner' },
+      });
+      // The upload is as the predecessor left it, and an operator still sees it.
+      const seen = await w.operator('GET', `/uploads/${u.id}`);
+      expect(seen.body).toMatchObject({ id: u.id, status: 'open' });
+      expect(seen.body.files[0].received_parts).toEqual([]);
     });
 
     it('never hands a device another organization’s upload, even under the same device_id (404)', async () => {

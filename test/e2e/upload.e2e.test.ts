@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
+import { LocalBlobStore } from '@ferry/platform';
 import { streamMessages } from '@ferry/platform/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { deviceWorld } from '../support/device-world.js';
@@ -105,6 +106,8 @@ describe('a device uploads a recording and gets its episode', () => {
     expect(done).toMatchObject({ status: 'rejected', episode_id: null });
     expect(done.rejection).toMatchObject({ reason: 'sha256_mismatch', by: 'transfer' });
     expect(done.rejection!.detail).toContain(await mcap.sha256());
+    // Nothing of it stays in the store: neither the staged parts nor the object verification assembled.
+    expect(await new LocalBlobStore({ root: system.blobDir }).stat(done.files[0]!.object_key)).toBeNull();
     expect((await w.operator('GET', `/tasks/${taskId}`)).body.status).not.toBe('completed');
   });
 });

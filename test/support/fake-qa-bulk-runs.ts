@@ -14,14 +14,18 @@ import { silentLogger } from '@ferry/platform/testing';
 import type { System } from './system.js';
 
 /**
- * Stands in for the QA service's bulk runs, for the gateway's tests while that service is built in
- * parallel: it answers `qa.rpc.bulk_run.*` from runs held in memory and publishes progress/finished
- * events into the namespace's QA stream with the headers the outbox relay sets. The real service's
- * end-to-end tests (bulk runs over real episodes) come with it.
+ * Plays the QA service's side of bulk runs on the real NATS and JetStream, for the tests of what sits in
+ * front of it (the gateway's SSE relay, `ferry bulk-qa`): it answers `qa.rpc.bulk_run.*` from runs held
+ * in memory and publishes progress/finished events into the namespace's QA stream with the headers the
+ * outbox relay sets — when the test says so, which the real service cannot be made to do: a run held at
+ * 50 % while a gateway restarts, a terminal event that is never published, a burst of progress. The
+ * real QA service's bulk runs are tested end to end in bulk-qa.e2e and bulk-qa-live.e2e.
  */
 export class FakeQaBulkRuns {
   readonly runs = new Map<string, BulkRun>();
   private readonly server: RpcServer;
+  /** The filters of every preview asked for, in order. */
+  readonly previews: BulkQaFilters[] = [];
   /** Each publish's stream sequence, in order. */
   readonly published: { seq: number; kind: 'progress' | 'finished'; run: BulkRun }[] = [];
 
@@ -55,13 +59,16 @@ export class FakeQaBulkRuns {
         .slice(0, query.limit),
       next_cursor: null,
     }));
-    this.server.register(bulkRunRpc.preview, async () => ({
-      status: 'preview' as const,
-      matched_count: 12,
-      eligible_count: 10,
-      skipped: { already_running: 1, protected_status: 1 },
-      warnings: [],
-    }));
+    this.server.register(bulkRunRpc.preview, async ({ filters }) => {
+      this.previews.push(filters);
+      return {
+        status: 'preview' as const,
+        matched_count: 12,
+        eligible_count: 10,
+        skipped: { already_running: 1, protected_status: 1 },
+        warnings: [],
+      };
+    });
     this.server.register(bulkRunRpc.execute, async ({ filters }, { call }) => {
       const active = [...this.runs.values()].find(
         (r) => r.organization_id === call.actor.org && !isTerminalBulkRun(r.status),

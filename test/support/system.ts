@@ -26,6 +26,20 @@ export interface ServiceProcess {
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }
 
+/** The process's exit, or an error once `ms` pass without one (a fault that never fired must not hang a test). */
+export function exitWithin(
+  proc: ServiceProcess,
+  ms = 20_000,
+): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
+  let timer: NodeJS.Timeout | undefined;
+  return Promise.race([
+    proc.exited,
+    new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`${proc.name} still running after ${ms} ms`)), ms);
+    }),
+  ]).finally(() => clearTimeout(timer));
+}
+
 /**
  * The built services as real processes on a namespace of their own, set up with the real
  * `ferry setup` command. For end-to-end tests and for HTTP tests that need real services behind NATS.

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 import { parseArgs } from 'node:util';
-import { BaseConfig, ConfigError, loadConfig, Namespace } from '@ferry/platform';
+import { BaseConfig, loadConfig, Namespace } from '@ferry/platform';
 import { CliError, describeFailure, exitCodeOf } from './cli-error.js';
 import { bulkQaCancel, bulkQaFollow, bulkQaPreview, bulkQaStart } from './commands/bulk-qa.js';
 import {
