@@ -94,13 +94,27 @@ export class EpisodeRepository {
       .execute();
   }
 
-  /** Applies QA's status to the read copy unless a later change is already there (events may arrive out of order). */
-  async applyQaStatus(db: Db, id: string, status: QaStatus, changedAt: Date): Promise<EpisodeRow | undefined> {
+  /**
+   * Applies QA's status change `from → to` to the read copy unless a later change is already there (events
+   * may arrive out of order). Two changes can carry the same millisecond (a quick check): at a tie the
+   * change applies only where it continues from the status the copy holds.
+   */
+  async applyQaStatus(
+    db: Db,
+    id: string,
+    change: { from: QaStatus; to: QaStatus; changedAt: Date },
+  ): Promise<EpisodeRow | undefined> {
     return db
       .updateTable('episodes')
-      .set({ qa_status: status, qa_status_changed_at: changedAt, updated_at: new Date() })
+      .set({ qa_status: change.to, qa_status_changed_at: change.changedAt, updated_at: new Date() })
       .where('id', '=', id)
-      .where((eb) => eb.or([eb('qa_status_changed_at', 'is', null), eb('qa_status_changed_at', '<', changedAt)]))
+      .where((eb) =>
+        eb.or([
+          eb('qa_status_changed_at', 'is', null),
+          eb('qa_status_changed_at', '<', change.changedAt),
+          eb.and([eb('qa_status_changed_at', '=', change.changedAt), eb('qa_status', '=', change.from)]),
+        ]),
+      )
       .returningAll()
       .executeTakeFirst();
   }

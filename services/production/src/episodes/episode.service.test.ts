@@ -107,6 +107,30 @@ describe('episodes from verified uploads', () => {
     expect((await f.episodes.get(w.actor, episodeId)).qa_status).toBe('rejected');
   });
 
+  it('follows two QA status changes stamped with the same millisecond in either order of delivery', async () => {
+    const w = await f.world();
+    const { tasks } = await oneTask(w, 2);
+    const at = new Date(Date.now() - 10_000).toISOString(); // a check quicker than the clock's resolution
+    const change = (episodeId: string, from: QaStatus, to: QaStatus) => ({
+      episode_id: episodeId,
+      organization_id: w.actor.org,
+      from,
+      to,
+      cause: 'auto' as const,
+      run_id: null,
+      changed_at: at,
+    });
+    const apply = (c: ReturnType<typeof change>) => f.tx((trx) => f.episodes.onQaStatusChanged(c, trx));
+    for (const [i, order] of (['in order', 'reversed'] as const).entries()) {
+      const outcome = await f.tx((trx) => f.episodes.onUploadVerified(verified(w, tasks[i]!.id), trx));
+      const id = (outcome as { episode: { id: string } }).episode.id;
+      const claimed = change(id, 'pending_qa', 'qa_running');
+      const approved = change(id, 'qa_running', 'approved');
+      for (const c of order === 'in order' ? [claimed, approved] : [approved, claimed]) await apply(c);
+      expect((await f.episodes.get(w.actor, id)).qa_status, order).toBe('approved');
+    }
+  });
+
   it('rejects an upload for a cancelled task with a reason, creating nothing', async () => {
     const w = await f.world();
     const { batch, tasks } = await oneTask(w);

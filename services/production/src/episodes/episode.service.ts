@@ -66,13 +66,17 @@ export class EpisodeService {
 
   /**
    * Keeps the read copy of the episode's QA status (QA owns it) for the `qa_status` filters; a change
-   * older than the one already applied is ignored. No event: the status is QA's fact, not production's.
+   * older than the one already applied is ignored (at a tie, one that does not continue from it). No event: the status is QA's fact, not production's.
    */
   async onQaStatusChanged(
     change: EventPayload<typeof qaEpisodeEvents.statusChanged>,
     trx: Transaction<ProductionDB>,
   ): Promise<void> {
-    await this.episodes.applyQaStatus(trx, change.episode_id, change.to, new Date(change.changed_at));
+    await this.episodes.applyQaStatus(trx, change.episode_id, {
+      from: change.from,
+      to: change.to,
+      changedAt: new Date(change.changed_at),
+    });
   }
 
   /**

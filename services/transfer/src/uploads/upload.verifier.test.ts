@@ -3,7 +3,7 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { HEADERS, transferConsumers, type Upload, uploadEvents, uploadLifecycleEvents } from '@ferry/contracts';
 import { type BlobWriteResult, InboxConsumer, LocalBlobStore, MIN_PART_SIZE, toNatsHeaders } from '@ferry/platform';
-import { silentLogger, waitForConsumerDrained } from '@ferry/platform/testing';
+import { silentLogger, waitFor, waitForConsumerDrained } from '@ferry/platform/testing';
 import { sql } from 'kysely';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { type TransferFixture, transferFixture } from '../testing/transfer-fixture.js';
@@ -12,6 +12,8 @@ import { type TransferFixture, transferFixture } from '../testing/transfer-fixtu
 class GatedStore extends LocalBlobStore {
   private gate: { entered: () => void; released: Promise<void> } | undefined;
   private readonly releases: (() => void)[] = [];
+  /** Keys whose whole-file digest was taken, in order. */
+  readonly digested: string[] = [];
 
   /** Lets every held digest go (after a failed test, so its consumer can stop). */
   releaseAll(): void {
@@ -35,6 +37,7 @@ class GatedStore extends LocalBlobStore {
   }
 
   override async digest(key: string): Promise<BlobWriteResult> {
+    this.digested.push(key);
     const gate = this.gate;
     this.gate = undefined;
     if (gate) {
@@ -70,7 +73,7 @@ describe('upload verification', () => {
   afterAll(() => f?.cleanup());
 
   /** A replica of the verify-upload consumer, as the service runs it, with a pool of its own. */
-  async function replica(): Promise<InboxConsumer> {
+  async function replica(outcomes: string[] = []): Promise<InboxConsumer> {
     const c = new InboxConsumer({
       def: transferConsumers.verifyUpload,
       db: f.infra.database('transfer', { max: 4 }).db,
@@ -80,6 +83,12 @@ describe('upload verification', () => {
       retryScheduleMs: [100],
       handler: (payload) => f.handlers.onCompleted(payload as never),
     });
+    const handle = c.handle.bind(c);
+    c.handle = async (msg) => {
+      const outcome = await handle(msg);
+      outcomes.push(outcome);
+      return outcome;
+    };
     running.push(c);
     await c.start();
     return c;
@@ -154,6 +163,32 @@ describe('upload verification', () => {
     await drained();
     expect(await eventsFor(uploadEvents.verified.type, upload.id)).toHaveLength(1);
     expect(await eventsFor(uploadLifecycleEvents.rejected.type, upload.id)).toHaveLength(0);
+  });
+
+  it('records one verdict when a second verification overtakes one still hashing: the late one loses the compare-and-set and drops its verdict', async () => {
+    const { upload } = await f.completedUpload(randomBytes(MIN_PART_SIZE + 5));
+    const outcomes: string[] = [];
+    await Promise.all([replica(outcomes), replica(outcomes)]);
+    const held = store.holdNextDigest();
+    await publishCompleted(upload);
+    await held.entered; // the first verification is mid-hash, the upload still verifying
+    await publishCompleted(upload, `${upload.id}-again`);
+    await waitFor(async () => (await statusOf(upload.id)) === 'verified', {
+      timeoutMs: 20_000,
+      what: 'the second verification to record its verdict',
+    });
+    const first = (await f.repository.find(f.db, upload.id))!;
+    held.release();
+    await drained();
+    // The race happened: both verifications read the upload as verifying and hashed it.
+    expect(store.digested.filter((k) => k === upload.files[0]!.object_key)).toHaveLength(2);
+    // The late one changed nothing and failed nothing: a quiet no-op, not a retry on a duplicate event id.
+    expect(outcomes).toEqual(['handled', 'handled']);
+    expect(await f.repository.find(f.db, upload.id)).toMatchObject({
+      status: 'verified',
+      verified_at: first.verified_at,
+    });
+    expect((await eventsFor(uploadEvents.verified.type, upload.id)).map((e) => e.id)).toEqual([upload.id]);
   });
 
   it('records nothing when the upload failed while it was being hashed', async () => {
