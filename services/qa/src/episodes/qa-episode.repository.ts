@@ -71,11 +71,13 @@ export class QaEpisodeRepository {
   }
 
   /**
-   * The database's clock (the transaction's start time): every replica stamps claims and status changes
-   * from this one clock, so their order does not depend on how well the replicas' clocks agree.
+   * The database's clock, read now: every replica stamps claims and status changes from this one clock,
+   * so their order does not depend on how well the replicas' clocks agree. Read after locking the episode,
+   * it orders changes as their locks did; `now()` (the transaction's start) would not: a transaction that
+   * began first, then waited for the row, would stamp its later change as the older one.
    */
   async now(db: Db): Promise<Date> {
-    const { rows } = await sql<{ now: Date }>`select now() as now`.execute(db);
+    const { rows } = await sql<{ now: Date }>`select clock_timestamp() as now`.execute(db);
     return rows[0]!.now;
   }
 

@@ -25,6 +25,7 @@ import { BulkRunService } from '../bulk/bulk-run.service.js';
 import { BulkRunWorker } from '../bulk/bulk-run.worker.js';
 import { writeRecording } from '../checks/testing/mcap-corpus.js';
 import type { QaDB } from '../database.js';
+import { QaEpisodeService } from '../episodes/qa-episode.service.js';
 import { QaConfig } from '../manifest.js';
 import { QA_MIGRATIONS } from '../migrations.js';
 import { ProfileRepository } from '../profiles/profile.repository.js';
@@ -95,6 +96,7 @@ export async function qaFixture(overrides: Partial<Record<keyof QaConfig, string
     config,
     outbox: get(Outbox),
     runner: get(QaRunner),
+    episodes: get(QaEpisodeService),
     bulkRuns: get(BulkRunRepository),
     bulk: get(BulkRunService),
     profileRepository: get(ProfileRepository),
