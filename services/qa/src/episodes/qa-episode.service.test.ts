@@ -1,5 +1,6 @@
 import { qaEpisodeEvents } from '@ferry/contracts';
 import { waitFor } from '@ferry/platform/testing';
+import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { actorOf, type QaFixture, qaFixture } from '../testing/qa-fixture.js';
 
@@ -37,7 +38,8 @@ describe('QaEpisodeService reviews', () => {
     const changes = await f.db
       .selectFrom('outbox')
       .select('payload')
-      .where('subject', '=', f.outbox.subjectFor(qaEpisodeEvents.statusChanged, id))
+      .where('event_type', '=', qaEpisodeEvents.statusChanged.type)
+      .where(sql<boolean>`payload->>'episode_id' = ${id}`)
       .execute();
     const payloads = changes.map((c) => c.payload as { to: string; changed_at: string });
     expect(payloads.map((p) => p.to).sort()).toEqual(['inspector_approved', 'rejected']);
