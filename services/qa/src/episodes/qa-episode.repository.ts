@@ -1,4 +1,4 @@
-import type { Episode, QaEpisode, QaEpisodeListFilter, QaStatus } from '@ferry/contracts';
+import type { Episode, QaEpisode, QaEpisodeListFilter } from '@ferry/contracts';
 import { Injectable } from '@nestjs/common';
 import { type Kysely, type Selectable, sql, type Updateable } from 'kysely';
 import type { DevicesTable, EpisodesTable, QaDB } from '../database.js';
@@ -16,7 +16,7 @@ export function toQaEpisode(row: QaEpisodeRow): QaEpisode {
     scene_id: row.scene_id,
     device_id: row.device_id,
     robot_type: row.robot_type,
-    qa_status: row.qa_status as QaStatus,
+    qa_status: row.qa_status,
     qa_score: row.qa_score,
     failed_checks: row.failed_checks,
     last_run_id: row.last_run_id,
