@@ -1,3 +1,4 @@
+import type { BulkRunStatus, QaStatus } from '@ferry/contracts';
 import type { MessagingTables } from '@ferry/platform';
 import type { ColumnType, Generated } from 'kysely';
 
@@ -33,7 +34,7 @@ export interface EpisodesTable {
   episode_created_at: Timestamp;
   /** Production's updated_at of the episode as last projected (orders episode.updated events). */
   source_updated_at: NullableTimestamp;
-  qa_status: ColumnType<string, string | undefined, string>;
+  qa_status: ColumnType<QaStatus, QaStatus | undefined, QaStatus>;
   status_changed_at: Timestamp;
   qa_score: number | null;
   failed_checks: ColumnType<string[], string[] | undefined, string[]>;
@@ -41,7 +42,7 @@ export interface EpisodesTable {
   claim_id: string | null;
   claimed_by: string | null;
   claim_expires_at: NullableTimestamp;
-  status_before_claim: string | null;
+  status_before_claim: QaStatus | null;
   created_at: Generated<Date>;
 }
 
@@ -55,7 +56,7 @@ export interface RunsTable {
   requested_by: string;
   passed: boolean;
   score: number;
-  status_after: string;
+  status_after: QaStatus;
   bytes_read: Int8;
   duration_ms: number;
   started_at: Timestamp;
@@ -81,8 +82,8 @@ export interface ReviewsTable {
   decision: 'approve' | 'reject' | 'needs_inspection';
   note: string | null;
   reviewer: string;
-  from_status: string;
-  to_status: string;
+  from_status: QaStatus;
+  to_status: QaStatus;
   created_at: Timestamp;
 }
 
@@ -101,7 +102,7 @@ export interface ProfilesTable {
 export interface BulkRunsTable {
   id: string;
   organization_id: string;
-  status: string;
+  status: BulkRunStatus;
   filters: Json<Record<string, unknown>>;
   total_count: number;
   processed_count: Generated<number>;

@@ -56,7 +56,7 @@ export const BulkQaPreview = z
     skipped: z.object({
       /** Being checked right now (auto QA or a manual run). */
       already_running: z.number().int(),
-      /** needs_inspection, inspector_approved, rejected: checked, but their status is kept (a person decided). */
+      /** needs_inspection, inspector_approved, rejected: a person decided, so a run skips them (counted `skipped`). */
       protected_status: z.number().int(),
     }),
     warnings: z.array(z.string()),

@@ -34,7 +34,7 @@ export const qaConsumers = {
   }),
   /**
    * Every new episode is projected and checked automatically. The check streams the whole recording, so
-   * it runs outside any transaction (a claim with a lease makes it exactly once); the runner keeps the
+   * it runs outside any transaction (a claim with a lease makes it exactly once); the consumer keeps the
    * message alive with working() meanwhile.
    */
   autoCheck: defineConsumer({

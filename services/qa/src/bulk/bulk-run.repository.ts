@@ -1,4 +1,10 @@
-import type { BulkQaFilters, BulkRun, BulkRunListFilter, BulkRunStatus } from '@ferry/contracts';
+import {
+  ACTIVE_BULK_RUN_STATUSES,
+  type BulkQaFilters,
+  type BulkRun,
+  type BulkRunListFilter,
+  type BulkRunStatus,
+} from '@ferry/contracts';
 import { Injectable } from '@nestjs/common';
 import { type Insertable, type Kysely, type Selectable, sql } from 'kysely';
 import type { BulkRunItemsTable, BulkRunsTable, QaDB } from '../database.js';
@@ -8,14 +14,14 @@ export type BulkRunRow = Selectable<BulkRunsTable>;
 export type BulkItemRow = Selectable<BulkRunItemsTable>;
 export type ItemOutcome = 'passed' | 'qa_failed' | 'processing_failed' | 'skipped';
 
-const ACTIVE = ['queued', 'running'];
+const ACTIVE = ACTIVE_BULK_RUN_STATUSES;
 
 export function toBulkRun(row: BulkRunRow): BulkRun {
   return {
     run_id: row.id,
     organization_id: row.organization_id,
     action: 'bulk_qa',
-    status: row.status as BulkRunStatus,
+    status: row.status,
     filters: row.filters as BulkQaFilters,
     total_count: row.total_count,
     processed_count: row.processed_count,

@@ -1,4 +1,5 @@
 import {
+  ACTIVE_BULK_RUN_STATUSES,
   type Actor,
   type BulkQaFilters,
   type BulkQaPreview,
@@ -6,6 +7,7 @@ import {
   type BulkRunListFilter,
   bulkRunEvents,
   isProtectedQaStatus,
+  isTerminalBulkRun,
   type Page,
 } from '@ferry/contracts';
 import { CONFIG, DomainError, decodeCursor, isIdCursor, newId, notFound, Outbox, toPage } from '@ferry/platform';
@@ -119,7 +121,7 @@ export class BulkRunService {
     this.assertWriter(actor);
     const row = await this.runs.find(trx, id, { org: actor.org, lock: true });
     if (!row) throw notFound('Bulk run', id);
-    if (row.status !== 'queued' && row.status !== 'running') return toBulkRun(row);
+    if (isTerminalBulkRun(row.status)) return toBulkRun(row);
     const requested = (await this.runs.requestCancel(trx, id))!;
     return toBulkRun((await this.finishCancelled(trx, requested)) ?? requested);
   }
@@ -127,7 +129,7 @@ export class BulkRunService {
   /** Ends a cancel-requested run when nothing of it is in flight; returns it when it ended. */
   async finishCancelled(trx: Transaction<QaDB>, row: BulkRunRow): Promise<BulkRunRow | undefined> {
     if (!row.cancel_requested_at || (await this.runs.inFlight(trx, row.id)) > 0) return undefined;
-    const ended = await this.runs.transition(trx, row.id, ['queued', 'running'], 'cancelled');
+    const ended = await this.runs.transition(trx, row.id, ACTIVE_BULK_RUN_STATUSES, 'cancelled');
     if (ended)
       await this.outbox.append(trx, bulkRunEvents.finished, { run: toBulkRun(ended) }, { aggregateId: row.id });
     return ended;

@@ -35,6 +35,41 @@ describe('BulkRunWorker', () => {
     await replica.onModuleDestroy();
   });
 
+  it('publishes exactly one terminal event for a run: a cancel or a sweep after it adds nothing', async () => {
+    const org = await f.seed(3);
+    const actor = actorOf(org);
+    const replica = f.worker({ QA_WORKER_ID: 'replica-terminal' });
+    const run = await f.tx((trx) => f.bulk.execute(actor, {}, trx));
+    await replica.onApplicationBootstrap();
+    const done = await waitFor(async () => {
+      const row = await runRow(run.run_id);
+      return row && row.status === 'completed' && row;
+    });
+    await replica.onModuleDestroy();
+
+    // Afterwards: a cancel answers the run as it is, and a sweep finds every heart-beat of it stale.
+    expect(await f.tx((trx) => f.bulk.cancel(actor, run.run_id, trx))).toMatchObject({ status: 'completed' });
+    await sql`update bulk_run_workers set heartbeat_at = now() - interval '1 hour' where run_id = ${run.run_id}`.execute(
+      f.db,
+    );
+    await f.worker({ QA_WORKER_ID: 'replica-sweeper' }).sweep();
+    expect(await runRow(run.run_id)).toEqual(done);
+    const events = await f.db
+      .selectFrom('outbox')
+      .select(['subject', 'payload'])
+      .where('subject', 'in', [
+        f.outbox.subjectFor(bulkRunEvents.progress, run.run_id),
+        f.outbox.subjectFor(bulkRunEvents.finished, run.run_id),
+      ])
+      .execute();
+    const snapshot = (e: (typeof events)[number]) => (e.payload as { run: { status: string; version: number } }).run;
+    const finished = events.filter((e) => e.subject === f.outbox.subjectFor(bulkRunEvents.finished, run.run_id));
+    expect(finished.map((e) => snapshot(e).status)).toEqual(['completed']);
+    // Nothing newer than it: it carries the run's last version, every progress event an older one.
+    expect(snapshot(finished[0]!).version).toBe(done.version);
+    expect(events.filter((e) => e !== finished[0]).every((e) => snapshot(e).version < done.version)).toBe(true);
+  });
+
   it('publishes at most 2 progress events in any one second of a run, the first one included', async () => {
     const org = await f.seed(40);
     // 40 items one at a time, each read held back 50 ms: the run lasts 2 s or more on any machine, long

@@ -1,4 +1,4 @@
-import { bulkRunEvents, isTerminalBulkRun } from '@ferry/contracts';
+import { ACTIVE_BULK_RUN_STATUSES, bulkRunEvents, isTerminalBulkRun } from '@ferry/contracts';
 import {
   CONFIG,
   inTransaction,
@@ -191,7 +191,7 @@ export class BulkRunWorker implements OnApplicationBootstrap, OnModuleDestroy {
     const counted = await this.runs.count(trx, runId, outcome, failedChecks);
     if (!counted) return; // the run ended meanwhile (cancelled, interrupted): its counters stay as announced
     if (counted.processed_count >= counted.total_count) {
-      const done = await this.runs.transition(trx, runId, ['queued', 'running'], 'completed');
+      const done = await this.runs.transition(trx, runId, ACTIVE_BULK_RUN_STATUSES, 'completed');
       if (done) await this.outbox.append(trx, bulkRunEvents.finished, { run: toBulkRun(done) }, { aggregateId: runId });
       return;
     }
@@ -219,7 +219,7 @@ export class BulkRunWorker implements OnApplicationBootstrap, OnModuleDestroy {
     return inTransaction(this.db, async (trx) => {
       const stale = await this.runs.stale(trx, this.config.BULK_STALE_MS);
       for (const run of stale) {
-        const ended = await this.runs.transition(trx, run.id, ['queued', 'running'], 'interrupted', {
+        const ended = await this.runs.transition(trx, run.id, ACTIVE_BULK_RUN_STATUSES, 'interrupted', {
           error_message: `no QA worker heart-beat for ${this.config.BULK_STALE_MS} ms: every replica working on it stopped`,
         });
         if (!ended) continue;

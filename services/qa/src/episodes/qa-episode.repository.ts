@@ -1,4 +1,4 @@
-import type { Episode, QaEpisode, QaEpisodeListFilter, QaStatus } from '@ferry/contracts';
+import type { Episode, QaEpisode, QaEpisodeListFilter } from '@ferry/contracts';
 import { Injectable } from '@nestjs/common';
 import { type Kysely, type Selectable, sql, type Updateable } from 'kysely';
 import type { DevicesTable, EpisodesTable, QaDB } from '../database.js';
@@ -16,7 +16,7 @@ export function toQaEpisode(row: QaEpisodeRow): QaEpisode {
     scene_id: row.scene_id,
     device_id: row.device_id,
     robot_type: row.robot_type,
-    qa_status: row.qa_status as QaStatus,
+    qa_status: row.qa_status,
     qa_score: row.qa_score,
     failed_checks: row.failed_checks,
     last_run_id: row.last_run_id,
@@ -71,11 +71,13 @@ export class QaEpisodeRepository {
   }
 
   /**
-   * The database's clock (the transaction's start time): every replica stamps claims and status changes
-   * from this one clock, so their order does not depend on how well the replicas' clocks agree.
+   * The database's clock, read now: every replica stamps claims and status changes from this one clock,
+   * so their order does not depend on how well the replicas' clocks agree. Read after locking the episode,
+   * it orders changes as their locks did; `now()` (the transaction's start) would not: a transaction that
+   * began first, then waited for the row, would stamp its later change as the older one.
    */
   async now(db: Db): Promise<Date> {
-    const { rows } = await sql<{ now: Date }>`select now() as now`.execute(db);
+    const { rows } = await sql<{ now: Date }>`select clock_timestamp() as now`.execute(db);
     return rows[0]!.now;
   }
 

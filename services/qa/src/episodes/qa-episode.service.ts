@@ -99,7 +99,7 @@ export class QaEpisodeService {
     }
     const e = await this.episodes.find(trx, id, { org: actor.org, lock: true });
     if (!e) throw notFound('Episode', id);
-    const from = e.qa_status as QaStatus;
+    const from = e.qa_status;
     const to = DECISION_STATUS[body.decision];
     const now = await this.episodes.now(trx);
     // A review while a check runs wins: the check's result is recorded, the person's status kept.

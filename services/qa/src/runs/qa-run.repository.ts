@@ -1,4 +1,4 @@
-import type { QaCheckResult, QaReview, QaRun, QaStatus } from '@ferry/contracts';
+import type { QaCheckResult, QaReview, QaRun } from '@ferry/contracts';
 import { Injectable } from '@nestjs/common';
 import type { Insertable, Kysely, Selectable } from 'kysely';
 import type { QaDB, ReviewsTable, RunsTable } from '../database.js';
@@ -14,8 +14,8 @@ export function toReview(row: ReviewRow): QaReview {
     decision: row.decision,
     note: row.note,
     reviewer: row.reviewer,
-    from_status: row.from_status as QaStatus,
-    to_status: row.to_status as QaStatus,
+    from_status: row.from_status,
+    to_status: row.to_status,
     created_at: row.created_at.toISOString(),
   };
 }
@@ -91,7 +91,7 @@ export class QaRunRepository {
       requested_by: r.requested_by,
       passed: r.passed,
       score: r.score,
-      status_after: r.status_after as QaStatus,
+      status_after: r.status_after,
       bytes_read: Number(r.bytes_read),
       duration_ms: r.duration_ms,
       started_at: r.started_at.toISOString(),

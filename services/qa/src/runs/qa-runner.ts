@@ -178,7 +178,7 @@ export class QaRunner {
       const live = e.claim_id !== null && e.claim_expires_at !== null && e.claim_expires_at > now;
       if (live) return { skipped: 'already_running' as const };
       // A lapsed claim (a dead checker) counts as released: its status is the one before it.
-      const before = (e.qa_status === 'qa_running' ? (e.status_before_claim ?? 'pending_qa') : e.qa_status) as QaStatus;
+      const before = e.qa_status === 'qa_running' ? (e.status_before_claim ?? 'pending_qa') : e.qa_status;
       if (req.trigger === 'auto' && before !== 'pending_qa') return { skipped: 'not_pending' as const };
       if (req.trigger === 'bulk' && isProtectedQaStatus(before)) return { skipped: 'protected' as const };
       const claimId = newId();
@@ -208,7 +208,7 @@ export class QaRunner {
 
   /** Clears a claim the caller has locked; shared with the sweeper of lapsed claims. */
   async releaseLocked(trx: Transaction<QaDB>, e: QaEpisodeRow, cause: 'auto' | 'manual' | 'bulk' | 'claim_released') {
-    const back = (e.status_before_claim ?? 'pending_qa') as QaStatus;
+    const back = e.status_before_claim ?? 'pending_qa';
     const now = await this.episodes.now(trx);
     const running = e.qa_status === 'qa_running';
     const episode = await this.episodes.update(trx, e.id, {
@@ -232,9 +232,7 @@ export class QaRunner {
       if (!e || e.claim_id !== claim.claimId) return { kind: 'skipped', reason: 'claim_lost' } as const;
       // The status as it stands now: a person may have reviewed the episode while the check ran, and
       // a status a person set is kept (the run is still recorded).
-      const current = (
-        e.qa_status === 'qa_running' ? (e.status_before_claim ?? claim.before) : e.qa_status
-      ) as QaStatus;
+      const current = e.qa_status === 'qa_running' ? (e.status_before_claim ?? claim.before) : e.qa_status;
       const keep = isProtectedQaStatus(current);
       const status: QaStatus = keep ? current : suite.passed ? 'approved' : 'failed';
       const failed = suite.results.filter((r) => r.status === 'failed').map((r) => checkId(r));
@@ -276,7 +274,7 @@ export class QaRunner {
         },
         suite.results,
       );
-      const fromStatus = e.qa_status as QaStatus;
+      const fromStatus = e.qa_status;
       const episode = await this.episodes.update(trx, e.id, {
         claim_id: null,
         claimed_by: null,

@@ -25,6 +25,8 @@ import { BulkRunService } from '../bulk/bulk-run.service.js';
 import { BulkRunWorker } from '../bulk/bulk-run.worker.js';
 import { writeRecording } from '../checks/testing/mcap-corpus.js';
 import type { QaDB } from '../database.js';
+import { QaEpisodeRepository } from '../episodes/qa-episode.repository.js';
+import { QaEpisodeService } from '../episodes/qa-episode.service.js';
 import { QaConfig } from '../manifest.js';
 import { QA_MIGRATIONS } from '../migrations.js';
 import { ProfileRepository } from '../profiles/profile.repository.js';
@@ -95,6 +97,7 @@ export async function qaFixture(overrides: Partial<Record<keyof QaConfig, string
     config,
     outbox: get(Outbox),
     runner: get(QaRunner),
+    episodes: get(QaEpisodeService),
     bulkRuns: get(BulkRunRepository),
     bulk: get(BulkRunService),
     profileRepository: get(ProfileRepository),
@@ -119,6 +122,17 @@ export async function qaFixture(overrides: Partial<Record<keyof QaConfig, string
       );
       workers.push(worker);
       return worker;
+    },
+    /** The lapsed-claim sweeper of one more replica (not started: call `sweep()`). */
+    sweeper(): ClaimSweeper {
+      return new ClaimSweeper(
+        db,
+        get(QaEpisodeRepository),
+        fixture.runner,
+        config,
+        logger,
+        createMetrics('qa-sweeper'),
+      );
     },
     /** `n` approved episodes of `org` in QA's projection, all pointing at the fixture's recording. */
     async seed(n: number, options: { org?: string; status?: string } = {}): Promise<string> {
