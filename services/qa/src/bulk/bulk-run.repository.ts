@@ -4,6 +4,7 @@ import {
   type BulkRun,
   type BulkRunListFilter,
   type BulkRunStatus,
+  PROTECTED_QA_STATUSES,
 } from '@ferry/contracts';
 import { Injectable } from '@nestjs/common';
 import { type Insertable, type Kysely, type Selectable, sql } from 'kysely';
@@ -15,6 +16,8 @@ export type BulkItemRow = Selectable<BulkRunItemsTable>;
 export type ItemOutcome = 'passed' | 'qa_failed' | 'processing_failed' | 'skipped';
 
 const ACTIVE = ACTIVE_BULK_RUN_STATUSES;
+/** An episode some replica is checking right now (a live claim). */
+const CLAIMED = sql`claim_id is not null and claim_expires_at > now()`;
 
 export function toBulkRun(row: BulkRunRow): BulkRun {
   return {
@@ -46,10 +49,35 @@ export function toBulkRun(row: BulkRunRow): BulkRun {
 export class BulkRunRepository {
   /** The organization's episodes a run over `f` covers, newest first (Keystone's snapshot order). */
   async select(db: Db, org: string, f: BulkQaFilters): Promise<{ id: string; qa_status: string; claimed: boolean }[]> {
-    let q = db
-      .selectFrom('episodes')
-      .select(['id', 'qa_status', sql<boolean>`claim_id is not null and claim_expires_at > now()`.as('claimed')])
-      .where('organization_id', '=', org);
+    return this.matching(db, org, f)
+      .select(['id', 'qa_status', sql<boolean>`${CLAIMED}`.as('claimed')])
+      .orderBy('episode_created_at', 'desc')
+      .orderBy('id', 'desc')
+      .execute();
+  }
+
+  /**
+   * How many episodes `f` matches, and how many of them a run would skip: being checked now, or holding a status a
+   * person set (counted apart from the claimed ones, as the run counts them). One aggregate, no rows.
+   */
+  async countMatching(
+    db: Db,
+    org: string,
+    f: BulkQaFilters,
+  ): Promise<{ matched: number; running: number; protected: number }> {
+    return this.matching(db, org, f)
+      .select([
+        sql<number>`count(*)::int`.as('matched'),
+        sql<number>`(count(*) filter (where ${CLAIMED}))::int`.as('running'),
+        sql<number>`(count(*) filter (where not (${CLAIMED}) and qa_status in (${sql.join(PROTECTED_QA_STATUSES)})))::int`.as(
+          'protected',
+        ),
+      ])
+      .executeTakeFirstOrThrow();
+  }
+
+  private matching(db: Db, org: string, f: BulkQaFilters) {
+    let q = db.selectFrom('episodes').where('organization_id', '=', org);
     if (f.created_from) q = q.where('episode_created_at', '>=', new Date(f.created_from));
     if (f.created_to) q = q.where('episode_created_at', '<', new Date(f.created_to));
     if (f.qa_status) q = q.where('qa_status', 'in', f.qa_status);
@@ -68,7 +96,7 @@ export class BulkRunRepository {
         ]),
       );
     }
-    return q.orderBy('episode_created_at', 'desc').orderBy('id', 'desc').execute();
+    return q;
   }
 
   async active(db: Db, org: string): Promise<BulkRunRow | undefined> {

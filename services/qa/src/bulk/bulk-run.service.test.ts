@@ -106,4 +106,41 @@ describe('bulk runs against Postgres', () => {
       expect(await f.bulkRuns.inFlight(f.db, runId)).toBe(0);
     });
   });
+
+  describe('BulkRunService.preview', () => {
+    it('counts what a run would skip without loading the episodes: live claims, then statuses a person set', async () => {
+      const org = await f.seed(6);
+      await f.seed(2, { org, status: 'rejected' });
+      await f.seed(1, { org, status: 'needs_inspection' });
+      // Two episodes being checked now (one of them rejected: counted as running, as the run would skip it for
+      // that), one whose claim lapsed (eligible again).
+      await sql`
+        update episodes set claim_id = gen_random_uuid(), claimed_by = 'elsewhere',
+               claim_expires_at = now() + interval '1 minute'
+        where id in (select id from episodes where organization_id = ${org} and qa_status = 'approved' limit 1)
+           or id in (select id from episodes where organization_id = ${org} and qa_status = 'rejected' limit 1)`.execute(
+        f.db,
+      );
+      await sql`
+        update episodes set claim_id = gen_random_uuid(), claimed_by = 'gone',
+               claim_expires_at = now() - interval '1 minute'
+        where id in (select id from episodes where organization_id = ${org} and qa_status = 'approved' and claim_id is null
+                     limit 1)`.execute(f.db);
+      await f.seed(4); // another organization's episodes are not counted
+
+      const preview = await f.bulk.preview(actorOf(org), {});
+      expect(preview).toMatchObject({
+        matched_count: 9,
+        eligible_count: 5,
+        skipped: { already_running: 2, protected_status: 2 },
+      });
+      expect(preview.warnings).toHaveLength(2);
+      const filtered = await f.bulk.preview(actorOf(org), { qa_status: ['rejected'] });
+      expect(filtered).toMatchObject({
+        matched_count: 2,
+        eligible_count: 0,
+        skipped: { already_running: 1, protected_status: 1 },
+      });
+    });
+  });
 });

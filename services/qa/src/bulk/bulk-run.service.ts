@@ -6,7 +6,6 @@ import {
   type BulkRun,
   type BulkRunListFilter,
   bulkRunEvents,
-  isProtectedQaStatus,
   isTerminalBulkRun,
   type Page,
 } from '@ferry/contracts';
@@ -38,9 +37,7 @@ export class BulkRunService {
   }
 
   async preview(actor: Actor, filters: BulkQaFilters): Promise<BulkQaPreview> {
-    const matched = await this.runs.select(this.db, actor.org, filters);
-    const running = matched.filter((e) => e.claimed).length;
-    const protectedCount = matched.filter((e) => !e.claimed && isProtectedQaStatus(e.qa_status)).length;
+    const { matched, running, protected: protectedCount } = await this.runs.countMatching(this.db, actor.org, filters);
     const warnings: string[] = [];
     if (protectedCount > 0) {
       warnings.push(
@@ -52,8 +49,8 @@ export class BulkRunService {
     if (active) warnings.push(`run ${active.id} is ${active.status}: a new run cannot start until it ends`);
     return {
       status: 'preview',
-      matched_count: matched.length,
-      eligible_count: matched.length - running - protectedCount,
+      matched_count: matched,
+      eligible_count: matched - running - protectedCount,
       skipped: { already_running: running, protected_status: protectedCount },
       warnings,
     };
