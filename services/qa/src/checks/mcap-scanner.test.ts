@@ -1,4 +1,4 @@
-import { McapRecordBuilder, McapWriter, TempBuffer } from '@mcap/core';
+import { McapRecordBuilder, McapWriter, type McapWriterOptions, TempBuffer } from '@mcap/core';
 import { describe, expect, it } from 'vitest';
 import { loadDecompressors } from './decompressors.js';
 import { MCAP_MAGIC, Op, RECORD_PREFIX } from './mcap-records.js';
@@ -21,6 +21,21 @@ import {
 
 const scan = (bytes: Uint8Array, pieceBytes = 4096) => scanMcap(streamOf(bytes, pieceBytes), { digest: 'inline' });
 const codes = (s: Awaited<ReturnType<typeof scan>>) => s.findings.map((f) => `${f.severity}:${f.code}`);
+
+/** An @mcap/core writer that has written one message on channel `/a` (no schema); the test adds the rest and ends it. */
+async function writerWithOneMessage(options: Omit<McapWriterOptions, 'writable'> = {}) {
+  const buffer = new TempBuffer();
+  const writer = new McapWriter({ writable: buffer, ...options });
+  await writer.start({ profile: '', library: 'test' });
+  const channelId = await writer.registerChannel({
+    schemaId: 0,
+    topic: '/a',
+    messageEncoding: 'json',
+    metadata: new Map(),
+  });
+  await writer.addMessage({ channelId, sequence: 0, logTime: 1n, publishTime: 1n, data: new Uint8Array(4) });
+  return { buffer, writer, channelId };
+}
 
 describe('facts from one pass', () => {
   it('collects channels, topics, schemas, times, gaps, chunk stats, sha256 and byte count', async () => {
@@ -99,19 +114,9 @@ describe('facts from one pass', () => {
 
 describe('records the writers did not expect', () => {
   async function writeWith(compression: string) {
-    const buffer = new TempBuffer();
-    const writer = new McapWriter({
-      writable: buffer,
+    const { buffer, writer } = await writerWithOneMessage({
       compressChunk: (data) => ({ compression, compressedData: data }),
     });
-    await writer.start({ profile: '', library: 'test' });
-    const channelId = await writer.registerChannel({
-      schemaId: 0,
-      topic: '/a',
-      messageEncoding: 'json',
-      metadata: new Map(),
-    });
-    await writer.addMessage({ channelId, sequence: 0, logTime: 1n, publishTime: 1n, data: new Uint8Array(4) });
     await writer.end();
     return buffer.get();
   }
@@ -160,16 +165,7 @@ describe('records the writers did not expect', () => {
   });
 
   it('warns about, but does not fail on, private records', async () => {
-    const buffer = new TempBuffer();
-    const writer = new McapWriter({ writable: buffer });
-    await writer.start({ profile: '', library: 'test' });
-    const channelId = await writer.registerChannel({
-      schemaId: 0,
-      topic: '/a',
-      messageEncoding: 'json',
-      metadata: new Map(),
-    });
-    await writer.addMessage({ channelId, sequence: 0, logTime: 1n, publishTime: 1n, data: new Uint8Array(4) });
+    const { buffer, writer, channelId } = await writerWithOneMessage();
     await writer.addMetadata({ name: 'before', metadata: new Map() }); // written at once; the chunk is still open
     const privateAt = Number(buffer.position());
     await buffer.write(Uint8Array.of(0x80, 3, 0, 0, 0, 0, 0, 0, 0, 1, 2, 3));
@@ -189,16 +185,7 @@ describe('records the writers did not expect', () => {
 
   it("catches @mcap/core's writer indexing metadata at the wrong offset after unchunked messages", async () => {
     // McapWriter takes the MetadataIndex offset before flushing the records buffered ahead of the Metadata.
-    const buffer = new TempBuffer();
-    const writer = new McapWriter({ writable: buffer, useChunks: false });
-    await writer.start({ profile: '', library: 'test' });
-    const channelId = await writer.registerChannel({
-      schemaId: 0,
-      topic: '/a',
-      messageEncoding: 'json',
-      metadata: new Map(),
-    });
-    await writer.addMessage({ channelId, sequence: 0, logTime: 1n, publishTime: 1n, data: new Uint8Array(4) });
+    const { buffer, writer } = await writerWithOneMessage({ useChunks: false });
     await writer.addMetadata({ name: 'robot', metadata: new Map() });
     await writer.end();
     const bytes = buffer.get();
@@ -210,16 +197,7 @@ describe('records the writers did not expect', () => {
   });
 
   it('reports a channel id redefined with a different topic', async () => {
-    const buffer = new TempBuffer();
-    const writer = new McapWriter({ writable: buffer });
-    await writer.start({ profile: '', library: 'test' });
-    const channelId = await writer.registerChannel({
-      schemaId: 0,
-      topic: '/a',
-      messageEncoding: 'json',
-      metadata: new Map(),
-    });
-    await writer.addMessage({ channelId, sequence: 0, logTime: 1n, publishTime: 1n, data: new Uint8Array(4) });
+    const { buffer, writer, channelId } = await writerWithOneMessage();
     await writer.addMetadata({ name: 'flush', metadata: new Map() });
     const conflictAt = Number(buffer.position());
     const builder = new McapRecordBuilder();
@@ -274,16 +252,7 @@ describe('records the writers did not expect', () => {
 
 describe('attachments and metadata', () => {
   async function withAttachment() {
-    const buffer = new TempBuffer();
-    const writer = new McapWriter({ writable: buffer });
-    await writer.start({ profile: '', library: 'test' });
-    const channelId = await writer.registerChannel({
-      schemaId: 0,
-      topic: '/a',
-      messageEncoding: 'json',
-      metadata: new Map(),
-    });
-    await writer.addMessage({ channelId, sequence: 0, logTime: 1n, publishTime: 1n, data: new Uint8Array(4) });
+    const { buffer, writer } = await writerWithOneMessage();
     await writer.addAttachment({
       name: 'calibration.yaml',
       mediaType: 'application/yaml',
