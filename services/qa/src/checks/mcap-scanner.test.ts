@@ -1,4 +1,4 @@
-import { McapRecordBuilder, McapWriter, TempBuffer } from '@mcap/core';
+import { McapRecordBuilder, McapWriter, type McapWriterOptions, TempBuffer } from '@mcap/core';
 import { describe, expect, it } from 'vitest';
 import { loadDecompressors } from './decompressors.js';
 import { MCAP_MAGIC, Op, RECORD_PREFIX } from './mcap-records.js';
@@ -13,6 +13,7 @@ import {
   listRecords,
   nth,
   plannedMessages,
+  recordsOf,
   START_NS,
   streamOf,
   withBytes,
@@ -21,6 +22,21 @@ import {
 
 const scan = (bytes: Uint8Array, pieceBytes = 4096) => scanMcap(streamOf(bytes, pieceBytes), { digest: 'inline' });
 const codes = (s: Awaited<ReturnType<typeof scan>>) => s.findings.map((f) => `${f.severity}:${f.code}`);
+
+/** An @mcap/core writer that has written one message on channel `/a` (no schema); the test adds the rest and ends it. */
+async function writerWithOneMessage(options: Omit<McapWriterOptions, 'writable'> = {}) {
+  const buffer = new TempBuffer();
+  const writer = new McapWriter({ writable: buffer, ...options });
+  await writer.start({ profile: '', library: 'test' });
+  const channelId = await writer.registerChannel({
+    schemaId: 0,
+    topic: '/a',
+    messageEncoding: 'json',
+    metadata: new Map(),
+  });
+  await writer.addMessage({ channelId, sequence: 0, logTime: 1n, publishTime: 1n, data: new Uint8Array(4) });
+  return { buffer, writer, channelId };
+}
 
 describe('facts from one pass', () => {
   it('collects channels, topics, schemas, times, gaps, chunk stats, sha256 and byte count', async () => {
@@ -99,19 +115,9 @@ describe('facts from one pass', () => {
 
 describe('records the writers did not expect', () => {
   async function writeWith(compression: string) {
-    const buffer = new TempBuffer();
-    const writer = new McapWriter({
-      writable: buffer,
+    const { buffer, writer } = await writerWithOneMessage({
       compressChunk: (data) => ({ compression, compressedData: data }),
     });
-    await writer.start({ profile: '', library: 'test' });
-    const channelId = await writer.registerChannel({
-      schemaId: 0,
-      topic: '/a',
-      messageEncoding: 'json',
-      metadata: new Map(),
-    });
-    await writer.addMessage({ channelId, sequence: 0, logTime: 1n, publishTime: 1n, data: new Uint8Array(4) });
     await writer.end();
     return buffer.get();
   }
@@ -160,16 +166,7 @@ describe('records the writers did not expect', () => {
   });
 
   it('warns about, but does not fail on, private records', async () => {
-    const buffer = new TempBuffer();
-    const writer = new McapWriter({ writable: buffer });
-    await writer.start({ profile: '', library: 'test' });
-    const channelId = await writer.registerChannel({
-      schemaId: 0,
-      topic: '/a',
-      messageEncoding: 'json',
-      metadata: new Map(),
-    });
-    await writer.addMessage({ channelId, sequence: 0, logTime: 1n, publishTime: 1n, data: new Uint8Array(4) });
+    const { buffer, writer, channelId } = await writerWithOneMessage();
     await writer.addMetadata({ name: 'before', metadata: new Map() }); // written at once; the chunk is still open
     const privateAt = Number(buffer.position());
     await buffer.write(Uint8Array.of(0x80, 3, 0, 0, 0, 0, 0, 0, 0, 1, 2, 3));
@@ -189,16 +186,7 @@ describe('records the writers did not expect', () => {
 
   it("catches @mcap/core's writer indexing metadata at the wrong offset after unchunked messages", async () => {
     // McapWriter takes the MetadataIndex offset before flushing the records buffered ahead of the Metadata.
-    const buffer = new TempBuffer();
-    const writer = new McapWriter({ writable: buffer, useChunks: false });
-    await writer.start({ profile: '', library: 'test' });
-    const channelId = await writer.registerChannel({
-      schemaId: 0,
-      topic: '/a',
-      messageEncoding: 'json',
-      metadata: new Map(),
-    });
-    await writer.addMessage({ channelId, sequence: 0, logTime: 1n, publishTime: 1n, data: new Uint8Array(4) });
+    const { buffer, writer } = await writerWithOneMessage({ useChunks: false });
     await writer.addMetadata({ name: 'robot', metadata: new Map() });
     await writer.end();
     const bytes = buffer.get();
@@ -210,16 +198,7 @@ describe('records the writers did not expect', () => {
   });
 
   it('reports a channel id redefined with a different topic', async () => {
-    const buffer = new TempBuffer();
-    const writer = new McapWriter({ writable: buffer });
-    await writer.start({ profile: '', library: 'test' });
-    const channelId = await writer.registerChannel({
-      schemaId: 0,
-      topic: '/a',
-      messageEncoding: 'json',
-      metadata: new Map(),
-    });
-    await writer.addMessage({ channelId, sequence: 0, logTime: 1n, publishTime: 1n, data: new Uint8Array(4) });
+    const { buffer, writer, channelId } = await writerWithOneMessage();
     await writer.addMetadata({ name: 'flush', metadata: new Map() });
     const conflictAt = Number(buffer.position());
     const builder = new McapRecordBuilder();
@@ -274,16 +253,7 @@ describe('records the writers did not expect', () => {
 
 describe('attachments and metadata', () => {
   async function withAttachment() {
-    const buffer = new TempBuffer();
-    const writer = new McapWriter({ writable: buffer });
-    await writer.start({ profile: '', library: 'test' });
-    const channelId = await writer.registerChannel({
-      schemaId: 0,
-      topic: '/a',
-      messageEncoding: 'json',
-      metadata: new Map(),
-    });
-    await writer.addMessage({ channelId, sequence: 0, logTime: 1n, publishTime: 1n, data: new Uint8Array(4) });
+    const { buffer, writer } = await writerWithOneMessage();
     await writer.addAttachment({
       name: 'calibration.yaml',
       mediaType: 'application/yaml',
@@ -324,5 +294,100 @@ describe('lz4 frames for the corpus', () => {
     const packed = lz4FrameCompress(data);
     expect(packed.length).toBeLessThan(data.length / 10);
     expect(Buffer.from(lz4(packed, data.length))).toEqual(Buffer.from(data));
+  });
+});
+
+describe('claims that disagree with the bytes', () => {
+  const u64At = (bytes: Uint8Array, at: number) => new DataView(bytes.buffer, bytes.byteOffset).getBigUint64(at, true);
+  const messages = (s: Awaited<ReturnType<typeof scan>>) => s.findings.map((f) => f.message);
+
+  it('reports a chunk that does not decompress, and goes on to the next', async () => {
+    const bytes = await writeRecording({ compression: 'zstd' });
+    const chunk = nth(bytes, Op.CHUNK, 1);
+    // Content: start, end, uncompressed size (8 each), crc (4), "zstd" (4 + 4), records length (8), then the frame.
+    const frameAt = chunk.offset + RECORD_PREFIX + 44;
+    const s = await scan(fixCrcs(withBytes(bytes, frameAt, (v) => v.setUint32(0, 0xdeadbeef))));
+    expect(s.findings[0]).toEqual({
+      severity: 'error',
+      code: 'chunk_decompress',
+      message: `chunk 1 (offset ${chunk.offset}) does not decompress (zstd): zstd: data does not decode`,
+      offset: chunk.offset,
+    });
+    expect(s.crc.chunksChecked).toBe(9);
+  });
+
+  it('reports a chunk whose time range is not that of its messages', async () => {
+    const bytes = await writeRecording();
+    const chunk = nth(bytes, Op.CHUNK, 1);
+    const [start, end] = [u64At(bytes, chunk.offset + 9), u64At(bytes, chunk.offset + 17)];
+    const s = await scan(fixCrcs(withBytes(bytes, chunk.offset + 17, (v) => v.setBigUint64(0, end + 1n, true))));
+    expect(messages(s)).toEqual([
+      `chunk 1 (offset ${chunk.offset}) says its messages span ${start}–${end + 1n}, they span ${start}–${end}`,
+      `ChunkIndex at offset ${nth(bytes, Op.CHUNK_INDEX, 1).offset} disagrees with chunk 1 (offset ${chunk.offset}), index vs chunk: message_end_time ${end} vs ${end + 1n}`,
+    ]);
+  });
+
+  it('reports a chunk whose records are not its declared uncompressed size', async () => {
+    const bytes = await writeRecording();
+    const chunk = nth(bytes, Op.CHUNK, 2);
+    const size = u64At(bytes, chunk.offset + 25);
+    const s = await scan(fixCrcs(withBytes(bytes, chunk.offset + 25, (v) => v.setBigUint64(0, size + 1n, true))));
+    expect(messages(s)[0]).toBe(
+      `chunk 2 (offset ${chunk.offset}) holds ${size} uncompressed bytes but its header says uncompressed_size ${size + 1n}`,
+    );
+    expect(codes(s)).toEqual(['error:chunk_size', 'error:chunk_index']);
+  });
+
+  it('reports Footer offsets that do not point where the sections start', async () => {
+    const bytes = await writeRecording();
+    const footer = nth(bytes, Op.FOOTER);
+    const summaryStart = nth(bytes, Op.DATA_END).end;
+    const offsetStart = Number(u64At(bytes, footer.offset + 17));
+    const s = await scan(
+      fixCrcs(
+        withBytes(bytes, footer.offset + RECORD_PREFIX, (v) => {
+          v.setBigUint64(0, 5n, true);
+          v.setBigUint64(8, BigInt(offsetStart + 1), true);
+        }),
+      ),
+    );
+    expect(messages(s)).toEqual([
+      `Footer.summary_start is 5, the summary section starts at offset ${summaryStart}`,
+      `Footer.summary_offset_start is ${offsetStart + 1}, the summary offset section starts at offset ${offsetStart}`,
+    ]);
+  });
+
+  it('reports a summary offset that misstates its group', async () => {
+    const bytes = await writeRecording();
+    const summaryOffset = nth(bytes, Op.SUMMARY_OFFSET);
+    const groupAt = summaryOffset.offset + RECORD_PREFIX + 1;
+    const [start, length] = [u64At(bytes, groupAt), u64At(bytes, groupAt + 8)];
+    const opcode = bytes[groupAt - 1]!;
+    const s = await scan(fixCrcs(withBytes(bytes, groupAt + 8, (v) => v.setBigUint64(0, length + 1n, true))));
+    expect(opcode).toBe(Op.SCHEMA);
+    expect(messages(s)).toEqual([
+      `SummaryOffset at offset ${summaryOffset.offset} gives the Schema group as ${start}+${length + 1n}, the summary has it at ${start}+${length}`,
+    ]);
+  });
+
+  it('reports a summary copy of a channel that differs from the data section', async () => {
+    const bytes = await writeRecording();
+    const summaryChannel = recordsOf(bytes, Op.CHANNEL).find((r) => r.offset > nth(bytes, Op.DATA_END).offset)!;
+    const s = await scan(
+      fixCrcs(withBytes(bytes, summaryChannel.offset + RECORD_PREFIX + 2, (v) => v.setUint16(0, 7, true))),
+    );
+    expect(messages(s)).toEqual([
+      `Channel 0 in the summary at offset ${summaryChannel.offset} differs from its data-section record: schema id (7, was 1)`,
+    ]);
+  });
+
+  it('reports a record whose fields overrun it, and reads on', async () => {
+    const bytes = await writeRecording();
+    // Header content: profile (u32 length + "ros2"), library; claim a 1000-byte profile.
+    const s = await scan(fixCrcs(withBytes(bytes, 8 + RECORD_PREFIX, (v) => v.setUint32(0, 1000, true))));
+    expect(messages(s)).toEqual([
+      `Header record at offset 8 is malformed: Header.profile needs 1000 bytes, only ${nth(bytes, Op.HEADER).length - 4} left in the record`,
+    ]);
+    expect(s.messageCount).toBe(plannedMessages(DEFAULT_TOPICS, 2).length);
   });
 });
