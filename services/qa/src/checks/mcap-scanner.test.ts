@@ -7,8 +7,10 @@ import { McapScanner } from './mcap-scanner.js';
 import { InlineDigest } from './stream-digest.js';
 import { lz4FrameCompress } from './testing/lz4-frame.js';
 import {
+  chunkRecordsStart,
   DEFAULT_TOPICS,
   expectedOf,
+  fixChunkCrc,
   fixCrcs,
   listRecords,
   nth,
@@ -182,6 +184,27 @@ describe('records the writers did not expect', () => {
       },
     ]);
     expect(s.messageCount).toBe(2);
+  });
+
+  it('fails on a record with opcode 0 inside a chunk, as it does outside one', async () => {
+    const bytes = await writeRecording({ compression: 'none' });
+    const chunk = nth(bytes, Op.CHUNK, 1);
+    const first = chunkRecordsStart(bytes, chunk);
+    const opcode = bytes[first];
+    const damaged = fixCrcs(
+      fixChunkCrc(
+        withBytes(bytes, first, (v) => v.setUint8(0, 0)),
+        chunk,
+      ),
+    );
+    const s = await scan(damaged);
+    expect(opcode).not.toBe(0);
+    expect(s.findings).toContainEqual({
+      severity: 'error',
+      code: 'record_unknown',
+      message: expect.stringMatching(/^record at byte 0 of .* has opcode 0x00, which is invalid$/),
+      offset: chunk.offset,
+    });
   });
 
   it("catches @mcap/core's writer indexing metadata at the wrong offset after unchunked messages", async () => {

@@ -926,6 +926,12 @@ export class McapScanner {
           `${opName(opcode)} record at byte ${o} of ${at} is not allowed inside a chunk`,
           chunk.offset,
         );
+      } else if (opcode === 0) {
+        this.#log.error(
+          'record_unknown',
+          `record at byte ${o} of ${at} has opcode 0x00, which is invalid`,
+          chunk.offset,
+        );
       } else {
         this.#log.warn('record_unknown', `${opName(opcode)} record at byte ${o} of ${at} skipped`, chunk.offset);
       }
