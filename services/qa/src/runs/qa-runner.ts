@@ -141,6 +141,7 @@ export class QaRunner {
       throw err;
     }
     faultPoint('qa.after_record'); // tests: a replica dies right after the run (and its bulk item) committed
+    if (outcome.kind === 'finished') this.finished(req, outcome);
     return outcome;
   }
 
@@ -288,15 +289,21 @@ export class QaRunner {
       if (fromStatus !== status) await this.statusChanged(trx, episode, fromStatus, status, req.trigger, run.id, now);
       await this.outbox.append(trx, qaEpisodeEvents.checked, { run, qa_status: status }, { aggregateId: e.id });
       await req.onRecorded?.(trx, run);
-      this.checksRun.inc({ trigger: req.trigger, outcome: suite.passed ? 'passed' : 'failed' });
-      for (const id of failed) this.checkFailures.inc({ check: id });
-      this.duration.observe(suite.metrics.duration_ms / 1000);
-      this.logger.info(
-        { episode_id: e.id, run_id: run.id, trigger: req.trigger, passed: suite.passed, status, failed },
-        'qa run finished',
-      );
       return { kind: 'finished', run, status } as const;
     });
+  }
+
+  /** Counts a run once it committed: a run rolled back (a database error, a bulk item refused) is not one. */
+  private finished(req: CheckRequest, outcome: CheckOutcome & { kind: 'finished' }): void {
+    const { run, status } = outcome;
+    const failed = run.results.filter((r) => r.status === 'failed').map((r) => checkId(r));
+    this.checksRun.inc({ trigger: req.trigger, outcome: run.passed ? 'passed' : 'failed' });
+    for (const id of failed) this.checkFailures.inc({ check: id });
+    this.duration.observe(run.duration_ms / 1000);
+    this.logger.info(
+      { episode_id: run.episode_id, run_id: run.id, trigger: req.trigger, passed: run.passed, status, failed },
+      'qa run finished',
+    );
   }
 
   /** The status_changed event of a change the caller made in `trx` (reviews use it too). */

@@ -59,6 +59,7 @@ export async function qaFixture(overrides: Partial<Record<keyof QaConfig, string
     ...overrides,
   });
 
+  const metrics = createMetrics('qa-fixture');
   const bytes = await writeRecording();
   const mcap = {
     object_key: `fixtures/${newId()}.mcap`,
@@ -79,7 +80,7 @@ export async function qaFixture(overrides: Partial<Record<keyof QaConfig, string
           ns: infra.ns,
           logger,
           config,
-          metrics: createMetrics('qa-fixture'),
+          metrics,
           rpcClient: new RpcClient({ nc: infra.nc, ns: infra.ns, logger }),
           blobStore,
         }),
@@ -95,6 +96,7 @@ export async function qaFixture(overrides: Partial<Record<keyof QaConfig, string
     infra,
     db: db as Kysely<QaDB>,
     config,
+    metrics,
     outbox: get(Outbox),
     runner: get(QaRunner),
     episodes: get(QaEpisodeService),
