@@ -214,14 +214,13 @@ export class BulkRunRelay implements EventSourceHandle {
     this.sendTerminal(this.pendingTerminal.run, this.cursor);
   }
 
+  /**
+   * 0 when the subject holds no message (none published, or aged out): nothing to wait for. Any other
+   * failure propagates: guessing 0 would end the stream before the events still to come.
+   */
   private async lastSeqOf(event: 'progress' | 'finished'): Promise<number> {
-    try {
-      const m = await this.options.jetstream.jsm.streams.getMessage(this.stream, { last_by_subj: this.subject(event) });
-      return m?.seq ?? 0;
-    } catch {
-      // No message on that subject (or it aged out): nothing to wait for.
-      return 0;
-    }
+    const m = await this.options.jetstream.jsm.streams.getMessage(this.stream, { last_by_subj: this.subject(event) });
+    return m?.seq ?? 0;
   }
 
   private sendTerminal(run: BulkRun, id: number): void {
