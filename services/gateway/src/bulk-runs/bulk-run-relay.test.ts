@@ -32,7 +32,8 @@ describe('bulk run relay', () => {
   let system: System;
   let qa: FakeQaBulkRuns;
   let token: string;
-  let failLastBySubject = false;
+  /** `jsm.streams` methods that fail (a timeout, a lost leader) rather than answer. */
+  const failing = new Set<'getMessage' | 'info'>();
 
   beforeAll(async () => {
     system = await System.create();
@@ -46,11 +47,10 @@ describe('bulk run relay', () => {
 
   function gateway() {
     const { nc, ns, js, jsm } = system.infra;
-    // The real manager, except that reading a subject's last message fails while `failLastBySubject` is set
-    // (a timeout, a lost leader): not a "no message" answer.
+    // The real manager, except for the methods in `failing`.
     const streams = new Proxy(jsm.streams, {
       get(target, prop) {
-        if (prop === 'getMessage' && failLastBySubject) return () => Promise.reject(new Error('request timed out'));
+        if (failing.has(prop as never)) return () => Promise.reject(new Error('request timed out'));
         const value = Reflect.get(target, prop, target);
         return typeof value === 'function' ? value.bind(target) : value;
       },
@@ -84,9 +84,10 @@ describe('bulk run relay', () => {
         headers: { authorization: `Bearer ${token}`, 'last-event-id': String(s1) },
       });
 
-    failLastBySubject = true;
+    // Not a "no message" answer (getMessage gives null for that): it cannot say where the run's events end.
+    failing.add('getMessage');
     const failed = await bodyOf(await resume());
-    failLastBySubject = false;
+    failing.delete('getMessage');
     // No terminal frame that skips s2: the client is dropped and resumes from s1.
     expect(failed.dropped).toBe(true);
     expect(failed.text).not.toContain('bulk_run_completed');
@@ -94,5 +95,18 @@ describe('bulk run relay', () => {
     const again = await bodyOf(await resume());
     expect(again.dropped).toBe(false);
     expect(again.text).toMatch(new RegExp(`event: bulk_run_progress\\nid: ${s2}\\n[^]*event: bulk_run_completed\\n`));
+  });
+
+  it('answers 503 problem+json naming NATS, before any stream, when JetStream does not answer', async () => {
+    const run = qa.create(org);
+    failing.add('info');
+    const res = await gateway().request(`/api/v1/data-ops/bulk-runs/${run.run_id}/events`, {
+      headers: { authorization: `Bearer ${token}` },
+    });
+    failing.delete('info');
+    expect(res.status).toBe(503);
+    expect(res.headers.get('content-type')).toBe('application/problem+json');
+    expect(res.headers.get('retry-after')).not.toBeNull();
+    expect(await res.json()).toMatchObject({ code: 'unavailable', details: { dependency: 'nats' } });
   });
 });
