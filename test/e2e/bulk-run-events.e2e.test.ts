@@ -61,10 +61,11 @@ describe('bulk run event stream (SSE relay)', () => {
   it('sends snapshot, progress and one terminal frame with stream sequences as ids, then closes', async () => {
     const run = qa.create(org);
     const L = await qa.lastSeq();
+    let published: Promise<void> | undefined;
     const stream = readEvents(eventsUrl(run.run_id), {
       headers: auth(),
       onFrame: (_f, all) => {
-        if (all.length === 1) void publishAll();
+        if (all.length === 1) published = publishAll();
       },
     });
     const seqs: number[] = [];
@@ -75,6 +76,8 @@ describe('bulk run event stream (SSE relay)', () => {
       seqs.push(await qa.finish(run.run_id, 'completed'));
     };
     const result = await stream.done;
+    // The terminal frame can reach the client before the publisher has its PubAck (the last seq).
+    await published;
 
     expect(result.status).toBe(200);
     expect(result.headers['content-type']).toBe('text/event-stream; charset=utf-8');
