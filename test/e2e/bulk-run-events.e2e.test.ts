@@ -61,10 +61,11 @@ describe('bulk run event stream (SSE relay)', () => {
   it('sends snapshot, progress and one terminal frame with stream sequences as ids, then closes', async () => {
     const run = qa.create(org);
     const L = await qa.lastSeq();
+    let published: Promise<void> | undefined;
     const stream = readEvents(eventsUrl(run.run_id), {
       headers: auth(),
       onFrame: (_f, all) => {
-        if (all.length === 1) void publishAll();
+        if (all.length === 1) published = publishAll();
       },
     });
     const seqs: number[] = [];
@@ -75,6 +76,8 @@ describe('bulk run event stream (SSE relay)', () => {
       seqs.push(await qa.finish(run.run_id, 'completed'));
     };
     const result = await stream.done;
+    // The terminal frame can reach the client before the publisher has its PubAck (the last seq).
+    await published;
 
     expect(result.status).toBe(200);
     expect(result.headers['content-type']).toBe('text/event-stream; charset=utf-8');
@@ -179,6 +182,39 @@ describe('bulk run event stream (SSE relay)', () => {
     expect(names(result)).toEqual(['bulk_run_snapshot', 'bulk_run_completed']);
     expect(Number(result.frames[0]!.id)).toBe(L);
     expect(runOf(result.frames[0]!).processed_count).toBe(2);
+  });
+
+  it('sends a fresh snapshot when the id is past the end of the stream (not one this stream sent)', async () => {
+    const run = qa.create(org);
+    await qa.step(run.run_id);
+    const L = await qa.lastSeq();
+    const stream = readEvents(eventsUrl(run.run_id), {
+      headers: { ...auth(), 'last-event-id': String(L + 1_000) },
+      onFrame: (_f, all) => {
+        if (all.length === 1) void qa.finish(run.run_id);
+      },
+    });
+    const result = await stream.done;
+    expect(names(result)).toEqual(['bulk_run_snapshot', 'bulk_run_completed']);
+    expect(Number(result.frames[0]!.id)).toBe(L);
+  });
+
+  it('on a resume after the run ended without its terminal event, relays what is left, then ends with the terminal frame', async () => {
+    const run = qa.create(org);
+    const s1 = await qa.step(run.run_id);
+    const s2 = await qa.step(run.run_id);
+    await qa.finish(run.run_id, 'interrupted', { publish: false });
+    const behind = await readEvents(eventsUrl(run.run_id), { headers: { ...auth(), 'last-event-id': String(s1) } })
+      .done;
+    expect(behind.ended).toBe('closed');
+    expect(names(behind)).toEqual(['bulk_run_progress', 'bulk_run_interrupted']);
+    expect(Number(behind.frames[0]!.id)).toBe(s2);
+    expect(runOf(behind.frames[1]!).status).toBe('interrupted');
+    // Already past every event of the run: the terminal frame at once, not after a heartbeat.
+    const caughtUp = await readEvents(eventsUrl(run.run_id), { headers: { ...auth(), 'last-event-id': String(s2) } })
+      .done;
+    expect(names(caughtUp)).toEqual(['bulk_run_interrupted']);
+    expect(caughtUp.comments).not.toContain('ping');
   });
 
   it('answers a finished run with its snapshot and terminal frame, then closes', async () => {

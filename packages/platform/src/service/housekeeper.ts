@@ -1,5 +1,6 @@
 import { type Kysely, sql } from 'kysely';
 import type { Logger } from '../logging/logger.js';
+import { Periodic } from './periodic.js';
 
 export interface HousekeeperOptions {
   db: Kysely<any>;
@@ -14,30 +15,24 @@ export interface HousekeeperOptions {
  * entries after 2 days (idempotency keys live 24 h). Deletes in small batches to keep locks short.
  */
 export class Housekeeper {
-  private timer?: NodeJS.Timeout;
-  private running?: Promise<void>;
+  private task?: Periodic;
 
   constructor(private readonly options: HousekeeperOptions) {}
 
   start(): void {
-    const interval = this.options.intervalMs ?? 600_000;
-    const tick = () => {
-      this.running = this.pass().then(
-        () => undefined,
-        (err) => {
-          this.options.logger.warn({ err }, 'housekeeping pass failed');
-        },
-      );
-      this.timer = setTimeout(tick, interval * (0.9 + Math.random() * 0.2));
-      this.timer.unref();
-    };
-    this.timer = setTimeout(tick, 5_000 + Math.random() * 5_000);
-    this.timer.unref();
+    this.task ??= new Periodic({
+      name: 'housekeeping pass',
+      intervalMs: this.options.intervalMs ?? 600_000,
+      // Replicas booted together do not all trim at once.
+      initialDelayMs: 5_000 + Math.random() * 5_000,
+      logger: this.options.logger,
+      run: () => this.pass(),
+    });
+    this.task.start();
   }
 
   async stop(): Promise<void> {
-    clearTimeout(this.timer);
-    await this.running;
+    await this.task?.stop();
   }
 
   async pass(): Promise<Record<string, number>> {

@@ -9,7 +9,7 @@ import {
   type RpcCallContext,
   STREAMS,
 } from '@ferry/contracts';
-import type { Logger, RpcClient } from '@ferry/platform';
+import { type Logger, type RpcClient, unavailable } from '@ferry/platform';
 import { type Consumer, type ConsumerMessages, DeliverPolicy, type JsMsg } from '@nats-io/jetstream';
 import type { JetStreamAccess } from '../http/route.js';
 import { EncodedFrame, type EventChannel, type EventSourceHandle } from '../sse/event-stream.js';
@@ -78,15 +78,24 @@ export class BulkRunRelay implements EventSourceHandle {
     return this.options.jetstream.ns.subject(`qa.evt.bulk_run.${event}.v1.${this.options.runId}`);
   }
 
+  /** Logged here: the 503 it becomes is logged only at debug (outages are logged where they are detected). */
+  private jetstreamDown(err: unknown): never {
+    this.options.log.warn({ err }, 'jetstream did not answer; event stream refused');
+    throw unavailable('nats', err);
+  }
+
   private readRun(): Promise<BulkRun> {
     return this.options.rpc.call(bulkRunRpc.get, { id: this.options.runId }, this.options.call);
   }
 
-  /** Everything that can fail with a problem+json happens here, before the response starts. */
+  /**
+   * Everything that can fail with a problem+json happens here, before the response starts. JetStream
+   * not answering is an outage (503 naming NATS), not an internal error.
+   */
   async prepare(): Promise<void> {
     const { jsm, js } = this.options.jetstream;
     this.first = await this.readRun();
-    const { state } = await jsm.streams.info(this.stream);
+    const { state } = await jsm.streams.info(this.stream).catch((err) => this.jetstreamDown(err));
     const last = state.last_seq;
     const resumeFrom = this.options.lastEventId;
     // Resumable when nothing after the id has aged out of the stream (and the id is not from the future).
@@ -108,7 +117,7 @@ export class BulkRunRelay implements EventSourceHandle {
       // The server removes it by itself if this process dies without deleting it.
       inactive_threshold: 60_000,
     });
-    this.consumer = await this.creating;
+    this.consumer = await this.creating.catch((err) => this.jetstreamDown(err));
     // Only now, with the consumer in place: an event published meanwhile is in this read or comes through
     // the consumer (or both: the version check drops the repeat). A failure here is still a problem+json.
     if (this.snapshotId !== undefined) this.snapshot = await this.readRun();
@@ -214,14 +223,13 @@ export class BulkRunRelay implements EventSourceHandle {
     this.sendTerminal(this.pendingTerminal.run, this.cursor);
   }
 
+  /**
+   * 0 when the subject holds no message (none published, or aged out): nothing to wait for. Any other
+   * failure propagates: guessing 0 would end the stream before the events still to come.
+   */
   private async lastSeqOf(event: 'progress' | 'finished'): Promise<number> {
-    try {
-      const m = await this.options.jetstream.jsm.streams.getMessage(this.stream, { last_by_subj: this.subject(event) });
-      return m?.seq ?? 0;
-    } catch {
-      // No message on that subject (or it aged out): nothing to wait for.
-      return 0;
-    }
+    const m = await this.options.jetstream.jsm.streams.getMessage(this.stream, { last_by_subj: this.subject(event) });
+    return m?.seq ?? 0;
   }
 
   private sendTerminal(run: BulkRun, id: number): void {

@@ -8,6 +8,7 @@ import type { GatewayDB } from '../database.js';
 import { createGateway } from '../gateway.js';
 import { IdempotencyStore } from '../idempotency/idempotency.store.js';
 import { GATEWAY_MIGRATIONS } from '../migrations.js';
+import { EventStreamHub } from '../sse/event-stream.js';
 
 const SECRET = 'http-errors-test-secret-of-at-least-32-chars';
 const ORG = '01900000-0000-7000-8000-0000000000bb';
@@ -138,6 +139,40 @@ describe('gateway errors before any route runs', () => {
       expect(res.headers.get('retry-after')).toBe('2');
       expect(await res.json()).toMatchObject({ code: 'unavailable', details: { dependency: 'nats' } });
     }
+  });
+
+  it('answers the events route with 503 and Retry-After, before any stream, while shutting down or without NATS', async () => {
+    const events = new EventStreamHub();
+    const gateway = createGateway({
+      logger: silentLogger(),
+      metrics: createMetrics('http-errors-test-events'),
+      rpc: () => undefined,
+      jetstream: () => undefined,
+      events,
+      idempotency: new IdempotencyStore(infra.database<GatewayDB>('gateway').db),
+      strategies: [jwtStrategy(SECRET)],
+      readiness: () => evaluateReadiness([], { phase: 'running' }),
+      bodyLimitBytes: 64 * 1024,
+      version: 'test',
+    });
+    const open = () =>
+      gateway.request('/api/v1/data-ops/bulk-runs/01900000-0000-7000-8000-000000000001/events', {
+        headers: { authorization: `Bearer ${token}` },
+      });
+    const notConnected = await open();
+    expect(notConnected.status).toBe(503);
+    expect(notConnected.headers.get('content-type')).toBe('application/problem+json');
+    expect(await notConnected.json()).toMatchObject({ code: 'unavailable', details: { dependency: 'nats' } });
+    await events.closeAll();
+    const stopping = await open();
+    expect(stopping.status).toBe(503);
+    expect(stopping.headers.get('content-type')).toBe('application/problem+json');
+    expect(stopping.headers.get('retry-after')).toBe('1');
+    expect(await stopping.json()).toMatchObject({
+      code: 'unavailable',
+      detail: expect.stringMatching(/shutting down/),
+    });
+    expect(events.connections).toBe(0);
   });
 
   it('does not serve /metrics on the API port', async () => {

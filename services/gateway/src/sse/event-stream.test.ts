@@ -74,6 +74,45 @@ describe('event streams', () => {
     expect([hub.connections, hub.timers, hub.subscriptions]).toEqual([0, 0, 0]);
   });
 
+  it('drops a client whose socket has not drained for the stall timeout, with room left in its queue', async () => {
+    const hub = new EventStreamHub({ stallTimeoutMs: 50, heartbeatMs: 60_000 });
+    const sink = new WebStreamSink(1);
+    const s = source();
+    hub.connect(sink, s.handle, silentLogger());
+    await new Promise((r) => setTimeout(r, 0));
+    const channel = s.seen.channel!;
+    expect(channel.send({ event: 'p', id: '1', data: 'x' })).toBe(true);
+    expect(channel.signal.aborted).toBe(false);
+    await waitFor(() => channel.signal.aborted, {
+      intervalMs: 5,
+      timeoutMs: 2_000,
+      what: 'the stalled client dropped',
+    });
+    expect(channel.signal.reason).toBe('slow_client');
+    await waitFor(() => s.seen.disposed > 0 && hub.connections === 0, { intervalMs: 1, what: 'the source disposed' });
+    expect([hub.connections, hub.timers]).toEqual([0, 0]);
+  });
+
+  it('keeps a slow client whose socket drains before the stall timeout', async () => {
+    const hub = new EventStreamHub({ stallTimeoutMs: 150, heartbeatMs: 60_000 });
+    const sink = new WebStreamSink(1);
+    const s = source();
+    hub.connect(sink, s.handle, silentLogger());
+    await new Promise((r) => setTimeout(r, 0));
+    const channel = s.seen.channel!;
+    channel.send({ event: 'p', id: '1', data: 'x' });
+    const reader = sink.readable.getReader();
+    let received = '';
+    // Reads a little at a time, each well inside the stall timeout: every read drains the socket.
+    for (let i = 0; i < 3; i++) {
+      await new Promise((r) => setTimeout(r, 60));
+      received += text((await reader.read()).value!);
+    }
+    expect(channel.signal.aborted).toBe(false);
+    expect(received).toContain('event: p\nid: 1\n');
+    channel.close();
+  });
+
   it('pings on the heartbeat and runs the heartbeat checks, one at a time', async () => {
     const hub = new EventStreamHub({ heartbeatMs: 20 });
     const sink = new WebStreamSink();
