@@ -132,7 +132,7 @@ describe('bulk run event stream (SSE relay)', () => {
         if (all.length === 4) bStopped();
       },
     });
-    await waitFor(async () => (await metrics()).subscriptions >= 2, { timeoutMs: 5_000 });
+    await waitFor(async () => (await metrics()).subscriptions >= 2, { timeoutMs: 30_000 });
     for (let i = 0; i < 6; i++) await qa.step(run.run_id, i % 3 === 0 ? { failed: 'empty_recording@1' } : {});
     await bStoppedAt;
     const first = await b1.done;
@@ -140,7 +140,7 @@ describe('bulk run event stream (SSE relay)', () => {
     for (let i = 0; i < 3; i++) await qa.step(run.run_id);
     const lastId = first.frames.at(-1)!.id!;
     const b2 = readEvents(eventsUrl(run.run_id, replica.port), { headers: { ...auth(), 'last-event-id': lastId } });
-    await waitFor(async () => (await metrics(replica)).subscriptions >= 1, { timeoutMs: 5_000 });
+    await waitFor(async () => (await metrics(replica)).subscriptions >= 1, { timeoutMs: 30_000 });
     for (let i = 0; i < 3; i++) await qa.step(run.run_id);
     await qa.finish(run.run_id);
     const [all, second] = await Promise.all([a.done, b2.done]);
@@ -266,7 +266,7 @@ describe('bulk run event stream (SSE relay)', () => {
       `GET /api/v1/data-ops/bulk-runs/${run.run_id}/events HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${token}\r\n\r\n`,
     );
     const normal = readEvents(eventsUrl(run.run_id), { headers: auth(), timeoutMs: 60_000 });
-    await waitFor(async () => (await metrics()).subscriptions >= before.subscriptions + 2, { timeoutMs: 5_000 });
+    await waitFor(async () => (await metrics()).subscriptions >= before.subscriptions + 2, { timeoutMs: 30_000 });
     // ~64 KB frames: far more than the socket buffers plus the 1 MiB queue.
     const failures = Object.fromEntries(Array.from({ length: 2_000 }, (_, i) => [`check_${i}@1`, i]));
     for (let i = 0; i < 150; i++) await qa.step(run.run_id, {}, { failures_by_check: failures });
@@ -275,8 +275,8 @@ describe('bulk run event stream (SSE relay)', () => {
     expect(result.ended).toBe('closed');
     expect(result.frames).toHaveLength(152);
     expect(result.frames.at(-1)!.event).toBe('bulk_run_completed');
-    await waitFor(async () => (await metrics()).dropped >= before.dropped + 1, { timeoutMs: 10_000 });
-    await waitFor(async () => slowClosed || (await metrics()).connections === 0, { timeoutMs: 10_000 });
+    await waitFor(async () => (await metrics()).dropped >= before.dropped + 1, { timeoutMs: 30_000 });
+    await waitFor(async () => slowClosed || (await metrics()).connections === 0, { timeoutMs: 30_000 });
     slow.destroy();
   });
 
@@ -305,7 +305,7 @@ describe('bulk run event stream (SSE relay)', () => {
           const m = await metrics(proc);
           return m.connections === 0 && m.subscriptions === 0 && m.timers === 0;
         },
-        { timeoutMs: 10_000 },
+        { timeoutMs: 30_000 },
       );
     }
     // Nothing left on the server either: every ordered consumer was deleted, none left to expire.
