@@ -3,7 +3,7 @@ import type { BulkRun } from '@ferry/contracts';
 import { StreamTickets } from '@ferry/gateway';
 import { waitFor } from '@ferry/platform/testing';
 import { v7 as uuidv7 } from 'uuid';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { FakeQaBulkRuns } from '../support/fake-qa-bulk-runs.js';
 import { type EventsResult, type ReceivedFrame, readEvents } from '../support/sse-client.js';
 import { type ServiceProcess, System } from '../support/system.js';
@@ -57,6 +57,23 @@ describe('bulk run event stream (SSE relay)', () => {
     for await (const c of system.infra.jsm.consumers.list(qa.stream)) if (!c.config.durable_name) out.push(c.name);
     return out;
   };
+
+  const released = async (proc: ServiceProcess) => {
+    const m = await metrics(proc);
+    return m.connections === 0 && m.subscriptions === 0 && m.timers === 0;
+  };
+  // Every test ends with every stream released on both replicas and no relay consumer left on the
+  // server: a leak fails the test that caused it, and no test starts with another's streams still
+  // counted (a client sees the end of a stream a moment before the server has disposed of it).
+  afterEach(async () => {
+    for (const proc of [system.processes.get('gateway')!, replica]) {
+      await waitFor(() => released(proc), { timeoutMs: 30_000, what: `every stream released on port ${proc.port}` });
+    }
+    await waitFor(async () => (await relayConsumers()).length === 0, {
+      timeoutMs: 30_000,
+      what: 'no relay consumer left on the server',
+    });
+  });
 
   it('sends snapshot, progress and one terminal frame with stream sequences as ids, then closes', async () => {
     const run = qa.create(org);
@@ -256,28 +273,32 @@ describe('bulk run event stream (SSE relay)', () => {
     // A raw client that sends its request and never reads a byte.
     const port = system.processes.get('gateway')!.port;
     const slow = net.connect({ host: '127.0.0.1', port });
-    slow.pause();
-    let slowClosed = false;
-    slow.on('close', () => {
-      slowClosed = true;
-    });
-    slow.on('error', () => undefined);
-    slow.write(
-      `GET /api/v1/data-ops/bulk-runs/${run.run_id}/events HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${token}\r\n\r\n`,
-    );
-    const normal = readEvents(eventsUrl(run.run_id), { headers: auth(), timeoutMs: 60_000 });
-    await waitFor(async () => (await metrics()).subscriptions >= before.subscriptions + 2, { timeoutMs: 30_000 });
-    // ~64 KB frames: far more than the socket buffers plus the 1 MiB queue.
-    const failures = Object.fromEntries(Array.from({ length: 2_000 }, (_, i) => [`check_${i}@1`, i]));
-    for (let i = 0; i < 150; i++) await qa.step(run.run_id, {}, { failures_by_check: failures });
-    await qa.finish(run.run_id);
-    const result = await normal.done;
-    expect(result.ended).toBe('closed');
-    expect(result.frames).toHaveLength(152);
-    expect(result.frames.at(-1)!.event).toBe('bulk_run_completed');
-    await waitFor(async () => (await metrics()).dropped >= before.dropped + 1, { timeoutMs: 30_000 });
-    await waitFor(async () => slowClosed || (await metrics()).connections === 0, { timeoutMs: 30_000 });
-    slow.destroy();
+    try {
+      slow.pause();
+      let slowClosed = false;
+      slow.on('close', () => {
+        slowClosed = true;
+      });
+      slow.on('error', () => undefined);
+      slow.write(
+        `GET /api/v1/data-ops/bulk-runs/${run.run_id}/events HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${token}\r\n\r\n`,
+      );
+      const normal = readEvents(eventsUrl(run.run_id), { headers: auth(), timeoutMs: 60_000 });
+      await waitFor(async () => (await metrics()).subscriptions === 2, { timeoutMs: 30_000, what: 'both clients' });
+      // ~64 KB frames: far more than the socket buffers plus the 1 MiB queue.
+      const failures = Object.fromEntries(Array.from({ length: 2_000 }, (_, i) => [`check_${i}@1`, i]));
+      for (let i = 0; i < 150; i++) await qa.step(run.run_id, {}, { failures_by_check: failures });
+      await qa.finish(run.run_id);
+      const result = await normal.done;
+      expect(result.ended).toBe('closed');
+      expect(result.frames).toHaveLength(152);
+      expect(result.frames.at(-1)!.event).toBe('bulk_run_completed');
+      await waitFor(async () => (await metrics()).dropped >= before.dropped + 1, { timeoutMs: 30_000 });
+      // The server, not this test, let go of the slow client.
+      await waitFor(async () => slowClosed || (await metrics()).connections === 0, { timeoutMs: 30_000 });
+    } finally {
+      slow.destroy();
+    }
   });
 
   it('leaves no subscriptions, timers or consumers after 100 clients come and go', async () => {
