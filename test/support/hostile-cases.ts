@@ -373,8 +373,9 @@ export function hostileCases(
   if (op.method === 'PATCH' && baseBody && Object.keys(baseBody).length === 0 && firstField) {
     baseBody[firstField[0]] = minimalValue(doc, firstField[1], { field });
   }
-  const json = { 'content-type': 'application/json' };
-  const bytes = op.rawBody && fixtures.rawBody ? { 'content-type': 'application/octet-stream' } : {};
+  const json: Record<string, string> = { 'content-type': 'application/json' };
+  const bytes: Record<string, string> =
+    op.rawBody && fixtures.rawBody ? { 'content-type': 'application/octet-stream' } : {};
   // A caller the operation accepts as it is: a device where devices may call (a user acting on a
   // device's behalf must name it, which no schema says), an admin elsewhere.
   const auth = { authorization: op.actors.includes('device') ? options.auth.device : options.auth.valid };

@@ -80,7 +80,7 @@ describe('SceneService', () => {
     // second, which read the scene before the first committed, must fail.
     for (const first of ['delete', 'create', 'delete', 'create'] as const) {
       const scene = await f.tx((trx) => f.scenes.create(actor, { name: `race-${uuidv7()}` }, trx));
-      const work = {
+      const work: Record<typeof first, (trx: Transaction<any>) => Promise<unknown>> = {
         delete: (trx: Transaction<any>) => f.scenes.delete(actor, scene.id, trx),
         create: (trx: Transaction<any>) =>
           f.orders.create(
