@@ -5,9 +5,9 @@
 // schema (`ferry setup`), starts the four services, waits for the gateway's /readyz and prints a demo
 // token. Ctrl-C stops the services (they drain), then whatever this script started.
 //
-// Supervision: a service that crashes is restarted with backoff (given up on, loudly, after 5 crashes
-// in a minute); the services and any server started here are tied to this process by IPC channels, so
-// they stop by themselves even when this script is killed with SIGKILL.
+// Supervision: a service that crashes is restarted with backoff (1, 2, 4, 8 s), and given up on,
+// loudly, at its 5th crash within a minute; the services and any server started here are tied to
+// this process by IPC channels, so they stop by themselves even when this script is killed with SIGKILL.
 //
 // Options: --seed (also load demo data, and leave the demo device's token in .data/demo-device.json for
 // `npm run demo:upload`). Environment: DATABASE_URL, NATS_URL, FERRY_NAMESPACE,
@@ -44,10 +44,14 @@ const SERVICES = [
     defaultHealthPort: 3104,
   },
 ];
-/** A crashed service is restarted after 1 s, 2 s, 4 s…; this many crashes within CRASH_WINDOW_MS and it is given up. */
+/**
+ * A crashed service is restarted after 1 s, 2 s, 4 s, 8 s (doubling from 1 s, at most
+ * MAX_RESTART_DELAY_MS); its MAX_CRASHES-th crash within CRASH_WINDOW_MS is not restarted: it is
+ * given up. docs/operations.md states these numbers; change both together.
+ */
 const MAX_CRASHES = 5;
 const CRASH_WINDOW_MS = 60_000;
-const MAX_RESTART_DELAY_MS = 16_000;
+const MAX_RESTART_DELAY_MS = 8_000;
 
 // ---------------------------------------------------------------------------------------------- output
 
@@ -733,7 +737,7 @@ function superviseService(service, env) {
     }
     const delay = Math.min(MAX_RESTART_DELAY_MS, 1_000 * 2 ** (recent.length - 1));
     warn(
-      `restarting ${service.name} in ${delay / 1000} s (crash ${recent.length} of ${MAX_CRASHES} allowed per minute)`,
+      `restarting ${service.name} in ${delay / 1000} s (crash ${recent.length} within a minute; crash ${MAX_CRASHES} gives up)`,
     );
     const timer = setTimeout(() => {
       restartTimers.delete(timer);

@@ -1,10 +1,24 @@
+import { createHash } from 'node:crypto';
+import { readdir, stat } from 'node:fs/promises';
 import net from 'node:net';
+import path from 'node:path';
 import { ERROR_CODE_LIST } from '@ferry/contracts';
 import { mintAccessToken } from '@ferry/platform';
+import { waitFor, waitForConsumerDrained, waitForEventsSettled } from '@ferry/platform/testing';
 import { sql } from 'kysely';
 import { v7 as uuidv7 } from 'uuid';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { globalCases, type HostileCase, hostileCases, type Operation, operationsOf } from '../support/hostile-cases.js';
+import { GOOD_PROFILE, goodSidecar, writeRecording } from '../../services/qa/src/checks/testing/mcap-corpus.js';
+import { type DeviceWorld, deviceWorld } from '../support/device-world.js';
+import {
+  globalCases,
+  type HostileCase,
+  type HostileFixtures,
+  hostileCases,
+  type Operation,
+  operationsOf,
+} from '../support/hostile-cases.js';
+import { sidecarOf, uploadRecording } from '../support/recordings.js';
 import { System } from '../support/system.js';
 
 /** Anything that would mean a database, driver or runtime detail reached the client. */
@@ -48,7 +62,10 @@ function sendRaw(url: URL, raw: string): Promise<Outcome> {
   });
 }
 
-/** Every row of every table of the namespace, hashed per table: any write shows up (but token use stamps). */
+/**
+ * Every row of every table of the namespace (all four service schemas), hashed per table, and every
+ * object in the blob store: any write shows up (but token use stamps).
+ */
 async function fingerprint(system: System): Promise<Record<string, string>> {
   const db = system.infra.database('production').db;
   const { rows: tables } = await sql<{ schema: string; table: string }>`
@@ -64,48 +81,119 @@ async function fingerprint(system: System): Promise<Record<string, string>> {
       from ${sql.table(`${schema}.${table}`)} as t`.execute(db);
     out[`${schema}.${table}`] = `${rows[0]!.n}:${rows[0]!.h}`;
   }
+  const blobs = (await readdir(system.blobDir, { recursive: true, withFileTypes: true }))
+    .filter((e) => e.isFile())
+    .map((e) => path.join(e.parentPath, e.name));
+  const sized = await Promise.all(
+    blobs.map(async (f) => `${path.relative(system.blobDir, f)}:${(await stat(f)).size}`),
+  );
+  out.blobs = sized.sort().join('|');
   return out;
+}
+
+/** Nothing left in flight: every outbox published, every stream still, every durable consumer drained. */
+async function settled(system: System): Promise<void> {
+  const { infra } = system;
+  for (const service of ['production', 'transfer', 'qa'] as const) {
+    await waitForEventsSettled({
+      jsm: infra.jsm,
+      stream: infra.ns.stream(service.toUpperCase()),
+      outboxes: [infra.database(service).db],
+      timeoutMs: 30_000,
+    });
+  }
+  for await (const stream of infra.jsm.streams.names()) {
+    if (!stream.startsWith(`${infra.ns.prefix}_`)) continue;
+    for (const consumer of await infra.jsm.consumers.list(stream).next()) {
+      if (consumer.config.durable_name) {
+        await waitForConsumerDrained({
+          jsm: infra.jsm,
+          stream,
+          durable: consumer.config.durable_name,
+          timeoutMs: 30_000,
+        });
+      }
+    }
+  }
 }
 
 describe('generated bad input against every operation of the served OpenAPI document', () => {
   let system: System;
   const org = uuidv7();
-  const ids: Record<string, string> = {};
-  let deviceToken = '';
+  let world: DeviceWorld;
+  let fixtures: HostileFixtures;
 
   beforeAll(async () => {
     system = await System.create();
     await system.start(['production', 'transfer', 'qa', 'gateway']);
-    const api = system.client(await system.token(org, 'operator'));
-    // Real resources, so a hostile request that slipped through would change something we can see.
-    const scene = await api('POST', '/scenes', { name: 'hostile-scene' });
-    const order = await api('POST', '/orders', { scene_id: scene.body.id, name: 'hostile-order', target_count: 50 });
-    const ws = await api('POST', '/workstations', { device_id: 'hostile-dev', collector_operator_id: 'hostile-op' });
-    const batch = await api('POST', '/batches', {
-      order_id: order.body.id,
-      workstation_id: ws.body.id,
-      task_groups: [{ group: 'g', quantity: 2 }],
+    // A real resource of every kind the document names, so that a hostile request that slipped past
+    // validation would reach something real and change it (read back below), instead of stopping at
+    // 404 on a made-up id and passing as "a 4xx". One scene, order and workstation; a batch of three
+    // tasks: one recorded into an episode, one with an open upload, one pending.
+    world = await deviceWorld(system, { org, tasks: 3, deviceId: 'hostile-dev' });
+    const { operator, admin, device } = world;
+    const must = <T extends { status: number; body: any }>(what: string, r: T, status: number): T => {
+      if (r.status !== status)
+        throw new Error(`${what}: expected ${status}, got ${r.status}: ${JSON.stringify(r.body)}`);
+      return r;
+    };
+    const mcap = await writeRecording();
+    const recorded = await uploadRecording(world, mcap, { sidecar: sidecarOf(goodSidecar(mcap)), index: 0 });
+    expect(recorded.status).toBe('acknowledged');
+    const episodeId = recorded.episode_id!;
+    await waitFor(async () => (await operator('GET', `/episodes/${episodeId}`)).body.qa_status === 'approved', {
+      timeoutMs: 30_000,
+      what: 'the episode to be approved by QA, in production’s copy too',
     });
-    for (const r of [scene, order, ws, batch]) expect(r.status).toBe(201);
-    // A paired device, for the routes only devices may call.
-    const device = await api('POST', '/devices', { device_id: 'hostile-dev' });
-    const admin = system.client(await system.token(org, 'admin'));
-    const pairing = await admin('POST', `/devices/${device.body.id}/pairing-tokens`, {});
-    const issued = await fetch(`${system.gatewayUrl}/api/v1/device-tokens`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ pairing_token: pairing.body.pairing_token }),
-    });
-    deviceToken = ((await issued.json()) as { token: string }).token;
-    expect(deviceToken).toMatch(/^fdt_/);
-    Object.assign(ids, {
-      scenes: scene.body.id,
-      orders: order.body.id,
-      workstations: ws.body.id,
-      batches: batch.body.batch.id,
-      tasks: batch.body.tasks[0].id,
-    });
-  }, 120_000);
+    // An open upload of one 16-byte part: its part URL's signed query and bytes make a valid part PUT.
+    const part = Buffer.from('hostile-part-016');
+    must('finish', await device.api('POST', `/tasks/${world.taskIds[1]}/finish`, {}), 200);
+    const open = must(
+      'open upload',
+      await device.api('POST', '/uploads', {
+        task_id: world.taskIds[1],
+        files: [{ role: 'mcap', size_bytes: part.length, sha256: createHash('sha256').update(part).digest('hex') }],
+      }),
+      201,
+    );
+    const partUrl = new URL(open.body.parts[0].url);
+    const tokens = must('tokens', await admin('GET', `/devices/${device.id}/tokens`), 200);
+    const pairing = must('pairing token', await admin('POST', `/devices/${device.id}/pairing-tokens`, {}), 201);
+    const profile = must(
+      'profile',
+      await admin('POST', '/qa/profiles', {
+        name: 'hostile profile',
+        robot_type: 'hostile-robot',
+        rules: GOOD_PROFILE,
+      }),
+      201,
+    );
+    const run = must('bulk run', await operator('POST', '/data-ops/bulk-qa', { filters: {}, confirm: true }), 202);
+    await waitFor(
+      async () => (await operator('GET', `/data-ops/bulk-runs/${run.body.run_id}`)).body.status === 'completed',
+      { timeoutMs: 30_000, what: 'the bulk run to complete' },
+    );
+    fixtures = {
+      // Keyed by the collection a path parameter follows (resourceOf) or a `<thing>_id` field names.
+      ids: {
+        scenes: (await operator('GET', `/orders/${world.orderId}`)).body.scene_id,
+        orders: world.orderId,
+        workstations: world.workstationId,
+        batches: world.batchId,
+        tasks: world.taskIds[2]!,
+        episodes: episodeId,
+        devices: device.id,
+        tokens: tokens.body.items[0].id,
+        uploads: open.body.id,
+        profiles: profile.body.id,
+        'bulk-runs': run.body.run_id,
+      },
+      query: Object.fromEntries([...partUrl.searchParams].map(([k, v]) => [k, encodeURIComponent(v)])),
+      fields: { pairing_token: pairing.body.pairing_token },
+      rawBody: part,
+    };
+    await settled(system);
+  }, 180_000);
   afterAll(() => system?.shutdown());
 
   it('refuses each case with a 4xx problem+json carrying a code, leaks nothing, and changes nothing', async () => {
@@ -119,15 +207,29 @@ describe('generated bad input against every operation of the served OpenAPI docu
       viewer: `Bearer ${await system.token(org, 'viewer')}`,
       expired: `Bearer ${await mintAccessToken({ secret, org, role: 'admin', sub: 'old', ttlSeconds: -60 })}`,
       forged: `Bearer ${await mintAccessToken({ secret: 'x'.repeat(40), org, role: 'admin', sub: 'forger' })}`,
-      device: `Bearer ${deviceToken}`,
+      device: `Bearer ${world.device.token}`,
     };
-    const idFor = (op: Operation) => ids[op.path.split('/')[3] ?? ''] ?? uuidv7();
+    // A uuid path parameter with no fixture (a resource added since) still gets its cases, against a
+    // random id, where a request that slipped through could hide behind a 404: said out loud.
+    const randomOnly: string[] = [];
+    const onRandomId = (operation: string, param: string) => randomOnly.push(`${operation} {${param}}`);
     const cases = [
-      ...operations.flatMap((op) => hostileCases(doc, op, { idFor, auth })),
+      ...operations.flatMap((op) => hostileCases(doc, op, { fixtures, auth, onRandomId })),
       ...globalCases(operations, auth.valid),
     ];
+    if (randomOnly.length > 0) {
+      console.warn(
+        `bad-input suite: no fixture for these path parameters; their cases ran against random ids only ` +
+          `(add a resource of that kind to the fixtures):\n  ${randomOnly.join('\n  ')}`,
+      );
+    }
 
     const before = await fingerprint(system);
+    // The read-back covers every service's schema and the blob store, not only production's tables.
+    for (const schema of ['production', 'transfer', 'qa', 'gateway']) {
+      expect(Object.keys(before).some((t) => t.startsWith(`${system.infra.ns.schema(schema)}.`))).toBe(true);
+    }
+    expect(before.blobs).not.toBe('');
     const failures: string[] = [];
     let next = 0;
     const worker = async () => {
@@ -163,7 +265,10 @@ describe('generated bad input against every operation of the served OpenAPI docu
     await Promise.all(Array.from({ length: 8 }, worker));
     const after = await fingerprint(system);
 
-    console.log(`bad-input suite: ${cases.length} cases over ${operations.length} operations`);
+    console.log(
+      `bad-input suite: ${cases.length} cases over ${operations.length} operations` +
+        ` (${randomOnly.length} path parameters without a real fixture)`,
+    );
     expect(failures).toEqual([]);
     expect(cases.length).toBeGreaterThanOrEqual(1_000);
     expect(after).toEqual(before);

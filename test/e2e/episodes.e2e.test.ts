@@ -4,7 +4,7 @@ import { streamMessages, waitFor, waitForConsumerDrained, waitForEventsSettled }
 import type { Kysely } from 'kysely';
 import { v7 as uuidv7 } from 'uuid';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { type System, useSystem } from '../support/system.js';
+import { exitWithin, type ServiceProcess, type System, useSystem } from '../support/system.js';
 
 /**
  * A verified upload published on TRANSFER (as the transfer service will) becomes an episode in the
@@ -96,26 +96,57 @@ describe('verified uploads to episodes, end to end', () => {
   });
 
   it('creates one episode when production dies between commit and ack and the event comes back', async () => {
-    await system.stop('production');
-    await system.start(['production'], { env: { FERRY_FAULTS: 'consumer.after_commit' } });
-    const faulty = system.processes.get('production')!;
-    const { task: t, device } = await task();
-    const uploadId = await publishVerified(t.id, device);
-    expect((await faulty.exited).signal).toBe('SIGKILL');
-    await system.start(['production']); // redelivered after ack_wait; the inbox says duplicate
+    // consumer.after_commit fires on the first commit of ANY of production's consumers: let the QA
+    // statuses of earlier tests land first, so the commit that kills it is the upload-verified one.
     await waitForConsumerDrained({
       jsm: system.infra.jsm,
-      stream: system.infra.ns.stream('TRANSFER'),
-      durable: 'production__upload-verified',
-      timeoutMs: 45_000,
-      what: 'the redelivery to be acked',
+      stream: system.infra.ns.stream('QA'),
+      durable: 'production__qa-status',
+      timeoutMs: 30_000,
     });
-    const episodes = (await api('GET', `/episodes?task_id=${t.id}`)).body.items;
-    expect(episodes).toHaveLength(1);
-    expect(episodes[0].upload_id).toBe(uploadId);
-    await eventsSettled();
-    expect(await episodeEvents(uploadId)).toHaveLength(1);
-    const batch = (await api('GET', `/batches/${t.batch_id}`)).body;
-    expect(batch.episode_count).toBe(1);
-  }, 90_000);
+    await system.stop('production');
+    let faulty: ServiceProcess | undefined;
+    try {
+      await system.start(['production'], { env: { FERRY_FAULTS: 'consumer.after_commit' } });
+      faulty = system.processes.get('production')!;
+      const { task: t, device } = await task();
+      const uploadId = await publishVerified(t.id, device);
+      expect(await exitWithin(faulty)).toMatchObject({ signal: 'SIGKILL' });
+      expect(faulty.raw.join('\n')).toMatch(/fault injected at consumer\.after_commit/);
+      await system.start(['production']); // redelivered after ack_wait; the inbox says duplicate
+      const restarted = system.processes.get('production')!;
+      // The kill hit upload-verified between its commit and its ack: the message comes back and the
+      // inbox row committed before the kill makes it a duplicate.
+      await waitFor(
+        () =>
+          restarted.lines.some(
+            (l) =>
+              l.consumer === 'production__upload-verified' &&
+              l.event_id === uploadId &&
+              l.msg === 'event handled' &&
+              l.outcome === 'duplicate' &&
+              Number(l.delivery) >= 2,
+          ),
+        { timeoutMs: 45_000, what: 'the redelivered upload.verified to be handled as a duplicate' },
+      );
+      await waitForConsumerDrained({
+        jsm: system.infra.jsm,
+        stream: system.infra.ns.stream('TRANSFER'),
+        durable: 'production__upload-verified',
+        timeoutMs: 45_000,
+        what: 'the redelivery to be acked',
+      });
+      const episodes = (await api('GET', `/episodes?task_id=${t.id}`)).body.items;
+      expect(episodes).toHaveLength(1);
+      expect(episodes[0].upload_id).toBe(uploadId);
+      await eventsSettled();
+      expect(await episodeEvents(uploadId)).toHaveLength(1);
+      const batch = (await api('GET', `/batches/${t.batch_id}`)).body;
+      expect(batch.episode_count).toBe(1);
+    } finally {
+      // Leave one healthy production, whatever happened above (a fault that never fired included).
+      if (faulty && system.processes.get('production') === faulty) await system.stop('production', 'SIGKILL');
+      if (!system.processes.has('production')) await system.start(['production']);
+    }
+  }, 120_000);
 });

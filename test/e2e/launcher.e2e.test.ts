@@ -49,9 +49,9 @@ const launches: Launch[] = [];
 /**
  * `npm start` as a user runs it (scripts/start.mjs), on its own data directory, namespace and ports,
  * with NATS pointed at a free port so that it starts a nats-server of its own: the server it must not
- * leave behind.
+ * leave behind. Waits for `Ferry is up.` unless `untilUp` is false; `env` adds to the environment.
  */
-async function launch(): Promise<Launch> {
+async function launch(options: { env?: Record<string, string>; untilUp?: boolean } = {}): Promise<Launch> {
   const dataDir = await mkdtemp(path.join(tmpdir(), 'ferry-launcher-'));
   const ports = {
     gateway: await freePort(),
@@ -76,6 +76,7 @@ async function launch(): Promise<Launch> {
       PRODUCTION_HEALTH_PORT: String(ports.production),
       TRANSFER_HEALTH_PORT: String(ports.transfer),
       QA_HEALTH_PORT: String(ports.qa),
+      ...options.env,
     },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -95,12 +96,37 @@ async function launch(): Promise<Launch> {
     runState: () => JSON.parse(readFileSync(path.join(dataDir, 'run.json'), 'utf8')),
   };
   launches.push(l);
+  if (options.untilUp === false) return l;
   await waitFor(() => out.includes('Ferry is up.') || child.exitCode !== null, {
     timeoutMs: 90_000,
     what: 'npm start to bring the system up',
   });
   if (!out.includes('Ferry is up.')) throw new Error(`npm start failed:\n${out}`);
   return l;
+}
+
+/** Every process a launch started: the recorded services (and nats supervisor), and the nats-server under it. */
+function startedBy(l: Launch): number[] {
+  const recorded = Object.values(l.runState().processes).map((p) => p.pid);
+  const natsServers = pidsMentioning(path.join(l.dataDir, 'nats')).filter((p) => !recorded.includes(p));
+  return [...recorded, ...natsServers];
+}
+
+/** Sends `signal` to the launcher and waits for it to exit; a launcher that hangs fails here. */
+async function stopLauncher(l: Launch, signal: NodeJS.Signals) {
+  const exited = new Promise<number | null>((r) => l.child.once('exit', (code) => r(code)));
+  l.child.kill(signal);
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([
+      exited,
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`the launcher did not exit within 60 s of ${signal}`)), 60_000);
+      }),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 async function readyz(port: number): Promise<number> {
@@ -170,4 +196,50 @@ describe('the launcher (npm start) supervises what it starts', () => {
     });
     for (const port of Object.values(l.ports)) expect(await portAnswers(port)).toBe(false);
   });
+  it('stops everything it started on Ctrl-C (SIGINT): no service, no server, no port left', async () => {
+    const l = await launch();
+    const pids = startedBy(l);
+    expect(pids.length).toBeGreaterThan(4); // four services, the nats supervisor and its server
+    for (const pid of pids) expect(running(pid)).toBe(true);
+    for (const port of Object.values(l.ports)) expect(await portAnswers(port)).toBe(true);
+
+    expect(await stopLauncher(l, 'SIGINT')).toBe(0);
+    // The launcher waits for what it stops: by the time it has exited, everything is gone.
+    expect(pids.filter(running)).toEqual([]);
+    for (const port of Object.values(l.ports)) expect(await portAnswers(port)).toBe(false);
+    expect(l.output()).toMatch(/SIGINT received/);
+    expect(l.output()).toMatch(/\[ferry\] stopped$/m);
+    expect(l.output()).not.toMatch(/did not stop within|killing it/);
+  }, 120_000);
+
+  it('gives up loudly on a service that crashes at once, at its 5th crash, and keeps the rest running', async () => {
+    // A configuration only qa reads, and refuses: qa exits at boot, every time.
+    const l = await launch({ env: { QA_CONCURRENCY: '0' }, untilUp: false });
+    await waitFor(() => l.output().includes('GIVING UP on qa') || l.child.exitCode !== null, {
+      timeoutMs: 90_000,
+      what: 'the launcher to give up on qa',
+    });
+    const out = l.output();
+    expect(out).toMatch(/GIVING UP on qa: it crashed 5 times within a minute/);
+    // Five crashes, four restarts with the documented backoff, and none after the fifth.
+    expect(out.match(/\[qa\]\s+exited unexpectedly \(exit code 1\)/g)).toHaveLength(5);
+    expect([...out.matchAll(/restarting qa in (\d+) s/g)].map((m) => Number(m[1]))).toEqual([1, 2, 4, 8]);
+    expect(out.slice(out.indexOf('GIVING UP on qa'))).not.toMatch(/restarting qa/);
+    // Loud: its own words on why it cannot start are among the last lines shown.
+    expect(out).toMatch(/invalid configuration: QA_CONCURRENCY/);
+    const { processes } = l.runState();
+    expect(running(processes.qa!.pid)).toBe(false);
+    expect(l.child.exitCode).toBeNull();
+    for (const name of ['production', 'transfer', 'gateway']) expect(running(processes[name]!.pid), name).toBe(true);
+    await waitFor(async () => (await readyz(l.ports.production)) === 200, {
+      timeoutMs: 30_000,
+      what: 'production to be ready without qa',
+    });
+
+    // Ctrl-C still stops the rest.
+    const pids = startedBy(l);
+    await stopLauncher(l, 'SIGINT');
+    expect(pids.filter(running)).toEqual([]);
+    for (const port of Object.values(l.ports)) expect(await portAnswers(port)).toBe(false);
+  }, 150_000);
 });

@@ -13,8 +13,12 @@ export interface Operation {
   /** OpenAPI path with `{name}` placeholders, e.g. `/api/v1/orders/{id}`. */
   path: string;
   pathParams: string[];
-  queryParams: { name: string; schema: Schema }[];
+  /** Each path parameter's schema, by name. */
+  pathSchemas: Record<string, Schema>;
+  queryParams: { name: string; schema: Schema; required: boolean }[];
   body?: Schema;
+  /** The request body is bytes, not JSON (a part PUT). */
+  rawBody: boolean;
   idempotent: boolean;
   /** A bearer token is required (not `security: []` nor an optional `{}` alternative). */
   security: boolean;
@@ -45,12 +49,17 @@ export function operationsOf(doc: Schema): Operation[] {
       if (!['get', 'post', 'put', 'patch', 'delete'].includes(method)) continue;
       const params: Schema[] = (op.parameters ?? []).map((p: Schema) => resolve(doc, p));
       const bodyRef = op.requestBody?.content?.['application/json']?.schema;
+      const inPath = params.filter((p) => p.in === 'path');
       ops.push({
         method: method.toUpperCase(),
         path,
-        pathParams: params.filter((p) => p.in === 'path').map((p) => p.name),
-        queryParams: params.filter((p) => p.in === 'query').map((p) => ({ name: p.name, schema: p.schema })),
+        pathParams: inPath.map((p) => p.name),
+        pathSchemas: Object.fromEntries(inPath.map((p) => [p.name, resolve(doc, p.schema)])),
+        queryParams: params
+          .filter((p) => p.in === 'query')
+          .map((p) => ({ name: p.name, schema: p.schema, required: p.required === true })),
         body: bodyRef ? resolve(doc, bodyRef) : undefined,
+        rawBody: op.requestBody !== undefined && bodyRef === undefined,
         idempotent: params.some((p) => p.in === 'header' && /idempotency-key/i.test(p.name)),
         security: (() => {
           const requirements: Schema[] = op.security ?? doc.security ?? [];
@@ -73,15 +82,25 @@ function resolve(doc: Schema, schema: Schema): Schema {
   return s;
 }
 
-/** A value the schema accepts, as small as possible (strings, numbers, arrays at their minimum). */
-export function minimalValue(doc: Schema, raw: Schema, depth = 0): unknown {
+/**
+ * A value the schema accepts, as small as possible (strings, numbers, arrays at their minimum). An
+ * object property takes `field(name, schema)` when that gives a value, required or not (a reference
+ * to a real resource, so a request that slipped through would not stop at 404 on a made-up id).
+ */
+export function minimalValue(
+  doc: Schema,
+  raw: Schema,
+  options: { field?: (name: string, schema: Schema) => unknown; depth?: number } = {},
+): unknown {
   const schema = resolve(doc, raw);
+  const depth = options.depth ?? 0;
   if (!schema || depth > 8) return null;
+  const deeper = { ...options, depth: depth + 1 };
   if (schema.default !== undefined) return schema.default;
   if (schema.enum) return schema.enum[0];
   if (schema.const !== undefined) return schema.const;
   for (const key of ['anyOf', 'oneOf', 'allOf'] as const) {
-    if (Array.isArray(schema[key])) return minimalValue(doc, schema[key][0], depth + 1);
+    if (Array.isArray(schema[key])) return minimalValue(doc, schema[key][0], deeper);
   }
   switch (schema.type) {
     case 'string':
@@ -95,16 +114,58 @@ export function minimalValue(doc: Schema, raw: Schema, depth = 0): unknown {
     case 'boolean':
       return false;
     case 'array':
-      return Array.from({ length: schema.minItems ?? 0 }, () => minimalValue(doc, schema.items ?? {}, depth + 1));
+      return Array.from({ length: schema.minItems ?? 0 }, () => minimalValue(doc, schema.items ?? {}, deeper));
     case 'object': {
       const out: Record<string, unknown> = {};
-      for (const name of schema.required ?? [])
-        out[name] = minimalValue(doc, schema.properties?.[name] ?? {}, depth + 1);
+      const required: string[] = schema.required ?? [];
+      for (const [name, property] of Object.entries<Schema>(schema.properties ?? {})) {
+        const given = options.field?.(name, property);
+        if (given !== undefined) out[name] = given;
+        else if (required.includes(name)) out[name] = minimalValue(doc, property, deeper);
+      }
       return out;
     }
     default:
       return null;
   }
+}
+
+function isUuid(doc: Schema, raw: Schema): boolean {
+  const schema = resolve(doc, raw);
+  const variants: Schema[] = schema?.anyOf ?? schema?.oneOf ?? [schema];
+  return variants.some((v) => resolve(doc, v)?.format === 'uuid');
+}
+
+/**
+ * The resource a path parameter names: the collection segment it follows (`/devices/{id}` → `devices`,
+ * `/devices/{id}/tokens/{token_id}` → `tokens` for `token_id`), or '' when it follows another parameter.
+ */
+export function resourceOf(path: string, param: string): string {
+  const segments = path.split('/');
+  const before = segments[segments.indexOf(`{${param}}`) - 1] ?? '';
+  return before.startsWith('{') ? '' : before;
+}
+
+/** The collection a `<thing>_id` body field refers to (`scene_id` → `scenes`, `batch_id` → `batches`). */
+function collectionOf(field: string): string | undefined {
+  if (!field.endsWith('_id')) return undefined;
+  const thing = field.slice(0, -3).replace(/_/g, '-');
+  return /(ch|sh|s|x)$/.test(thing) ? `${thing}es` : `${thing}s`;
+}
+
+/** Real resources the generated requests point at, so that only the one bad value in a case can refuse it. */
+export interface HostileFixtures {
+  /**
+   * A real id per resource, keyed by collection (`resourceOf`): path parameters and `<thing>_id` body
+   * fields take them. A uuid path parameter with none falls back to a random id, reported by `onRandomId`.
+   */
+  ids: Record<string, string>;
+  /** Valid values (URL-encoded) for required query parameters no schema can make up (a part URL's signature). */
+  query?: Record<string, string>;
+  /** Valid values for body fields no schema can make up, by name (an unused pairing token). */
+  fields?: Record<string, unknown>;
+  /** The body a valid request of an operation with a byte body sends (the exact bytes of that part). */
+  rawBody?: Uint8Array;
 }
 
 /** True when `pattern` (a JSON-schema pattern) is given and refuses `value`. */
@@ -249,35 +310,80 @@ function badFieldValues(raw: Schema): Record<string, unknown> {
   return out;
 }
 
-function urlFor(op: Operation, pathValues: Record<string, string>, query = ''): string {
+/**
+ * The URL of `op` with `pathValues` and `query` (name → URL-encoded value; pairs in `extra` replace a
+ * name's value or repeat it).
+ */
+function urlFor(
+  op: Operation,
+  pathValues: Record<string, string>,
+  query: Record<string, string>,
+  extra: [string, string][] = [],
+): string {
   let path = op.path;
-  for (const name of op.pathParams) path = path.replace(`{${name}}`, pathValues[name] ?? randomUUID());
-  return `${path}${query}`;
+  for (const name of op.pathParams) path = path.replace(`{${name}}`, pathValues[name]!);
+  const replaced = new Set(extra.map(([name]) => name));
+  const pairs = [...Object.entries(query).filter(([name]) => !replaced.has(name)), ...extra];
+  return pairs.length === 0 ? path : `${path}?${pairs.map(([name, value]) => `${name}=${value}`).join('&')}`;
 }
 
 /**
- * Every hostile case for `op`. `idFor(op)` gives path parameter values that exist (so a request that
- * slipped through would change something real); `auth` are the Authorization headers to use.
+ * Every hostile case for `op`. Each is a request that would be valid but for one thing: path
+ * parameters, required query parameters, `<thing>_id` body fields and byte bodies come from `fixtures`
+ * (real resources, so a request that slipped through would change something the suite reads back) or
+ * from their own schema; `auth` are the Authorization headers to use.
  */
 export function hostileCases(
   doc: Schema,
   op: Operation,
   options: {
-    idFor: (op: Operation, param: string) => string;
+    fixtures: HostileFixtures;
     auth: { valid: string; expired: string; forged: string; viewer: string; device: string };
+    /** Told of each uuid path parameter no fixture covers (its cases run against a random id). */
+    onRandomId?: (operation: string, param: string) => void;
   },
 ): HostileCase[] {
   const label = `${op.method} ${op.path}`;
   const cases: HostileCase[] = [];
-  const ids = Object.fromEntries(op.pathParams.map((p) => [p, options.idFor(op, p)]));
-  const baseUrl = urlFor(op, ids);
-  const baseBody = op.body ? (minimalValue(doc, op.body) as Record<string, unknown>) : undefined;
-  const json = { 'content-type': 'application/json' };
-  // The caller the operation is meant for: a device on device-only routes, an admin elsewhere.
-  const auth = { authorization: op.actors.includes('user') ? options.auth.valid : options.auth.device };
+  const { fixtures } = options;
+  const ids = Object.fromEntries(
+    op.pathParams.map((param) => {
+      const schema = op.pathSchemas[param] ?? {};
+      if (!isUuid(doc, schema)) return [param, encodeURIComponent(String(minimalValue(doc, schema)))];
+      const real = fixtures.ids[resourceOf(op.path, param)];
+      if (real === undefined) options.onRandomId?.(label, param);
+      return [param, real ?? randomUUID()];
+    }),
+  );
+  const query = Object.fromEntries(
+    op.queryParams
+      .filter((q) => q.required)
+      .map((q) => [q.name, fixtures.query?.[q.name] ?? encodeURIComponent(String(minimalValue(doc, q.schema)))]),
+  );
+  const url = (path: Record<string, string> = ids, extra: [string, string][] = []) => urlFor(op, path, query, extra);
+  const baseUrl = url();
+  const field = (name: string, schema: Schema) => {
+    if (fixtures.fields?.[name] !== undefined) return fixtures.fields[name];
+    const collection = collectionOf(name);
+    return collection !== undefined && isUuid(doc, schema) ? fixtures.ids[collection] : undefined;
+  };
+  const baseBody = op.body ? (minimalValue(doc, op.body, { field }) as Record<string, unknown>) : undefined;
+  // An update needs at least one field: the first, at its smallest.
+  const [firstField] = Object.entries<Schema>(op.body?.properties ?? {});
+  if (op.method === 'PATCH' && baseBody && Object.keys(baseBody).length === 0 && firstField) {
+    baseBody[firstField[0]] = minimalValue(doc, firstField[1], { field });
+  }
+  const json: Record<string, string> = { 'content-type': 'application/json' };
+  const bytes: Record<string, string> =
+    op.rawBody && fixtures.rawBody ? { 'content-type': 'application/octet-stream' } : {};
+  // A caller the operation accepts as it is: a device where devices may call (a user acting on a
+  // device's behalf must name it, which no schema says), an admin elsewhere.
+  const auth = { authorization: op.actors.includes('device') ? options.auth.device : options.auth.valid };
   const add = (c: Omit<HostileCase, 'operation' | 'method'> & { method?: string }) =>
     cases.push({ operation: label, method: op.method, ...c });
-  const withBody = (body: unknown) => (op.body ? JSON.stringify(body) : undefined);
+  const withBody = (body: unknown) =>
+    op.body ? JSON.stringify(body) : op.rawBody && fixtures.rawBody ? fixtures.rawBody : undefined;
+  const bodyHeaders = op.body ? json : bytes;
 
   // Authentication: every case here must be 401 (or 403), whatever else the request says.
   if (op.security) {
@@ -297,7 +403,7 @@ export function hostileCases(
       add({
         name: `auth: ${name}`,
         url: baseUrl,
-        headers: { ...(value ? { authorization: value } : {}), ...(op.body ? json : {}) },
+        headers: { ...(value ? { authorization: value } : {}), ...bodyHeaders },
         body: withBody(baseBody),
         expectStatus: 401,
       });
@@ -307,7 +413,7 @@ export function hostileCases(
       add({
         name: 'auth: a viewer writing',
         url: baseUrl,
-        headers: { authorization: options.auth.viewer, ...(op.body ? json : {}) },
+        headers: { authorization: options.auth.viewer, ...bodyHeaders },
         body: withBody(baseBody),
         expectStatus: 403,
       });
@@ -319,36 +425,40 @@ export function hostileCases(
     for (const [name, value] of Object.entries(HOSTILE_PATH_VALUES)) {
       add({
         name: `path ${param}: ${name}`,
-        url: urlFor(op, { ...ids, [param]: value }),
-        headers: { ...auth, ...(op.body ? json : {}) },
+        url: url({ ...ids, [param]: value }),
+        headers: { ...auth, ...bodyHeaders },
         body: withBody(baseBody),
       });
     }
   }
 
-  // Query parameters (a body-less request with otherwise valid values).
+  // Query parameters: one bad value, every other parameter (and the body) valid.
   for (const { name, schema } of op.queryParams) {
     const values = name === 'cursor' ? { ...badQueryValues(schema), ...FORGED_CURSORS } : badQueryValues(schema);
     for (const [what, value] of Object.entries(values)) {
       add({
         name: `query ${name}: ${what}`,
-        url: `${baseUrl}?${name}=${value}`,
-        headers: auth,
+        url: url(ids, [[name, value]]),
+        headers: { ...auth, ...bodyHeaders },
         body: withBody(baseBody),
       });
     }
-    const good = name === 'limit' ? '10' : encodeURIComponent(String(minimalValue(doc, schema)));
+    const good =
+      query[name] ?? (name === 'limit' ? '10' : encodeURIComponent(String(minimalValue(doc, schema, { field }))));
     add({
       name: `query ${name}: repeated`,
-      url: `${baseUrl}?${name}=${good}&${name}=${good}`,
-      headers: { ...auth, ...(op.body ? json : {}) },
+      url: url(ids, [
+        [name, good],
+        [name, good],
+      ]),
+      headers: { ...auth, ...bodyHeaders },
       body: withBody(baseBody),
     });
   }
   add({
     name: 'query: unknown parameter',
-    url: `${baseUrl}?no_such_parameter=1`,
-    headers: { ...auth, ...(op.body ? json : {}) },
+    url: url(ids, [['no_such_parameter', '1']]),
+    headers: { ...auth, ...bodyHeaders },
     body: withBody(baseBody),
   });
 
@@ -389,7 +499,7 @@ export function hostileCases(
       // One level down into arrays of objects (bulk items, task groups).
       const item = schema.type === 'array' ? resolve(doc, schema.items ?? {}) : undefined;
       if (item?.type === 'object' && Array.isArray(baseBody[name])) {
-        const good = minimalValue(doc, item) as Record<string, unknown>;
+        const good = minimalValue(doc, item, { field }) as Record<string, unknown>;
         for (const [field, fieldRaw] of Object.entries<Schema>(item.properties ?? {})) {
           for (const [what, value] of Object.entries(badFieldValues(resolve(doc, fieldRaw)))) {
             send(
@@ -418,7 +528,7 @@ export function hostileCases(
       add({
         name: `Idempotency-Key ${name}`,
         url: baseUrl,
-        headers: { ...auth, ...json, 'idempotency-key': key },
+        headers: { ...auth, ...bodyHeaders, 'idempotency-key': key },
         body: withBody(baseBody),
         expectStatus: 400,
       });

@@ -5,7 +5,13 @@ import { PassThrough } from 'node:stream';
 import { buffer } from 'node:stream/consumers';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { waitFor } from '../testing/wait-for.js';
-import { BlobStorageError, InvalidBlobKeyError, InvalidBlobPartError, MultipartBusyError } from './blob-errors.js';
+import {
+  BlobSizeMismatchError,
+  BlobStorageError,
+  InvalidBlobKeyError,
+  InvalidBlobPartError,
+  MultipartBusyError,
+} from './blob-errors.js';
 import { bytesAt, describeBlobStoreContract, generated } from './blob-store.contract.js';
 import { MIN_PART_SIZE } from './blob-store.js';
 import { LocalBlobStore } from './local-blob-store.js';
@@ -50,7 +56,9 @@ describe('LocalBlobStore on disk', () => {
     await store.completeMultipart(key, multipartId, [part]);
     expect(await entries(path.join(root, 'multipart'))).toEqual([]);
     expect(await entries(path.join(root, 'objects', 'org', 'dev', 'up1'))).toEqual(['recording.mcap']);
-    await expect(store.put('org/x.bin', generated(2, 0, 10), { size: 11 })).rejects.toThrow();
+    await expect(store.put('org/x.bin', generated(2, 0, 10), { size: 11 })).rejects.toBeInstanceOf(
+      BlobSizeMismatchError,
+    );
     expect(await entries(path.join(root, 'tmp'))).toEqual([]);
   });
 
@@ -63,7 +71,7 @@ describe('LocalBlobStore on disk', () => {
     await store.abortMultipart(key, multipartId);
   });
 
-  it('completes once when two completions race', async () => {
+  it('answers two concurrent completions of one upload with its size, leaving one whole object and no staging', async () => {
     const key = 'org/race.bin';
     const { multipartId } = await store.createMultipart(key, { partSize: MIN_PART_SIZE });
     const part = await store.writePart(key, multipartId, 1, generated(3, 0, 1000), { size: 1000 });
@@ -72,6 +80,8 @@ describe('LocalBlobStore on disk', () => {
       store.completeMultipart(key, multipartId, [part]),
     ]);
     expect(results).toEqual([{ size: 1000 }, { size: 1000 }]);
+    expect(await buffer(await store.read(key))).toEqual(bytesAt(3, 0, 1000));
+    expect(await entries(path.join(root, 'multipart'))).not.toContain(multipartId);
   });
 
   it('will not complete while a part is being written, and completes once the write has ended', async () => {
@@ -94,7 +104,7 @@ describe('LocalBlobStore on disk', () => {
     expect(await buffer(await store.read(key))).toEqual(bytesAt(7, 0, 1000));
   });
 
-  it('refuses part writes while a completion holds the seal, and takes over a completion that died', async () => {
+  it('refuses part writes while a completion holds the seal, and takes over a seal and a writer lease gone stale', async () => {
     const key = 'org/sealed.bin';
     const { multipartId } = await store.createMultipart(key, { partSize: MIN_PART_SIZE });
     const part = await store.writePart(key, multipartId, 1, generated(8, 0, 100), { size: 100 });
@@ -109,7 +119,7 @@ describe('LocalBlobStore on disk', () => {
       code: 'multipart_busy',
       reason: 'another completion is running',
     });
-    // It died: its seal and a writer's lease grow old.
+    // As a completion and a writer that died leave them: an hour-old seal and lease (aged by hand here).
     const longAgo = new Date(Date.now() - 3_600_000);
     await utimes(path.join(dir, 'sealed.json'), longAgo, longAgo);
     await writeFile(path.join(dir, 'writers', 'dead-writer'), '');

@@ -183,8 +183,10 @@ describe('InboxConsumer', () => {
     }
     expect(await effects()).toEqual([{ event_id: id, n: 3 }]); // committed, never acked
 
-    await start(def); // a healthy replica gets the redelivery after ack_wait
+    const outcomes: HandleOutcome[] = [];
+    await start(def, recordEffect, { outcomes }); // a healthy replica gets the redelivery after ack_wait
     await settled(def.durable);
+    expect(outcomes).toEqual(['duplicate']); // the inbox row committed before the kill
     expect(await effects()).toEqual([{ event_id: id, n: 3 }]);
   });
 
@@ -292,8 +294,11 @@ describe('InboxConsumer', () => {
   });
 
   it('retries a failing message on a schedule, then dead-letters it after max_deliver with its origin and reason', async () => {
-    const def = await newConsumer(3);
-    const schedule = [200, 800];
+    // ack_wait far above the schedule: a redelivery that came from ack_wait running out (no nak, or a
+    // bare one) is told apart from one the schedule asked for.
+    const ackWaitMs = 10_000;
+    const def = await newConsumer(3, ackWaitMs);
+    const schedule = [200, 2_000];
     const attemptsAt: number[] = [];
     await start(
       def,
@@ -307,11 +312,14 @@ describe('InboxConsumer', () => {
     await waitFor(async () => (await dlq.list()).length === 1, { timeoutMs: 10_000, what: 'DLQ entry' });
     await settled(def.durable);
     expect(attemptsAt).toHaveLength(3);
-    // Each redelivery waited at least its scheduled delay (less the 20 % jitter), and the delays grow:
-    // a bare nak (redelivered at once) or a flat delay would come back sooner.
+    // Each redelivery waited at least its scheduled delay (less the 20 % jitter): a bare nak comes back
+    // at once. Each came back well before ack_wait: a consumer that never naks waits that out. And
+    // the delays grow: the first gap stays below the second's floor, which a flat delay would not.
     const gaps = [attemptsAt[1]! - attemptsAt[0]!, attemptsAt[2]! - attemptsAt[1]!];
     expect(gaps[0]).toBeGreaterThanOrEqual(schedule[0]! * 0.8);
     expect(gaps[1]).toBeGreaterThanOrEqual(schedule[1]! * 0.8);
+    expect(gaps[0]).toBeLessThan(schedule[1]! * 0.8);
+    for (const gap of gaps) expect(gap).toBeLessThan(ackWaitMs);
     const [entry] = await dlq.list();
     expect(entry).toMatchObject({
       stream: 'PRODUCTION',

@@ -106,7 +106,7 @@ describe('PUT /uploads/{id}/parts/{file}/{n}', () => {
     }
   });
 
-  it('answers a part PUT that races the upload’s completion with 409 invalid_state, naming no key or id', async () => {
+  it('answers a part PUT the store refuses as busy completing (MultipartBusyError) with 409 invalid_state, naming no key or id', async () => {
     const w = await deviceWorld(system);
     const u = await openUpload(w);
     const t = u.parts![0]!;

@@ -1,5 +1,5 @@
 import { createMetrics } from '@ferry/platform';
-import { silentLogger, waitFor } from '@ferry/platform/testing';
+import { captureLogger, silentLogger, waitFor } from '@ferry/platform/testing';
 import { describe, expect, it } from 'vitest';
 import { type EventChannel, EventStreamHub, encodeFrame } from './event-stream.js';
 import { WebStreamSink } from './sse-sink.js';
@@ -136,8 +136,13 @@ describe('event streams', () => {
       throw new Error('boom');
     });
     const sink = new WebStreamSink();
-    hub.connect(sink, failing.handle, silentLogger());
-    await expect(readAll(sink.readable)).rejects.toThrow();
+    const log = captureLogger();
+    hub.connect(sink, failing.handle, log.logger);
+    // The client sees its stream dropped (never the cause); the cause is logged.
+    await expect(readAll(sink.readable)).rejects.toThrow('event stream dropped');
+    expect(log.lines()).toContainEqual(
+      expect.objectContaining({ msg: 'event stream source failed', err: expect.objectContaining({ message: 'boom' }) }),
+    );
     expect(failing.seen.disposed).toBe(1);
 
     const gone = source();

@@ -1,3 +1,6 @@
+import { waitFor } from '@ferry/platform/testing';
+import { sql, type Transaction } from 'kysely';
+import { v7 as uuidv7 } from 'uuid';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { actorOf, productionFixture } from '../testing/production-fixture.js';
 
@@ -60,23 +63,50 @@ describe('SceneService', () => {
 
   it('never lets a scene delete and a new order on it both succeed when they race', async () => {
     const actor = actorOf();
-    for (let i = 0; i < 15; i++) {
-      const scene = await f.tx((trx) => f.scenes.create(actor, { name: `race-${i}` }, trx));
-      const [del, create] = await Promise.allSettled([
-        f.tx((trx) => f.scenes.delete(actor, scene.id, trx)),
-        f.tx((trx) =>
+    /** Inside `trx`, after its work: waits until another transaction is blocked on its locks (the race under test). */
+    const holdUntilBlocking = async (trx: Transaction<any>) => {
+      const { rows } = await sql<{ pid: number }>`select pg_backend_pid() as pid`.execute(trx);
+      await waitFor(
+        async () => {
+          const blocked = await sql<{ n: number }>`
+            select count(*)::int as n from pg_stat_activity
+            where ${rows[0]!.pid}::int = any(pg_blocking_pids(pid))`.execute(f.db);
+          return blocked.rows[0]!.n > 0;
+        },
+        { timeoutMs: 10_000, what: 'the other transaction to wait on this one' },
+      );
+    };
+    // Both ways round: the first holds its lock on the scene until the second waits on it; then the
+    // second, which read the scene before the first committed, must fail.
+    for (const first of ['delete', 'create', 'delete', 'create'] as const) {
+      const scene = await f.tx((trx) => f.scenes.create(actor, { name: `race-${uuidv7()}` }, trx));
+      const work: Record<typeof first, (trx: Transaction<any>) => Promise<unknown>> = {
+        delete: (trx: Transaction<any>) => f.scenes.delete(actor, scene.id, trx),
+        create: (trx: Transaction<any>) =>
           f.orders.create(
             actor,
-            { scene_id: scene.id, name: `race-order-${i}`, target_count: 1, priority: 'normal', metadata: {} },
+            { scene_id: scene.id, name: `race-order-${uuidv7()}`, target_count: 1, priority: 'normal', metadata: {} },
             trx,
           ),
-        ),
-      ]);
-      expect([del.status, create.status].filter((s) => s === 'fulfilled')).toHaveLength(1);
-      const reason = (del.status === 'rejected' ? del.reason : (create as PromiseRejectedResult).reason) as {
-        code: string;
       };
-      expect(['referenced', 'reference_not_found']).toContain(reason.code);
+      const second = first === 'delete' ? 'create' : 'delete';
+      let locked!: () => void;
+      const holding = new Promise<void>((r) => {
+        locked = r;
+      });
+      const winner = f.tx(async (trx) => {
+        const result = await work[first](trx);
+        locked();
+        await holdUntilBlocking(trx);
+        return result;
+      });
+      await Promise.race([holding, winner]);
+      const [won, lost] = await Promise.allSettled([winner, f.tx((trx) => work[second](trx))]);
+      expect(won.status, first).toBe('fulfilled');
+      expect(lost.status, first).toBe('rejected');
+      expect(((lost as PromiseRejectedResult).reason as { code: string }).code, first).toBe(
+        first === 'delete' ? 'reference_not_found' : 'referenced',
+      );
     }
   });
 
