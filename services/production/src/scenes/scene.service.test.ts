@@ -76,7 +76,7 @@ describe('SceneService', () => {
       const reason = (del.status === 'rejected' ? del.reason : (create as PromiseRejectedResult).reason) as {
         code: string;
       };
-      expect(['referenced', 'reference_not_found']).toContain(reason.code);
+      expect(['referenced', 'not_found']).toContain(reason.code);
     }
   });
 
