@@ -1,4 +1,5 @@
-import { createMetrics, DependencyMonitor, evaluateReadiness, mintAccessToken } from '@ferry/platform';
+import { orderRpc } from '@ferry/contracts';
+import { createMetrics, DependencyMonitor, evaluateReadiness, mintAccessToken, RpcClient } from '@ferry/platform';
 import { silentLogger, TestInfra } from '@ferry/platform/testing';
 import type { Hono } from 'hono';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -13,7 +14,10 @@ import { EventStreamHub } from '../sse/event-stream.js';
 const SECRET = 'http-errors-test-secret-of-at-least-32-chars';
 const ORG = '01900000-0000-7000-8000-0000000000bb';
 
-/** Errors produced before any service is asked, through the gateway app (no NATS behind it). */
+/**
+ * Errors produced before any service answers, through the gateway app: its RPC client is a real one on
+ * the test's NATS, with no service behind it.
+ */
 describe('gateway errors before any route runs', () => {
   let infra: TestInfra;
   let app: Hono;
@@ -25,10 +29,12 @@ describe('gateway errors before any route runs', () => {
       services: [{ name: 'gateway', migrations: GATEWAY_MIGRATIONS }],
       provision: false,
     });
+    // Short, so that the one call the tests let time out does so quickly.
+    const rpc = new RpcClient({ nc: infra.nc, ns: infra.ns, logger: silentLogger(), timeoutMs: 500, monitor });
     app = createGateway({
       logger: silentLogger(),
       metrics: createMetrics('http-errors-test'),
-      rpc: () => undefined,
+      rpc: () => rpc,
       idempotency: new IdempotencyStore(infra.database<GatewayDB>('gateway').db),
       strategies: [jwtStrategy(SECRET)],
       readiness: () => evaluateReadiness([], { phase: 'running' }),
@@ -107,14 +113,32 @@ describe('gateway errors before any route runs', () => {
     expect(await q.json()).toMatchObject({ status: 400, errors: [{ path: 'query.q' }] });
   });
 
-  it('answers 503 unavailable with Retry-After at once while NATS is known to be down', async () => {
-    monitor.down('nats', new Error('test outage'));
+  it('answers 503 at once while NATS is known to be down, without asking it, and 504 when a connected call times out', async () => {
+    // A "service" that takes every list request and never answers: waiting for it ends in a timeout, so
+    // only the dependency monitor can make the first answer a 503 — and it must not even ask.
+    const asked: string[] = [];
+    const silent = infra.nc.subscribe(infra.ns.subject(orderRpc.list.subject), {
+      callback: (_err, msg) => {
+        asked.push(msg.subject);
+      },
+    });
+    await infra.nc.flush();
     try {
-      const res = await call('GET', '/api/v1/orders');
-      expect(res.status).toBe(503);
-      expect(res.headers.get('retry-after')).toBe('2');
+      monitor.down('nats', new Error('test outage'));
+      const down = await call('GET', '/api/v1/orders');
+      expect(down.status).toBe(503);
+      expect(down.headers.get('retry-after')).toBe('2');
+      expect(await down.json()).toMatchObject({ code: 'unavailable', details: { dependency: 'nats' } });
+      expect(asked).toEqual([]);
+
+      monitor.up('nats');
+      const slow = await call('GET', '/api/v1/orders');
+      expect(slow.status).toBe(504);
+      expect(await slow.json()).toMatchObject({ code: 'upstream_timeout', details: { service: 'production' } });
+      expect(asked).toHaveLength(1);
     } finally {
       monitor.up('nats');
+      silent.unsubscribe();
     }
   });
 
