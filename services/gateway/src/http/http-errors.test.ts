@@ -1,3 +1,5 @@
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { orderRpc } from '@ferry/contracts';
 import { createMetrics, DependencyMonitor, evaluateReadiness, mintAccessToken, RpcClient } from '@ferry/platform';
 import { silentLogger, TestInfra } from '@ferry/platform/testing';
@@ -10,6 +12,7 @@ import { createGateway } from '../gateway.js';
 import { IdempotencyStore } from '../idempotency/idempotency.store.js';
 import { GATEWAY_MIGRATIONS } from '../migrations.js';
 import { EventStreamHub } from '../sse/event-stream.js';
+import { createHttpServer } from './http-server.js';
 
 const SECRET = 'http-errors-test-secret-of-at-least-32-chars';
 const ORG = '01900000-0000-7000-8000-0000000000bb';
@@ -201,5 +204,58 @@ describe('gateway errors before any route runs', () => {
 
   it('does not serve /metrics on the API port', async () => {
     expect((await app.request('/metrics')).status).toBe(404);
+  });
+
+  describe('over a socket, what the HTTP server refuses before the app runs', () => {
+    let server: http.Server;
+    let port: number;
+
+    beforeAll(async () => {
+      server = createHttpServer(app, { logger: silentLogger(), hostname: '127.0.0.1' });
+      await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+      port = (server.address() as AddressInfo).port;
+    });
+    afterAll(() => new Promise<void>((resolve) => server.close(() => resolve())));
+
+    /** node:http sends these as given (a backslash, any Host, an absolute-form target); fetch would not. */
+    const send = (options: http.RequestOptions) =>
+      new Promise<{ status: number; headers: http.IncomingHttpHeaders; body: string }>((resolve, reject) => {
+        const req = http.request({ host: '127.0.0.1', port, agent: false, ...options }, (res) => {
+          let body = '';
+          res.setEncoding('utf8');
+          res.on('data', (chunk: string) => {
+            body += chunk;
+          });
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }));
+        });
+        req.on('error', reject);
+        req.end();
+      });
+
+    it('answers a backslash in the path, a bad Host, a bad absolute-form target and a missing Host with a 400 problem', async () => {
+      const cases: Record<string, http.RequestOptions> = {
+        'a backslash in the path': { path: '/api\\v1/orders' },
+        'an invalid Host header': { path: '/api/v1/orders', headers: { host: 'a@b' } },
+        'a bad absolute-form target': { path: 'http://[bad/api/v1/orders' },
+        'an HTTP/1.1 request without Host': { path: '/api/v1/orders', setHost: false },
+      };
+      for (const [what, options] of Object.entries(cases)) {
+        const res = await send(options);
+        expect(res.status, what).toBe(400);
+        expect(res.headers['content-type'], what).toBe('application/problem+json');
+        expect(res.headers.connection, what).toBe('close');
+        const problem = JSON.parse(res.body) as { code: string; request_id: string; detail: string };
+        expect(problem, what).toMatchObject({ code: 'bad_request', status: 400 });
+        expect(res.headers['x-request-id'], what).toBe(problem.request_id);
+      }
+    });
+
+    it('answers an Expect other than 100-continue with a 417 problem, and serves a sound request as usual', async () => {
+      const res = await send({ path: '/healthz', headers: { expect: 'teapot' } });
+      expect(res.status).toBe(417);
+      expect(res.headers['content-type']).toBe('application/problem+json');
+      expect(JSON.parse(res.body)).toMatchObject({ code: 'expectation_failed', status: 417 });
+      expect(await send({ path: '/healthz' })).toMatchObject({ status: 200, body: '{"status":"ok"}' });
+    });
   });
 });
