@@ -29,6 +29,8 @@ interface Outcome {
   status: number;
   contentType: string;
   text: string;
+  /** By lower-case name (requests sent with fetch). */
+  headers?: Record<string, string>;
 }
 
 async function send(base: string, c: HostileCase): Promise<Outcome> {
@@ -39,7 +41,8 @@ async function send(base: string, c: HostileCase): Promise<Outcome> {
     body: c.body,
     redirect: 'manual',
   });
-  return { status: res.status, contentType: res.headers.get('content-type') ?? '', text: await res.text() };
+  const headers = Object.fromEntries(res.headers);
+  return { status: res.status, contentType: res.headers.get('content-type') ?? '', text: await res.text(), headers };
 }
 
 /** Raw bytes on a socket, for framing errors no HTTP client would produce. */
@@ -258,6 +261,10 @@ describe('generated bad input against every operation of the served OpenAPI docu
           problems.push('body is not JSON');
         }
         if (!ERROR_CODE_LIST.includes(code as never)) problems.push(`code ${String(code)}`);
+        for (const [name, value] of Object.entries(c.expectHeaders ?? {})) {
+          const got = outcome.headers?.[name];
+          if (got !== value) problems.push(`${name}: ${got ?? '(none)'}, expected ${value}`);
+        }
         if (LEAK.test(outcome.text)) problems.push(`leaks: ${outcome.text.slice(0, 200)}`);
         if (problems.length > 0) failures.push(`${where}: ${problems.join('; ')} — ${outcome.text.slice(0, 160)}`);
       }

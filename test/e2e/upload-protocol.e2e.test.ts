@@ -422,15 +422,21 @@ describe('the upload protocol', () => {
       expect(seen.body.files[0].received_parts).toEqual([]);
     });
 
-    it('never hands a device another organization’s upload, even under the same device_id (404)', async () => {
+    it('never hands a device another organization’s upload, even under the same device_id (422 naming body.task_id)', async () => {
       const deviceId = `arm-${uuidv7().slice(-8)}`;
       const a = await deviceWorld(system, { deviceId });
       const b = await deviceWorld(system, { deviceId }); // another organization, a device of the same name
       const u = await openUpload(a, new Payload(1 * MiB, 'org-a'));
       const res = await b.device.api('POST', '/uploads', { task_id: u.task_id, files: declared(u) });
-      expect(res.status).toBe(404);
-      expect(res.body.code).toBe('not_found');
+      expect(res.status).toBe(422);
+      expect(res.body).toMatchObject({
+        code: 'reference_not_found',
+        errors: [{ path: 'body.task_id', message: 'no such task in this organization' }],
+      });
       expect(JSON.stringify(res.body)).not.toContain(u.id);
+      // Nothing was opened for b, and a's upload is as it was.
+      expect((await b.device.api('GET', '/uploads')).body.items).toEqual([]);
+      expect(await a.uploader().get(u.id)).toMatchObject({ status: 'open', device_id: deviceId });
     });
 
     it('refuses a tampered part URL, one pointed at another part, and an outdated one with 403', async () => {

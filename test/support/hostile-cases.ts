@@ -38,6 +38,8 @@ export interface HostileCase {
   body?: string | Uint8Array;
   /** A specific status the case must get; otherwise any 4xx. */
   expectStatus?: number;
+  /** Response headers the case must carry, by lower-case name (the `Allow` of a 405). */
+  expectHeaders?: Record<string, string>;
   /** Sent with a raw socket (framing errors fetch refuses to produce). */
   raw?: string;
 }
@@ -537,21 +539,42 @@ export function hostileCases(
   return cases;
 }
 
-/** Cases that do not belong to one operation: wrong methods, unknown routes, broken HTTP framing. */
+/** Matches the concrete paths of an OpenAPI path template (`/orders/{id}` ← `/orders/0190…`). */
+function templatePattern(path: string): RegExp {
+  const segments = path
+    .split('/')
+    .map((s) => (/^\{[^}]+\}$/.test(s) ? '[^/]+' : s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')));
+  return new RegExp(`^${segments.join('/')}$`);
+}
+
+/**
+ * Cases that do not belong to one operation: wrong methods (405 with an `Allow` naming what the document
+ * declares for the path, plus HEAD wherever GET is), unknown routes, broken HTTP framing, request
+ * targets and headers the server cannot use.
+ */
 export function globalCases(ops: Operation[], auth: string): HostileCase[] {
   const cases: HostileCase[] = [];
   const byPath = new Map<string, Set<string>>();
   for (const op of ops) byPath.set(op.path, (byPath.get(op.path) ?? new Set()).add(op.method));
-  for (const [path, methods] of byPath) {
+  const templates = [...byPath].map(([path, methods]) => ({ pattern: templatePattern(path), methods }));
+  const allowedAt = (url: string) => {
+    const allowed = new Set(templates.filter((t) => t.pattern.test(url)).flatMap((t) => [...t.methods]));
+    if (allowed.has('GET')) allowed.add('HEAD');
+    return [...allowed].sort();
+  };
+  for (const path of byPath.keys()) {
+    const url = path.replace(/\{[^}]+\}/g, randomUUID());
+    const allowed = allowedAt(url);
     for (const method of ['GET', 'POST', 'PUT', 'PATCH', 'DELETE']) {
-      if (methods.has(method)) continue;
+      if (allowed.includes(method)) continue;
       cases.push({
         operation: `${method} ${path}`,
         name: 'method not allowed',
         method,
-        url: path.replace(/\{[^}]+\}/g, randomUUID()),
+        url,
         headers: { authorization: auth },
         expectStatus: 405,
+        expectHeaders: { allow: allowed.join(', ') },
       });
     }
   }
@@ -573,6 +596,28 @@ export function globalCases(ops: Operation[], auth: string): HostileCase[] {
   };
   for (const [name, raw] of Object.entries(framing)) {
     cases.push({ operation: 'HTTP framing', name, method: 'RAW', url: '', headers: {}, raw, expectStatus: 400 });
+  }
+  // Well-framed requests the HTTP server itself cannot serve: refused before any route, as problem+json.
+  const unusable: Record<string, { raw: string; status: number }> = {
+    'a backslash in the path': { raw: 'GET /api\\v1/orders HTTP/1.1\r\nHost: x\r\n\r\n', status: 400 },
+    'an invalid Host header': { raw: 'GET /api/v1/orders HTTP/1.1\r\nHost: a@b\r\n\r\n', status: 400 },
+    'a bad absolute-form target': { raw: 'GET http://[bad/api/v1/orders HTTP/1.1\r\nHost: x\r\n\r\n', status: 400 },
+    'an HTTP/1.1 request without Host': { raw: 'GET /api/v1/orders HTTP/1.1\r\n\r\n', status: 400 },
+    'an Expect other than 100-continue': {
+      raw: 'GET /api/v1/orders HTTP/1.1\r\nHost: x\r\nExpect: teapot\r\n\r\n',
+      status: 417,
+    },
+  };
+  for (const [name, { raw, status }] of Object.entries(unusable)) {
+    cases.push({
+      operation: 'HTTP target and headers',
+      name,
+      method: 'RAW',
+      url: '',
+      headers: {},
+      raw,
+      expectStatus: status,
+    });
   }
   return cases;
 }

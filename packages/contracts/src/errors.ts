@@ -26,6 +26,7 @@ export const ERROR_CODES = {
   idempotency_key_reused: 'The Idempotency-Key was already used with a different request.',
   idempotency_in_flight: 'A request with this Idempotency-Key is still being processed; retry later.',
   request_timeout: 'The request was not received completely in time.',
+  expectation_failed: 'The request’s Expect header asks for something other than 100-continue.',
   payload_too_large: 'The request body exceeds the size limit.',
   headers_too_large: 'The request headers exceed the size limit.',
   unsupported_media_type: 'The request body must be application/json.',

@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { healthPing, STREAMS } from '@ferry/contracts';
 import {
   assertMigrated,
@@ -22,7 +22,6 @@ import {
   rpcCheck,
   verifyTopology,
 } from '@ferry/platform';
-import { serve } from '@hono/node-server';
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { jwtStrategy } from './auth/authenticate.js';
 import { deviceTokenStrategy } from './auth/device-token.js';
@@ -30,7 +29,7 @@ import { StreamTickets } from './auth/stream-ticket.js';
 import { GatewayConfig } from './config.js';
 import type { GatewayDB } from './database.js';
 import { createGateway } from './gateway.js';
-import { answerClientErrors } from './http/client-errors.js';
+import { createHttpServer } from './http/http-server.js';
 import type { JetStreamAccess } from './http/route.js';
 import { IdempotencyStore } from './idempotency/idempotency.store.js';
 import { GATEWAY_MIGRATIONS } from './migrations.js';
@@ -109,10 +108,10 @@ const health = new HealthServer({ port: config.HEALTH_PORT, host: config.HEALTH_
 await health.listen();
 logger.info({ port: health.port }, 'health endpoint listening');
 
-const server = serve({ fetch: app.fetch, port: config.PORT, hostname: config.HOST }, (info) =>
-  logger.info({ port: info.port }, 'gateway listening'),
+const server = createHttpServer(app, { logger, hostname: config.HOST });
+server.listen(config.PORT, config.HOST, () =>
+  logger.info({ port: (server.address() as AddressInfo).port }, 'gateway listening'),
 );
-answerClientErrors(server as Server, logger);
 
 let purgeTimer: NodeJS.Timeout | undefined;
 let stopping = false;
@@ -132,7 +131,7 @@ async function shutdown(signal: string) {
   // themselves: end them (clients reconnect to another replica with their last id) and release their consumers.
   const closed = new Promise<void>((resolve) => server.close(() => resolve()));
   await events.closeAll();
-  (server as Server).closeIdleConnections();
+  server.closeIdleConnections();
   await closed;
   await nc?.drain().catch(() => undefined);
   monitor.close();

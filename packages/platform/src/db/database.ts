@@ -3,6 +3,7 @@ import pg from 'pg';
 import type { DependencyMonitor } from '../health/dependency-monitor.js';
 import { isPostgresConnectionError } from '../health/dependency-monitor.js';
 import type { Logger } from '../logging/logger.js';
+import { PostgresClient } from './postgres-client.js';
 
 // timestamptz comes back as Date (pg default); bigint (int8) as string: we keep counts in int4.
 
@@ -29,6 +30,8 @@ export interface Database<DB> {
 
 export function createPool(options: DatabaseOptions): pg.Pool {
   const pool = new pg.Pool({
+    // Its connection errors are marked as Postgres's: only those may be classified as an outage.
+    Client: PostgresClient,
     connectionString: options.url,
     max: options.max ?? 10,
     application_name: options.applicationName,

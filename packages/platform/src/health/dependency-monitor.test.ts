@@ -1,15 +1,70 @@
+import net from 'node:net';
 import { describe, expect, it } from 'vitest';
 import { BlobNotFoundError, BlobStorageError } from '../blob/blob-errors.js';
-import { silentLogger } from '../testing/index.js';
+import { createPool } from '../db/database.js';
+import { silentLogger, testDatabaseUrl } from '../testing/index.js';
 import { DependencyMonitor, isPostgresConnectionError } from './dependency-monitor.js';
 
+/** A local port nothing listens on (fetch refuses to try well-known ones such as 1). */
+async function closedPort(): Promise<number> {
+  const server = net.createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as net.AddressInfo;
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
 describe('isPostgresConnectionError', () => {
-  it('knows a refused connection and a lost one as Postgres outages', () => {
-    expect(isPostgresConnectionError(Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' }))).toBe(
-      true,
+  const pool = (url: string) =>
+    createPool({ url, schema: 'public', applicationName: 'monitor-test', logger: silentLogger(), max: 1 });
+
+  it('knows a refused connection and a lost one as Postgres outages', async () => {
+    // A real refusal, as the pg driver reports it (nothing listens on port 1).
+    const refusing = pool('postgres://postgres@127.0.0.1:1/test');
+    const refused = await refusing.query('select 1').then(
+      () => undefined,
+      (err: unknown) => err,
     );
+    await refusing.end();
+    expect(refused).toMatchObject({ code: 'ECONNREFUSED' });
+    expect(isPostgresConnectionError(refused)).toBe(true);
     expect(isPostgresConnectionError(new Error('Connection terminated unexpectedly'))).toBe(true);
     expect(isPostgresConnectionError(new Error('relation "x" does not exist'))).toBe(false);
+  });
+
+  it('knows a connection the server terminates (SQLSTATE 57P01) as an outage', async () => {
+    const real = pool(testDatabaseUrl());
+    real.on('error', () => undefined); // the terminated client also reports on the pool
+    const client = await real.connect();
+    client.on('error', () => undefined);
+    const terminated = await client.query('select pg_terminate_backend(pg_backend_pid())').then(
+      () => undefined,
+      (err: unknown) => err,
+    );
+    client.release(true);
+    await real.end();
+    expect(terminated).toMatchObject({ code: '57P01' });
+    expect(isPostgresConnectionError(terminated)).toBe(true);
+  });
+
+  it('never takes a socket error that did not come from the pg driver for one', async () => {
+    const bare = Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:1'), { code: 'ECONNREFUSED' });
+    const reset = new Error('request failed', {
+      cause: Object.assign(new Error('read ECONNRESET'), { code: 'ECONNRESET' }),
+    });
+    // Another client's real refusal: fetch (undici) wraps the socket error as its cause.
+    const fetched = await fetch(`http://127.0.0.1:${await closedPort()}/`).then(
+      () => undefined,
+      (err: unknown) => err,
+    );
+    expect((fetched as { cause?: { code?: string } }).cause?.code).toBe('ECONNREFUSED');
+    for (const err of [bare, reset, fetched]) {
+      expect(isPostgresConnectionError(err), String(err)).toBe(false);
+    }
+    const monitor = new DependencyMonitor({ logger: silentLogger() });
+    expect(monitor.classify(fetched)).toBe(fetched);
+    expect(monitor.isDown('postgres')).toBe(false);
+    monitor.close();
   });
 
   it('never takes an object store error for one, whatever socket error or message it wraps', () => {

@@ -1,4 +1,5 @@
 import { isBlobError } from '../blob/blob-errors.js';
+import { cameFromPostgres } from '../db/postgres-client.js';
 import { DomainError } from '../errors/domain-error.js';
 import type { Logger } from '../logging/logger.js';
 
@@ -8,7 +9,8 @@ export type Dependency = 'postgres' | 'nats' | 'blob_store';
 /** Seconds a client is told to wait (Retry-After) while a dependency is down. */
 export const OUTAGE_RETRY_AFTER_SECONDS = 2;
 
-// Socket-level failures: the server is not there (or went away mid-conversation).
+// Socket-level failures: the server is not there (or went away mid-conversation). Anyone's socket
+// error looks like this, so it counts only when the pg driver reported it (cameFromPostgres).
 const SOCKET_CODES = new Set([
   'ECONNREFUSED',
   'ECONNRESET',
@@ -23,21 +25,34 @@ const SOCKET_CODES = new Set([
 // SQLSTATEs of a server that is going away or not accepting connections: 08xxx (connection exception),
 // 57P01 admin_shutdown, 57P02 crash_shutdown, 57P03 cannot_connect_now.
 const PG_CONNECTION_STATES = /^(08...|57P0[123])$/;
-// node-postgres reports a lost or unobtainable connection with plain Errors, recognisable by message only.
+// node-postgres and pg-pool report a lost or unobtainable connection with plain Errors, recognisable
+// by their (own, exact) messages only.
 const PG_CONNECTION_MESSAGES =
-  /Connection terminated|connection timeout|timeout exceeded when trying to connect|Client has encountered a connection error|Connection closed|terminating connection/i;
+  /^(Connection terminated( unexpectedly| due to connection timeout)?|timeout exceeded when trying to connect|Client has encountered a connection error and is not queryable)$/;
 
-function errorChain(err: unknown): { code?: unknown; message?: unknown }[] {
-  const chain: { code?: unknown; message?: unknown }[] = [];
+interface ChainLink {
+  code?: unknown;
+  message?: unknown;
+  /** Reported by the pg driver, or wrapped by an error it reported. */
+  pg: boolean;
+}
+
+function errorChain(err: unknown): ChainLink[] {
+  const chain: ChainLink[] = [];
   let current: unknown = err;
+  let pg = false;
   for (let i = 0; i < 5 && current && typeof current === 'object'; i++) {
     // A blob store error ends the chain, itself included: the socket error it wraps (ECONNREFUSED,
     // ETIMEDOUT) and its message (which quotes the cause's) are the object store's, never Postgres's.
     if (isBlobError(current)) break;
-    chain.push(current as { code?: unknown; message?: unknown });
+    pg ||= cameFromPostgres(current);
+    const link = current as { code?: unknown; message?: unknown };
+    chain.push({ code: link.code, message: link.message, pg });
     // AggregateError (a failed connect to several addresses) carries the socket errors in `errors`.
     const nested = (current as { errors?: unknown[] }).errors;
-    if (Array.isArray(nested) && nested.length > 0) chain.push(...(nested as { code?: unknown }[]));
+    if (Array.isArray(nested)) {
+      for (const e of nested as { code?: unknown }[]) chain.push({ code: e?.code, pg: pg || cameFromPostgres(e) });
+    }
     current = (current as { cause?: unknown }).cause;
   }
   return chain;
@@ -45,12 +60,14 @@ function errorChain(err: unknown): { code?: unknown; message?: unknown }[] {
 
 /**
  * True when `err` means "Postgres is unreachable or going away" rather than "this statement failed":
- * a connection error is an outage (503, retried), never a bug (500) or a domain outcome.
+ * a connection error is an outage (503, retried), never a bug (500) or a domain outcome. Only what
+ * came from the pg driver counts: a socket error of some other client (an HTTP call, the object
+ * store) is not a Postgres outage, whatever its code.
  */
 export function isPostgresConnectionError(err: unknown): boolean {
   return errorChain(err).some(
     (e) =>
-      (typeof e.code === 'string' && (SOCKET_CODES.has(e.code) || PG_CONNECTION_STATES.test(e.code))) ||
+      (e.pg && typeof e.code === 'string' && (SOCKET_CODES.has(e.code) || PG_CONNECTION_STATES.test(e.code))) ||
       (typeof e.message === 'string' && PG_CONNECTION_MESSAGES.test(e.message)),
   );
 }

@@ -1,8 +1,8 @@
 import { HEADERS } from '@ferry/contracts';
 import type { JetStreamClient } from '@nats-io/jetstream';
 import { type Kysely, sql } from 'kysely';
-import pg from 'pg';
 import type { MessagingTables } from '../db/messaging-tables.js';
+import { PostgresClient } from '../db/postgres-client.js';
 import { faultPoint } from '../faults/faults.js';
 import { type DependencyMonitor, isPostgresConnectionError } from '../health/dependency-monitor.js';
 import type { Logger } from '../logging/logger.js';
@@ -82,7 +82,7 @@ export class OutboxRelay {
   private wake?: () => void;
   /** A NOTIFY arrived since the current pass began (its row may have committed after the pass read). */
   private notified = false;
-  private listener?: pg.Client;
+  private listener?: PostgresClient;
   private listenerRetry?: NodeJS.Timeout;
 
   constructor(private readonly options: OutboxRelayOptions) {
@@ -112,7 +112,7 @@ export class OutboxRelay {
   }
 
   private async listen(): Promise<void> {
-    const client = new pg.Client({
+    const client = new PostgresClient({
       connectionString: this.options.databaseUrl,
       application_name: 'ferry-outbox-listen',
     });

@@ -1,4 +1,7 @@
-import { createMetrics, DependencyMonitor, evaluateReadiness, mintAccessToken } from '@ferry/platform';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { orderRpc } from '@ferry/contracts';
+import { createMetrics, DependencyMonitor, evaluateReadiness, mintAccessToken, RpcClient } from '@ferry/platform';
 import { silentLogger, TestInfra } from '@ferry/platform/testing';
 import type { Hono } from 'hono';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -9,11 +12,15 @@ import { createGateway } from '../gateway.js';
 import { IdempotencyStore } from '../idempotency/idempotency.store.js';
 import { GATEWAY_MIGRATIONS } from '../migrations.js';
 import { EventStreamHub } from '../sse/event-stream.js';
+import { createHttpServer } from './http-server.js';
 
 const SECRET = 'http-errors-test-secret-of-at-least-32-chars';
 const ORG = '01900000-0000-7000-8000-0000000000bb';
 
-/** Errors produced before any service is asked, through the gateway app (no NATS behind it). */
+/**
+ * Errors produced before any service answers, through the gateway app: its RPC client is a real one on
+ * the test's NATS, with no service behind it.
+ */
 describe('gateway errors before any route runs', () => {
   let infra: TestInfra;
   let app: Hono;
@@ -25,10 +32,12 @@ describe('gateway errors before any route runs', () => {
       services: [{ name: 'gateway', migrations: GATEWAY_MIGRATIONS }],
       provision: false,
     });
+    // Short, so that the one call the tests let time out does so quickly.
+    const rpc = new RpcClient({ nc: infra.nc, ns: infra.ns, logger: silentLogger(), timeoutMs: 500, monitor });
     app = createGateway({
       logger: silentLogger(),
       metrics: createMetrics('http-errors-test'),
-      rpc: () => undefined,
+      rpc: () => rpc,
       idempotency: new IdempotencyStore(infra.database<GatewayDB>('gateway').db),
       strategies: [jwtStrategy(SECRET)],
       readiness: () => evaluateReadiness([], { phase: 'running' }),
@@ -107,14 +116,32 @@ describe('gateway errors before any route runs', () => {
     expect(await q.json()).toMatchObject({ status: 400, errors: [{ path: 'query.q' }] });
   });
 
-  it('answers 503 unavailable with Retry-After at once while NATS is known to be down', async () => {
-    monitor.down('nats', new Error('test outage'));
+  it('answers 503 at once while NATS is known to be down, without asking it, and 504 when a connected call times out', async () => {
+    // A "service" that takes every list request and never answers: waiting for it ends in a timeout, so
+    // only the dependency monitor can make the first answer a 503 — and it must not even ask.
+    const asked: string[] = [];
+    const silent = infra.nc.subscribe(infra.ns.subject(orderRpc.list.subject), {
+      callback: (_err, msg) => {
+        asked.push(msg.subject);
+      },
+    });
+    await infra.nc.flush();
     try {
-      const res = await call('GET', '/api/v1/orders');
-      expect(res.status).toBe(503);
-      expect(res.headers.get('retry-after')).toBe('2');
+      monitor.down('nats', new Error('test outage'));
+      const down = await call('GET', '/api/v1/orders');
+      expect(down.status).toBe(503);
+      expect(down.headers.get('retry-after')).toBe('2');
+      expect(await down.json()).toMatchObject({ code: 'unavailable', details: { dependency: 'nats' } });
+      expect(asked).toEqual([]);
+
+      monitor.up('nats');
+      const slow = await call('GET', '/api/v1/orders');
+      expect(slow.status).toBe(504);
+      expect(await slow.json()).toMatchObject({ code: 'upstream_timeout', details: { service: 'production' } });
+      expect(asked).toHaveLength(1);
     } finally {
       monitor.up('nats');
+      silent.unsubscribe();
     }
   });
 
@@ -177,5 +204,58 @@ describe('gateway errors before any route runs', () => {
 
   it('does not serve /metrics on the API port', async () => {
     expect((await app.request('/metrics')).status).toBe(404);
+  });
+
+  describe('over a socket, what the HTTP server refuses before the app runs', () => {
+    let server: http.Server;
+    let port: number;
+
+    beforeAll(async () => {
+      server = createHttpServer(app, { logger: silentLogger(), hostname: '127.0.0.1' });
+      await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+      port = (server.address() as AddressInfo).port;
+    });
+    afterAll(() => new Promise<void>((resolve) => server.close(() => resolve())));
+
+    /** node:http sends these as given (a backslash, any Host, an absolute-form target); fetch would not. */
+    const send = (options: http.RequestOptions) =>
+      new Promise<{ status: number; headers: http.IncomingHttpHeaders; body: string }>((resolve, reject) => {
+        const req = http.request({ host: '127.0.0.1', port, agent: false, ...options }, (res) => {
+          let body = '';
+          res.setEncoding('utf8');
+          res.on('data', (chunk: string) => {
+            body += chunk;
+          });
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }));
+        });
+        req.on('error', reject);
+        req.end();
+      });
+
+    it('answers a backslash in the path, a bad Host, a bad absolute-form target and a missing Host with a 400 problem', async () => {
+      const cases: Record<string, http.RequestOptions> = {
+        'a backslash in the path': { path: '/api\\v1/orders' },
+        'an invalid Host header': { path: '/api/v1/orders', headers: { host: 'a@b' } },
+        'a bad absolute-form target': { path: 'http://[bad/api/v1/orders' },
+        'an HTTP/1.1 request without Host': { path: '/api/v1/orders', setHost: false },
+      };
+      for (const [what, options] of Object.entries(cases)) {
+        const res = await send(options);
+        expect(res.status, what).toBe(400);
+        expect(res.headers['content-type'], what).toBe('application/problem+json');
+        expect(res.headers.connection, what).toBe('close');
+        const problem = JSON.parse(res.body) as { code: string; request_id: string; detail: string };
+        expect(problem, what).toMatchObject({ code: 'bad_request', status: 400 });
+        expect(res.headers['x-request-id'], what).toBe(problem.request_id);
+      }
+    });
+
+    it('answers an Expect other than 100-continue with a 417 problem, and serves a sound request as usual', async () => {
+      const res = await send({ path: '/healthz', headers: { expect: 'teapot' } });
+      expect(res.status).toBe(417);
+      expect(res.headers['content-type']).toBe('application/problem+json');
+      expect(JSON.parse(res.body)).toMatchObject({ code: 'expectation_failed', status: 417 });
+      expect(await send({ path: '/healthz' })).toMatchObject({ status: 200, body: '{"status":"ok"}' });
+    });
   });
 });

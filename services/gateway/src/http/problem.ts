@@ -21,6 +21,7 @@ export const STATUS_OF: Record<ErrorCode, number> = {
   bulk_run_active: 409,
   idempotency_in_flight: 409,
   request_timeout: 408,
+  expectation_failed: 417,
   payload_too_large: 413,
   headers_too_large: 431,
   unsupported_media_type: 415,

@@ -11,6 +11,7 @@ import type { IdempotencyStore } from '../idempotency/idempotency.store.js';
 import { fingerprintOf, parseIdempotencyKey } from '../idempotency/idempotency-key.js';
 import type { EventSourceHandle, EventStreamHub } from '../sse/event-stream.js';
 import { NodeResponseSink, WebStreamSink } from '../sse/sse-sink.js';
+import { asBodyReference } from './body-reference.js';
 import { errorToResponse } from './error-response.js';
 import { readJsonBody } from './json-body.js';
 
@@ -303,6 +304,19 @@ function originOf(c: Context): string {
   return url.origin;
 }
 
+/** Runs the route's handler; a body reference it could not find is the request's fault (asBodyReference). */
+async function handle(
+  route: RouteDefinition,
+  input: { params: unknown; query: unknown; body: unknown },
+  ctx: RouteContext,
+): Promise<RouteResult | Response | EventStreamResult> {
+  try {
+    return await route.handle(input as never, ctx);
+  } catch (err) {
+    throw asBodyReference(err, input);
+  }
+}
+
 async function execute(route: RouteDefinition, c: Context, options: MountOptions): Promise<Response> {
   if (route.kind === 'events' && !options.events.accepting) {
     throw new DomainError('unavailable', 'this gateway is shutting down; reconnect', { retry_after_seconds: 1 });
@@ -348,7 +362,8 @@ async function execute(route: RouteDefinition, c: Context, options: MountOptions
     jetstream: options.jetstream,
     events: options.events,
   });
-  if (!key) return toResponse(c, await route.handle({ params, query, body } as never, ctx()), options);
+  const input = { params, query, body };
+  if (!key) return toResponse(c, await handle(route, input, ctx()), options);
 
   const claim = await options.idempotency.claim({
     org: actor.org,
@@ -378,7 +393,7 @@ async function execute(route: RouteDefinition, c: Context, options: MountOptions
 
   let response: Response;
   try {
-    response = toResponse(c, await route.handle({ params, query, body } as never, ctx(claim.commandId)), options);
+    response = toResponse(c, await handle(route, input, ctx(claim.commandId)), options);
   } catch (err) {
     response = errorToResponse(options.classifyError?.(err) ?? err, c);
   }

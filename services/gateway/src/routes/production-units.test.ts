@@ -21,17 +21,20 @@ describe('production units over HTTP', () => {
   });
   afterAll(() => system?.shutdown());
 
-  const call = async (method: string, path: string, body?: unknown, headers: Record<string, string> = {}) => {
-    const res = await request(method, path, { token, body, headers });
-    return { status: res.status, body: res.status === 204 ? undefined : await json(res) };
-  };
+  const callAs =
+    (as: () => string) =>
+    async (method: string, path: string, body?: unknown, headers: Record<string, string> = {}) => {
+      const res = await request(method, path, { token: as(), body, headers });
+      return { status: res.status, body: res.status === 204 ? undefined : await json(res) };
+    };
+  const call = callAs(() => token);
 
-  async function world(target = 20) {
-    const scene = (await call('POST', '/scenes', { name: `s-${uuidv7()}` })).body;
-    const order = (await call('POST', '/orders', { scene_id: scene.id, name: `o-${uuidv7()}`, target_count: target }))
+  async function world(target = 20, as = call) {
+    const scene = (await as('POST', '/scenes', { name: `s-${uuidv7()}` })).body;
+    const order = (await as('POST', '/orders', { scene_id: scene.id, name: `o-${uuidv7()}`, target_count: target }))
       .body;
     const device = `dev-${uuidv7().slice(-8)}`;
-    const ws = await call('POST', '/workstations', { device_id: device, collector_operator_id: `op-${device}` });
+    const ws = await as('POST', '/workstations', { device_id: device, collector_operator_id: `op-${device}` });
     expect(ws.status).toBe(201);
     return { scene, order, workstation: ws.body, device };
   }
@@ -83,6 +86,60 @@ describe('production units over HTTP', () => {
       'body.items.3.workstation_id',
     ]);
     expect((await call('GET', `/orders/${w.order.id}`)).body.task_count).toBe(0);
+  });
+
+  it('answers 422 naming the body field for another organization’s order or workstation in a body, creating nothing', async () => {
+    const other = await system.token(uuidv7(), 'operator');
+    const asOther = callAs(() => other);
+    const theirs = await world(20, asOther);
+    const w = await world();
+    const taskCounts = async () => [
+      (await call('GET', `/orders/${w.order.id}`)).body.task_count,
+      (await asOther('GET', `/orders/${theirs.order.id}`)).body.task_count,
+    ];
+    const refusals = {
+      createBatch: await call('POST', '/batches', {
+        order_id: theirs.order.id,
+        workstation_id: w.workstation.id,
+        task_groups: [{ group: 'g', quantity: 1 }],
+      }),
+      createTasks: await call('POST', '/tasks', {
+        order_id: theirs.order.id,
+        workstation_id: w.workstation.id,
+        quantity: 2,
+      }),
+    };
+    for (const [route, res] of Object.entries(refusals)) {
+      expect(res.status, route).toBe(422);
+      expect(res.body, route).toMatchObject({
+        code: 'reference_not_found',
+        errors: [{ path: 'body.order_id', message: 'no such order in this organization' }],
+      });
+      expect(JSON.stringify(res.body), route).not.toContain(theirs.order.name);
+    }
+    const workstation = await call('POST', '/batches', {
+      order_id: w.order.id,
+      workstation_id: theirs.workstation.id,
+      task_groups: [{ group: 'g', quantity: 1 }],
+    });
+    expect(workstation.status).toBe(422);
+    expect(workstation.body).toMatchObject({ code: 'reference_not_found', errors: [{ path: 'body.workstation_id' }] });
+    // tasks:bulk names its order in the path (404, as any path id); its items' workstations are body references.
+    const bulkTheirOrder = await call('POST', `/orders/${theirs.order.id}/tasks:bulk`, {
+      items: [{ workstation_id: w.workstation.id }],
+    });
+    expect(bulkTheirOrder.status).toBe(404);
+    expect(bulkTheirOrder.body.code).toBe('not_found');
+    const bulkTheirWorkstation = await call('POST', `/orders/${w.order.id}/tasks:bulk`, {
+      items: [{ workstation_id: w.workstation.id }, { workstation_id: theirs.workstation.id }],
+    });
+    expect(bulkTheirWorkstation.status).toBe(422);
+    expect(bulkTheirWorkstation.body).toMatchObject({
+      code: 'reference_not_found',
+      errors: [{ path: 'body.items.1.workstation_id' }],
+    });
+    expect(await taskCounts()).toEqual([0, 0]);
+    expect((await call('GET', `/batches?workstation_id=${w.workstation.id}`)).body.items).toEqual([]);
   });
 
   it('runs a task through its device actions, idempotently, and refuses what the state machine refuses', async () => {

@@ -147,7 +147,7 @@ export const taskRoutes = [
     responses: { 201: { description: 'The batch used and the tasks created.', schema: CreateTasksResult } },
     errors: {
       409: 'The order takes no new tasks, or the quota would be exceeded.',
-      422: 'Unknown order reference or workstation.',
+      422: 'The order or workstation does not exist or is not a current binding (`reference_not_found`).',
     },
     async handle({ body }, { rpc, call }) {
       return created(await rpc.call(taskRpc.createMany, body, call));

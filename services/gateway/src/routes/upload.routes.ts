@@ -178,10 +178,10 @@ export const uploadRoutes = [
     },
     errors: {
       403: 'The device does not own the task (`not_owner`).',
-      404: 'No such task in the device’s organization.',
       409:
         'The task cannot take an upload (`invalid_state`), another upload with other files is open for it ' +
         '(`invalid_state`), or another device’s upload is in flight for it (`conflict`).',
+      422: 'No such task in the device’s organization (`reference_not_found`, naming `body.task_id`).',
       502: 'The object store failed to start the upload (`storage_error`, a generic message); nothing was opened; retry later.',
     },
     async handle({ body }, { rpc, call, origin }) {

@@ -66,7 +66,7 @@ export class BatchService {
     body: CreateBatchBody,
     trx: Transaction<ProductionDB>,
   ): Promise<{ batch: Batch; tasks: Task[] }> {
-    const order = await this.orders.lock(trx, actor, body.order_id, { reference: 'body.order_id' });
+    const order = await this.orders.lock(trx, actor, body.order_id);
     this.placement.assertAcceptsTasks(order);
     const ws = (
       await this.placement.currentWorkstations(trx, actor, [{ id: body.workstation_id, path: 'body.workstation_id' }])

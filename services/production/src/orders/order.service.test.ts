@@ -43,7 +43,8 @@ describe('OrderService', () => {
     expect(events[0]!.payload.order).toEqual(order);
   });
 
-  it('refuses a scene of another organization as a missing reference', async () => {
+  // not_found names what is missing; the gateway answers it 422 naming body.scene_id (gateway.test.ts).
+  it('refuses a scene of another organization as not found, naming it', async () => {
     const { scene } = await setup();
     await expect(
       f.tx((trx) =>
@@ -53,7 +54,7 @@ describe('OrderService', () => {
           trx,
         ),
       ),
-    ).rejects.toMatchObject({ code: 'reference_not_found' });
+    ).rejects.toMatchObject({ code: 'not_found', details: { resource: 'scene', id: scene.id } });
   });
 
   it('lets exactly one of twenty concurrent creates with one name win; the rest get name_taken', async () => {

@@ -44,34 +44,20 @@ export class OrderService {
   }
 
   /**
-   * Locks an order of the organization for a change (orders come first in the lock order). An order
-   * named in a request body (`reference`, its field path) that the caller cannot see is
-   * `reference_not_found` (422), like every body reference; one named in the path is `not_found` (404).
+   * Locks an order of the organization for a change (orders come first in the lock order); another
+   * organization's is `not_found`. Whether that is a 404 (the order named in the path) or a 422 (named
+   * in a request body) is the gateway's call: it knows where the id came from.
    */
-  async lock(
-    trx: Transaction<ProductionDB>,
-    actor: Actor,
-    id: string,
-    options: { reference?: string } = {},
-  ): Promise<OrderRow> {
+  async lock(trx: Transaction<ProductionDB>, actor: Actor, id: string): Promise<OrderRow> {
     const row = await this.orders.find(trx, actor.org, id, { lock: 'update' });
-    if (row) return row;
-    if (options.reference) {
-      throw new DomainError('reference_not_found', `order ${id} does not exist in this organization`, {
-        errors: [{ path: options.reference, message: 'no such order' }],
-      });
-    }
-    throw notFound('Order', id);
+    if (!row) throw notFound('Order', id);
+    return row;
   }
 
   async create(actor: Actor, body: CreateOrderBody, trx: Transaction<ProductionDB>): Promise<Order> {
     // Share-lock the scene: a concurrent scene delete waits for us and then sees this order.
     const scene = await this.scenes.find(trx, actor.org, body.scene_id, { lock: 'share' });
-    if (!scene) {
-      throw new DomainError('reference_not_found', `scene ${body.scene_id} does not exist in this organization`, {
-        errors: [{ path: 'body.scene_id', message: 'no such scene' }],
-      });
-    }
+    if (!scene) throw notFound('Scene', body.scene_id);
     const row = await this.orders
       .insert(trx, {
         id: newId(),

@@ -105,7 +105,7 @@ describe('SceneService', () => {
       expect(won.status, first).toBe('fulfilled');
       expect(lost.status, first).toBe('rejected');
       expect(((lost as PromiseRejectedResult).reason as { code: string }).code, first).toBe(
-        first === 'delete' ? 'reference_not_found' : 'referenced',
+        first === 'delete' ? 'not_found' : 'referenced',
       );
     }
   });

@@ -153,7 +153,7 @@ export class TaskService {
     body: CreateTasksBody,
     trx: Transaction<ProductionDB>,
   ): Promise<{ batch_id: string; tasks: Task[] }> {
-    const order = await this.orders.lock(trx, actor, body.order_id, { reference: 'body.order_id' });
+    const order = await this.orders.lock(trx, actor, body.order_id);
     this.placement.assertAcceptsTasks(order);
     const ws = (
       await this.placement.currentWorkstations(trx, actor, [{ id: body.workstation_id, path: 'body.workstation_id' }])
