@@ -1,6 +1,7 @@
 import { readdir } from 'node:fs/promises';
 import path from 'node:path';
-import { waitFor } from '@ferry/platform/testing';
+import { productionConsumers, transferConsumers } from '@ferry/contracts';
+import { streamMessages, waitFor, waitForConsumerDrained, waitForEventsSettled } from '@ferry/platform/testing';
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { deviceWorld } from '../support/device-world.js';
@@ -74,8 +75,13 @@ describe('upload housekeeping', () => {
     const republished = async () =>
       (await sql<{ n: number }>`select republish_count as n from uploads where id = ${u.id}`.execute(db)).rows[0]!.n;
     await waitFor(async () => (await republished()) === 2, { timeoutMs: 20_000, what: 'two republications' });
-    // Bounded: several more sweeps later it is still 2, and the relay re-sent the stored event.
-    await new Promise((r) => setTimeout(r, 1_500));
+    // Bounded: still 2 after sweeps spanning more than UPLOAD_ACK_TIMEOUT_MS (6 × ~300 ms), any of which would
+    // have republished it again without the bound.
+    const sweeps = await metric('ferry_upload_housekeeping_sweeps_total');
+    await waitFor(async () => (await metric('ferry_upload_housekeeping_sweeps_total')) >= sweeps + 6, {
+      timeoutMs: 20_000,
+      what: 'six more housekeeping sweeps',
+    });
     expect(await republished()).toBe(2);
     // Republished under the event's own id: the one outbox row of upload.verified, keyed by the upload id.
     const { rows } = await sql<{ id: string; event_type: string }>`
@@ -94,10 +100,42 @@ describe('upload housekeeping', () => {
         (l) => l.msg === 'upload.verified republished for the last time; production has still not acknowledged it',
       ),
     ).toHaveLength(1);
-    // Production comes back: one episode, one acknowledgement.
+    // Production comes back: one episode, one acknowledgement, counted once everything has drained.
     await system.start(['production']);
     const done = await uploader.waitForOutcome(u.id, { timeoutMs: 30_000 });
     expect(done.status).toBe('acknowledged');
+    const { jsm, ns } = system.infra;
+    const settled = (stream: 'PRODUCTION' | 'TRANSFER', service: 'production' | 'transfer') =>
+      waitForEventsSettled({
+        jsm,
+        stream: ns.stream(stream),
+        outboxes: [system.infra.database(service).db],
+        timeoutMs: 30_000,
+      });
+    await settled('TRANSFER', 'transfer');
+    await waitForConsumerDrained({
+      jsm,
+      stream: ns.stream('TRANSFER'),
+      durable: productionConsumers.uploadVerified.durable,
+    });
+    await settled('PRODUCTION', 'production');
+    await waitForConsumerDrained({
+      jsm,
+      stream: ns.stream('PRODUCTION'),
+      durable: transferConsumers.episodeCreated.durable,
+    });
+    await settled('TRANSFER', 'transfer');
+    type About = { upload_id?: string; upload?: { id: string }; episode?: { upload_id: string } };
+    const about = async (stream: 'PRODUCTION' | 'TRANSFER', type: string) =>
+      (await streamMessages(jsm, ns.stream(stream))).filter((m) => {
+        if (m.subject !== ns.subject(type)) return false;
+        const body = m.json<About>();
+        return (body.upload_id ?? body.upload?.id ?? body.episode?.upload_id) === u.id;
+      });
+    // The republications were the stored message under its own id (deduplicated); production answered it once.
+    expect(await about('TRANSFER', 'transfer.evt.upload.verified.v1')).toHaveLength(1);
+    expect(await about('PRODUCTION', 'production.evt.episode.created.v1')).toHaveLength(1);
+    expect(await about('TRANSFER', 'transfer.evt.upload.acknowledged.v1')).toHaveLength(1);
     const episodes = await w.operator('GET', `/episodes?task_id=${u.task_id}`);
     expect(episodes.body.items.map((e: { id: string }) => e.id)).toEqual([done.episode_id]);
   });

@@ -538,4 +538,80 @@ describe('the upload protocol', () => {
       expect((await w.device.api('GET', '/device/tasks')).status).toBe(401);
     });
   });
+
+  describe('one outcome per upload', () => {
+    /** The messages of `type` about upload `uploadId` on `stream`, once nothing more can reach it. */
+    async function eventsAbout(stream: 'TRANSFER' | 'PRODUCTION', type: string, uploadId: string) {
+      await waitForEventsSettled({
+        jsm: system.infra.jsm,
+        stream: system.infra.ns.stream(stream),
+        outboxes: [system.infra.database(stream === 'TRANSFER' ? 'transfer' : 'production').db],
+        timeoutMs: 30_000,
+      });
+      return (await streamMessages(system.infra.jsm, system.infra.ns.stream(stream))).filter((m) => {
+        if (m.subject !== system.infra.ns.subject(type)) return false;
+        const body = m.json<{ upload_id?: string; upload?: { id: string } }>();
+        return (body.upload_id ?? body.upload?.id) === uploadId;
+      });
+    }
+
+    it('completes once when complete is sent 10 times at once: one upload.completed, answers 202 verifying or the state after it', async () => {
+      const w = await deviceWorld(system);
+      const mcap = new Payload(6 * MiB, 'complete-10');
+      const u = await openUpload(w, mcap);
+      await w.uploader().sendMissing(u.id, { mcap: (s, l) => mcap.stream(s, l) });
+      const answers = await Promise.all(
+        Array.from({ length: 10 }, () => w.device.api('POST', `/uploads/${u.id}/complete`)),
+      );
+      for (const a of answers) {
+        expect(a.body.id).toBe(u.id);
+        // The first to move it answers 202 verifying; the rest the current state: still verifying (202), or past
+        // it (200) when verification was already done.
+        if (a.status === 202) expect(a.body.status).toBe('verifying');
+        else {
+          expect(a.status).toBe(200);
+          expect(['verified', 'acknowledged']).toContain(a.body.status);
+        }
+      }
+      expect(answers.some((a) => a.status === 202)).toBe(true);
+      // One transition open → verifying: every answer carries the same completion time.
+      expect(new Set(answers.map((a) => a.body.completed_at)).size).toBe(1);
+      const done = await w.uploader().waitForOutcome(u.id);
+      expect(done).toMatchObject({ status: 'acknowledged', completed_at: answers[0]!.body.completed_at });
+      expect(await eventsAbout('TRANSFER', 'transfer.evt.upload.completed.v1', u.id)).toHaveLength(1);
+      expect(await eventsAbout('TRANSFER', 'transfer.evt.upload.verified.v1', u.id)).toHaveLength(1);
+      expect(await eventsAbout('TRANSFER', 'transfer.evt.upload.acknowledged.v1', u.id)).toHaveLength(1);
+      const episodes = await w.operator('GET', `/episodes?task_id=${u.task_id}`);
+      expect(episodes.body.items.map((e: { id: string }) => e.id)).toEqual([done.episode_id]);
+    });
+
+    it('ends rejected by production, with its reason, and makes no episode when the task was cancelled after the upload opened', async () => {
+      const w = await deviceWorld(system);
+      const taskId = w.taskIds[0]!;
+      const mcap = new Payload(1 * MiB, 'cancelled-before-episode');
+      // Opened while the task is still pending, so the batch's cancel reaches it (an uploading task is left alone).
+      const files = [{ role: 'mcap' as const, size_bytes: mcap.size, sha256: await mcap.sha256() }];
+      const { body: u } = await w.uploader().open(taskId, files);
+      await w.uploader().sendMissing(u.id, { mcap: (s, l) => mcap.stream(s, l) });
+      expect((await w.operator('PATCH', `/batches/${w.batchId}`, { status: 'cancelled' })).status).toBe(200);
+      expect((await w.operator('GET', `/tasks/${taskId}`)).body.status).toBe('cancelled');
+
+      expect((await w.uploader().complete(u.id)).status).toBe(202);
+      const done = await w.uploader().waitForOutcome(u.id);
+      expect(done).toMatchObject({
+        status: 'rejected',
+        episode_id: null,
+        rejection: { reason: 'task_cancelled', by: 'production', detail: `task ${taskId} was cancelled` },
+      });
+      // Transfer verified the bytes and said so once; production refused them, once.
+      expect(await eventsAbout('TRANSFER', 'transfer.evt.upload.verified.v1', u.id)).toHaveLength(1);
+      const refusals = await eventsAbout('PRODUCTION', 'production.evt.upload.rejected.v1', u.id);
+      expect(refusals.map((m) => m.json<{ reason: string }>().reason)).toEqual(['task_cancelled']);
+      expect(await eventsAbout('TRANSFER', 'transfer.evt.upload.rejected.v1', u.id)).toHaveLength(1);
+      expect((await w.operator('GET', `/episodes?task_id=${taskId}`)).body.items).toEqual([]);
+      expect((await w.operator('GET', `/tasks/${taskId}`)).body.status).toBe('cancelled');
+      // What was stored of it is deleted with the rejection.
+      expect(await new LocalBlobStore({ root: system.blobDir }).stat(done.files[0]!.object_key)).toBeNull();
+    });
+  });
 });

@@ -45,14 +45,7 @@ export async function deviceWorld(
       task_groups: [{ group: 'g', quantity: options.tasks ?? 1 }],
     }),
   );
-  const pairing = must(await admin('POST', `/devices/${device.body.id}/pairing-tokens`, {}));
-  const res = await fetch(`${system.gatewayUrl}/api/v1/device-tokens`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ pairing_token: pairing.body.pairing_token }),
-  });
-  const issued = (await res.json()) as { token: string };
-  if (res.status !== 201) throw new Error(`pairing failed: ${res.status} ${JSON.stringify(issued)}`);
+  const issued = { token: await pairDevice(system, admin, device.body.id) };
   return {
     org,
     admin,
@@ -64,4 +57,18 @@ export async function deviceWorld(
     taskIds: batch.body.tasks.map((t: { id: string }) => t.id),
     uploader: (extra = {}) => new DeviceUploader({ baseUrl: system.gatewayUrl, token: issued.token, ...extra }),
   };
+}
+
+/** Pairs the registered device `id` through the API (an admin's pairing token, redeemed): its device token. */
+export async function pairDevice(system: System, admin: ReturnType<System['client']>, id: string): Promise<string> {
+  const pairing = await admin('POST', `/devices/${id}/pairing-tokens`, {});
+  if (pairing.status !== 201) throw new Error(`pairing token: ${pairing.status} ${JSON.stringify(pairing.body)}`);
+  const res = await fetch(`${system.gatewayUrl}/api/v1/device-tokens`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ pairing_token: pairing.body.pairing_token }),
+  });
+  const issued = (await res.json()) as { token: string };
+  if (res.status !== 201) throw new Error(`pairing failed: ${res.status} ${JSON.stringify(issued)}`);
+  return issued.token;
 }

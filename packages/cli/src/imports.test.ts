@@ -45,4 +45,27 @@ describe('the CLI’s imports', () => {
       expect(runtimeImports(path.join(ROOT, `services/${service}/src/migrations.ts`))).toEqual(['node:url']);
     }
   });
+
+  it('declares in package.json and tsconfig.json exactly the workspace packages it imports (a service for its ./migrations)', () => {
+    const cli = path.join(ROOT, 'packages/cli');
+    const imported = new Set(
+      sources(path.join(cli, 'src')).flatMap((file) =>
+        [...readFileSync(file, 'utf8').matchAll(/(?:from\s+|import\(\s*)['"](@ferry\/[a-z-]+)(?:\/[a-z-]+)?['"]/g)].map(
+          (m) => m[1]!,
+        ),
+      ),
+    );
+    const manifest = JSON.parse(readFileSync(path.join(cli, 'package.json'), 'utf8'));
+    const declared = Object.keys(manifest.dependencies).filter((name) => name.startsWith('@ferry/'));
+    expect(declared.sort()).toEqual([...imported].sort());
+    // tsconfig.json allows comments: drop the comment lines before parsing it.
+    const tsconfig = JSON.parse(
+      readFileSync(path.join(cli, 'tsconfig.json'), 'utf8')
+        .split('\n')
+        .filter((line) => !line.trim().startsWith('//'))
+        .join('\n'),
+    );
+    const referenced = (tsconfig.references as { path: string }[]).map((r) => `@ferry/${path.basename(r.path)}`);
+    expect(referenced.sort()).toEqual([...imported].sort());
+  });
 });

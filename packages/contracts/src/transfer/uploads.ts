@@ -280,7 +280,10 @@ export const uploadRpc = {
     request: z.object({ query: UploadListFilter }),
     reply: UploadPage,
   }),
-  /** The gateway, before streaming a part: is this signed part URL valid, and where do the bytes go? */
+  /**
+   * The gateway, before streaming a part: is this signed part URL valid, and where do the bytes go? When the
+   * PUT carried a device token, the call's actor is that device, and it must own the upload.
+   */
   authorizePart: defineRpc({
     subject: 'transfer.rpc.upload.authorize_part',
     kind: 'query',
@@ -291,8 +294,6 @@ export const uploadRpc = {
       expires: z.number().int(),
       signature: z.string(),
       content_length: z.number().int().min(0),
-      /** The device token's device, when the PUT carried one: it must own the upload. */
-      device_id: z.string().optional(),
     }),
     reply: z.object({
       object_key: z.string(),

@@ -9,8 +9,9 @@ export interface DeviceTokenStrategyOptions {
   rpc: () => RpcClient | undefined;
   /**
    * How long a checked token is trusted without asking transfer again. A revoked (or deleted
-   * device's) token keeps working at most this long on each gateway replica. Default 30 s; 0 disables
-   * the cache.
+   * device's) token keeps working at most this long on each gateway replica, on the routes production
+   * answers (tasks); transfer checks the token's record on every upload call itself. Default 30 s; 0
+   * disables the cache.
    */
   ttlMs?: number;
   /** Most tokens remembered at once; the oldest are forgotten first. Default 10,000. */
@@ -35,9 +36,10 @@ export function deviceTokenStrategy(options: DeviceTokenStrategyOptions): Bearer
       cache.delete(key);
       const rpc = options.rpc();
       if (!rpc) throw unavailable('nats');
-      let device: { device_id: string; organization_id: string };
+      let device: { id: string; device_id: string; organization_id: string };
+      let tokenId: string;
       try {
-        ({ device } = await rpc.call(
+        ({ device, token_id: tokenId } = await rpc.call(
           deviceRpc.authenticate,
           { token },
           { request_id: currentTrace().requestId ?? 'device-auth', actor: ANONYMOUS },
@@ -48,7 +50,15 @@ export function deviceTokenStrategy(options: DeviceTokenStrategyOptions): Bearer
         }
         throw err;
       }
-      const actor: Actor = { kind: 'device', sub: device.device_id, org: device.organization_id, role: null };
+      // The record and token, not just the name: within the TTL a deleted device's token must not act as a
+      // device registered again under the same device_id (transfer checks ownership against `device`).
+      const actor: Actor = {
+        kind: 'device',
+        sub: device.device_id,
+        org: device.organization_id,
+        role: null,
+        device: { id: device.id, token_id: tokenId },
+      };
       if (ttl > 0) {
         if (cache.size >= max) cache.delete(cache.keys().next().value!);
         cache.set(key, { actor, until: Date.now() + ttl });

@@ -367,7 +367,9 @@ async function execute(route: RouteDefinition, c: Context, options: MountOptions
 
   const claim = await options.idempotency.claim({
     org: actor.org,
-    sub: actor.sub,
+    // A device's keys belong to its record: one registered again under a deleted device's device_id must not
+    // be answered with the first one's stored responses.
+    sub: actor.device?.id ?? actor.sub,
     method: route.method,
     route: route.path,
     key,

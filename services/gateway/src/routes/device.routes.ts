@@ -154,7 +154,8 @@ export const deviceRoutes = [
     operationId: 'revokeDeviceToken',
     summary: 'Revoke a device token',
     description:
-      'The token stops working within the gateway’s device-token cache TTL (DEVICE_TOKEN_CACHE_TTL_MS, default 30 s).',
+      'Upload routes refuse the token at once; task routes within the gateway’s device-token cache TTL ' +
+      '(DEVICE_TOKEN_CACHE_TTL_MS, default 30 s).',
     tags,
     roles: WRITERS,
     params: DeviceTokenParams,

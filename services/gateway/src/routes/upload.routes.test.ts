@@ -1,3 +1,5 @@
+import { createHash } from 'node:crypto';
+import { Readable } from 'node:stream';
 import type { PartTarget, Upload } from '@ferry/contracts';
 import {
   type BlobSource,
@@ -58,10 +60,10 @@ describe('PUT /uploads/{id}/parts/{file}/{n}', () => {
   afterAll(() => system?.shutdown());
 
   /** A device's open upload of one 1 KiB part (opened through the real gateway). */
-  async function openUpload(w: DeviceWorld): Promise<Upload> {
+  async function openUpload(w: DeviceWorld, sha256 = 'a'.repeat(64)): Promise<Upload> {
     const taskId = w.taskIds[0]!;
     await w.device.api('POST', `/tasks/${taskId}/finish`, {});
-    const opened = await w.uploader().open(taskId, [{ role: 'mcap', size_bytes: 1024, sha256: 'a'.repeat(64) }]);
+    const opened = await w.uploader().open(taskId, [{ role: 'mcap', size_bytes: 1024, sha256 }]);
     expect(opened.status).toBe(201);
     return opened.body;
   }
@@ -164,5 +166,86 @@ describe('PUT /uploads/{id}/parts/{file}/{n}', () => {
     } finally {
       await system.start(['transfer']);
     }
+  });
+
+  describe('a body that is not the part’s exact size', () => {
+    const part = Buffer.alloc(1024, 0x5a);
+    const partSha = createHash('sha256').update(part).digest('hex');
+
+    /** PUTs `body` through the in-process gateway, saying whatever Content-Length `length` says. */
+    function putWithLength(t: PartTarget, body: Buffer, length: number): Promise<Response> {
+      const url = new URL(t.url);
+      return Promise.resolve(
+        gateway.app.request(`${url.pathname}${url.search}`, {
+          method: 'PUT',
+          headers: { 'content-type': 'application/octet-stream', 'content-length': String(length) },
+          body,
+        }),
+      );
+    }
+
+    async function expectRefused(res: Response, path: string, detail: RegExp) {
+      expect(res.status).toBe(400);
+      expect(res.headers.get('content-type')).toMatch(/^application\/problem\+json/);
+      const problem = (await res.json()) as { errors: unknown[] };
+      expect(problem).toMatchObject({ code: 'validation_failed', detail: expect.stringMatching(detail) });
+      expect(problem.errors).toContainEqual(expect.objectContaining({ path }));
+    }
+
+    /** The part shows missing, and the right bytes sent now make an upload that verifies: nothing corrupt was kept. */
+    async function expectMissingThenWhole(w: DeviceWorld, u: Upload, t: PartTarget) {
+      expect((await w.uploader().get(u.id)).files[0]).toMatchObject({ received_parts: [], missing_parts: [1] });
+      expect((await put(t, part)).status).toBe(200);
+      expect((await w.uploader().complete(u.id)).status).toBe(202);
+      const done = await w.uploader().waitForOutcome(u.id, { timeoutMs: 30_000 });
+      expect(done).toMatchObject({ status: 'acknowledged', rejection: null });
+    }
+
+    it('refuses a body shorter than its Content-Length with 400 and keeps no part', async () => {
+      const w = await deviceWorld(system);
+      const u = await openUpload(w, partSha);
+      const t = u.parts![0]!;
+      await expectRefused(await putWithLength(t, part.subarray(0, 512), 1024), 'body', /body ended after 512/);
+      await expectMissingThenWhole(w, u, t);
+    });
+
+    it('refuses a body longer than its Content-Length with 400 and keeps no part', async () => {
+      const w = await deviceWorld(system);
+      const u = await openUpload(w, partSha);
+      const t = u.parts![0]!;
+      await expectRefused(await putWithLength(t, Buffer.concat([part, part]), 1024), 'body', /more arrived/);
+      await expectMissingThenWhole(w, u, t);
+    });
+
+    it('refuses a Content-Length that is not the part’s size before reading a byte, leaving a part received before as it was', async () => {
+      const w = await deviceWorld(system);
+      const u = await openUpload(w, partSha);
+      const t = u.parts![0]!;
+      for (const length of [512, 2048]) {
+        const res = await putWithLength(t, Buffer.alloc(length, 0xff), length);
+        await expectRefused(res, 'header.content-length', /part 1 of mcap is exactly 1024 bytes/);
+      }
+      expect((await w.uploader().get(u.id)).files[0]!.missing_parts).toEqual([1]);
+      expect((await put(t, part)).status).toBe(200);
+      // Refused on its length alone, a resend of different bytes does not touch the part received.
+      await expectRefused(await putWithLength(t, Buffer.alloc(512, 0xff), 512), 'header.content-length', /1024/);
+      expect((await w.uploader().get(u.id)).files[0]!.received_parts).toEqual([1]);
+      expect((await w.uploader().complete(u.id)).status).toBe(202);
+      expect((await w.uploader().waitForOutcome(u.id, { timeoutMs: 30_000 })).status).toBe('acknowledged');
+    });
+
+    it('refuses a chunked body (no Content-Length) sent to the real gateway with 400 and keeps no part', async () => {
+      const w = await deviceWorld(system);
+      const u = await openUpload(w, partSha);
+      const t = u.parts![0]!;
+      const res = await fetch(t.url, {
+        method: 'PUT',
+        headers: { 'content-type': 'application/octet-stream' },
+        body: Readable.toWeb(Readable.from([part.subarray(0, 512), part.subarray(512)])) as ReadableStream,
+        duplex: 'half',
+      } as RequestInit);
+      await expectRefused(res, 'header.content-length', /Content-Length \(no chunked encoding\)/);
+      await expectMissingThenWhole(w, u, t);
+    });
   });
 });

@@ -90,7 +90,7 @@ async function putPart(
   query: { expires: number; signature: string },
   ctx: RouteContext,
 ): Promise<RouteResult | Response> {
-  const { request, rpc, call, actor, blobStore } = ctx;
+  const { request, rpc, call, blobStore } = ctx;
   const length = request.headers.get('content-length');
   if (length === null || !/^\d{1,15}$/.test(length)) {
     throw new DomainError('validation_failed', 'send the part with a Content-Length (no chunked encoding)', {
@@ -103,7 +103,8 @@ async function putPart(
       errors: [{ path: 'header.x-part-sha256', message: 'must be 64 lowercase hex digits' }],
     });
   }
-  // Transfer checks the signature, the upload's state, the size and (with a device token) the owner.
+  // Transfer checks the signature, the upload's state, the size and (with a device token, the call's actor)
+  // the owner.
   const target = await rpc.call(
     uploadRpc.authorizePart,
     {
@@ -113,7 +114,6 @@ async function putPart(
       expires: query.expires,
       signature: query.signature,
       content_length: Number(length),
-      ...(actor.kind === 'device' ? { device_id: actor.sub } : {}),
     },
     call,
   );

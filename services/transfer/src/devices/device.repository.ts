@@ -52,16 +52,6 @@ export class DeviceRepository {
     return q.executeTakeFirst();
   }
 
-  async findByDeviceId(db: Db, org: string, deviceId: string): Promise<DeviceRow | undefined> {
-    return db
-      .selectFrom('devices')
-      .selectAll()
-      .where('organization_id', '=', org)
-      .where('device_id', '=', deviceId)
-      .where('deleted_at', 'is', null)
-      .executeTakeFirst();
-  }
-
   async list(db: Db, org: string, f: DeviceListFilter, after?: string): Promise<DeviceRow[]> {
     let q = db.selectFrom('devices').selectAll().where('organization_id', '=', org).where('deleted_at', 'is', null);
     if (f.device_id) q = q.where('device_id', '=', f.device_id);
@@ -133,6 +123,29 @@ export class DeviceRepository {
       .where('token_hash', '=', hash)
       .where('revoked_at', 'is', null)
       .executeTakeFirst();
+    return this.withLiveDevice(db, token);
+  }
+
+  /** As findLiveToken, by the token's id, within an organization. */
+  async findLiveTokenById(
+    db: Db,
+    org: string,
+    id: string,
+  ): Promise<{ token: DeviceTokenRow; device: DeviceRow } | undefined> {
+    const token = await db
+      .selectFrom('device_tokens')
+      .selectAll()
+      .where('id', '=', id)
+      .where('organization_id', '=', org)
+      .where('revoked_at', 'is', null)
+      .executeTakeFirst();
+    return this.withLiveDevice(db, token);
+  }
+
+  private async withLiveDevice(
+    db: Db,
+    token: DeviceTokenRow | undefined,
+  ): Promise<{ token: DeviceTokenRow; device: DeviceRow } | undefined> {
     if (!token) return undefined;
     const device = await db
       .selectFrom('devices')

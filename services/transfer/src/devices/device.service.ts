@@ -172,15 +172,19 @@ export class DeviceService {
     return { device: toDevice(found.device), token_id: found.token.id };
   }
 
-  /** The live (not deleted) device registered under `deviceId` in the organization, if any. */
-  findLive(org: string, deviceId: string, db: Kysely<TransferDB> = this.db): Promise<DeviceRow | undefined> {
-    return this.devices.findByDeviceId(db, org, deviceId);
-  }
-
-  /** The live device behind a device actor (the device id in the token's organization). */
+  /**
+   * The device behind a device actor: the record its token was issued to, while that token is live (not
+   * revoked, its device not deleted). Never looked up by `device_id`: a device deleted and registered again
+   * under the same name is another record, and the first one's token — which a gateway may still trust from
+   * its cache — must not act as it. Checked on every call, so revocation takes effect here at once.
+   */
   async forActor(actor: Actor, db: Kysely<TransferDB> = this.db): Promise<DeviceRow> {
-    const row = await this.findLive(actor.org, actor.sub, db);
-    if (!row) throw new DomainError('unauthenticated', `device ${actor.sub} is not registered (deleted?)`);
-    return row;
+    const found = actor.device && (await this.devices.findLiveTokenById(db, actor.org, actor.device.token_id));
+    if (!found || found.device.id !== actor.device?.id) {
+      throw new DomainError('unauthenticated', 'this device token was revoked or its device deleted; pair again', {
+        www_authenticate: 'Bearer error="invalid_token"',
+      });
+    }
+    return found.device;
   }
 }

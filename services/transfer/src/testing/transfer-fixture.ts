@@ -99,6 +99,18 @@ export async function transferFixture(options: TransferFixtureOptions = {}) {
       if (type) q = q.where('event_type', '=', type);
       return q.execute() as Promise<{ id: string; event_type: string; payload: any }[]>;
     },
+    /** The actor of a device token for the device `id` (paired, as a gateway would authenticate it). */
+    async deviceActor(admin: Actor, id: string): Promise<Actor> {
+      const { pairing_token } = await fixture.tx((trx) => devices.createPairingToken(admin, id, 600, trx));
+      const issued = await fixture.tx((trx) => devices.redeem(pairing_token, undefined, trx));
+      return {
+        kind: 'device',
+        sub: issued.device.device_id,
+        org: issued.device.organization_id,
+        role: null,
+        device: { id: issued.device.id, token_id: issued.token_id },
+      };
+    },
     /**
      * A registered device with an open upload of `mcap` for a new task, whose parts (all but `skipParts`)
      * were stored and recorded.
@@ -110,7 +122,7 @@ export async function transferFixture(options: TransferFixtureOptions = {}) {
       const device = await fixture.tx((trx) =>
         devices.create(admin, { device_id: deviceId, expected_topics: [], metadata: {} }, trx),
       );
-      const actor: Actor = { kind: 'device', sub: deviceId, org, role: null };
+      const actor = await fixture.deviceActor(admin, device.id);
       const id = uuidv7();
       const taskId = uuidv7();
       const key = `${org}/${device.id}/${taskId}/${id}.mcap`;

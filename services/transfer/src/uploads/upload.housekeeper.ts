@@ -21,6 +21,7 @@ export class UploadHousekeeper implements OnApplicationBootstrap, OnModuleDestro
   private readonly expired;
   private readonly republished;
   private readonly abandoned;
+  private readonly sweeps;
 
   constructor(
     private readonly db: Kysely<TransferDB>,
@@ -40,6 +41,8 @@ export class UploadHousekeeper implements OnApplicationBootstrap, OnModuleDestro
       'ferry_upload_ack_abandoned_total',
       'Verified uploads still unacknowledged after the last allowed republish (need a person).',
     );
+    // Housekeeping is otherwise silent while there is nothing to do: a flat count says it stopped running.
+    this.sweeps = metrics.counter('ferry_upload_housekeeping_sweeps_total', 'Upload housekeeping sweeps completed.');
     this.task = new Periodic({
       name: 'upload housekeeping',
       intervalMs: config.UPLOAD_SWEEP_INTERVAL_MS,
@@ -58,10 +61,12 @@ export class UploadHousekeeper implements OnApplicationBootstrap, OnModuleDestro
 
   /** One pass of both sweeps; returns what it did (tests drive it directly). */
   async sweep(now = new Date()): Promise<{ expired: number; republished: number }> {
-    return {
+    const done = {
       expired: await this.expireIdle(now),
       republished: await this.republishUnacknowledged(now),
     };
+    this.sweeps.inc();
+    return done;
   }
 
   /**

@@ -27,8 +27,8 @@ export class UploadRpc {
   }
 
   @RpcMethod(uploadRpc.authorizePart)
-  authorizePart(@Payload() req: RpcRequest<typeof uploadRpc.authorizePart>) {
-    return this.uploads.authorizePart(req);
+  authorizePart(@Payload() req: RpcRequest<typeof uploadRpc.authorizePart>, @Ctx() ctx: Call) {
+    return this.uploads.authorizePart(ctx.call.actor, req);
   }
 
   @RpcMethod(uploadRpc.recordPart)

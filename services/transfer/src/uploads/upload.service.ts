@@ -216,7 +216,7 @@ export class UploadService {
 
     const eligibility = await this.rpc.call(
       taskRpc.uploadEligibility,
-      { id: body.task_id, device_id: actor.sub },
+      { id: body.task_id, device_id: device.device_id },
       call,
     );
     if (eligibility.organization_id !== actor.org) throw notFound('Task', body.task_id);
@@ -234,7 +234,7 @@ export class UploadService {
       id,
       organization_id: actor.org,
       device_ref: device.id,
-      device_id: actor.sub,
+      device_id: device.device_id,
       task_id: body.task_id,
       part_size: partSize,
     });
@@ -296,17 +296,19 @@ export class UploadService {
   /**
    * Checks a part PUT before its bytes flow (the gateway asks): a valid, unexpired signature for this
    * very part, an open upload, the exact Content-Length of the part, and — when the PUT carries a
-   * device token — the owning device.
+   * device token (the actor is then that device) — the owning device.
    */
-  async authorizePart(req: {
-    upload_id: string;
-    file: UploadFileRole;
-    part_number: number;
-    expires: number;
-    signature: string;
-    content_length: number;
-    device_id?: string;
-  }): Promise<{ object_key: string; multipart_id: string; size_bytes: number }> {
+  async authorizePart(
+    actor: Actor,
+    req: {
+      upload_id: string;
+      file: UploadFileRole;
+      part_number: number;
+      expires: number;
+      signature: string;
+      content_length: number;
+    },
+  ): Promise<{ object_key: string; multipart_id: string; size_bytes: number }> {
     const ref = { uploadId: req.upload_id, file: req.file, partNumber: req.part_number };
     const verdict = this.signer.check(ref, req.expires, req.signature);
     if (verdict !== 'ok') {
@@ -319,11 +321,10 @@ export class UploadService {
     }
     const row = await this.uploads.find(this.db, req.upload_id);
     if (!row) throw notFound('Upload', req.upload_id);
-    if (req.device_id !== undefined) {
-      const device =
-        req.device_id === row.device_id ? await this.devices.findLive(row.organization_id, req.device_id) : undefined;
+    if (actor.kind === 'device') {
+      const device = actor.org === row.organization_id ? await this.devices.forActor(actor) : undefined;
       if (device?.id !== row.device_ref) {
-        throw new DomainError('not_owner', `device ${req.device_id} does not own upload ${row.id}`, {
+        throw new DomainError('not_owner', `device ${actor.sub} does not own upload ${row.id}`, {
           upload_id: row.id,
         });
       }
