@@ -4,7 +4,7 @@ import { Kysely } from 'kysely';
 import type { QaDB } from '../database.js';
 import { QaEpisodeRepository } from '../episodes/qa-episode.repository.js';
 import type { QaConfig } from '../manifest.js';
-import { QaRunner } from './qa-runner.js';
+import { claimsExpiredCounter, QaRunner } from './qa-runner.js';
 
 /**
  * Releases claims whose lease lapsed (a checker died mid-check): the episode goes back to the status it
@@ -24,7 +24,7 @@ export class ClaimSweeper implements OnApplicationBootstrap, OnModuleDestroy {
     @Inject(LOGGER) private readonly logger: Logger,
     @Inject(METRICS) metrics: Metrics,
   ) {
-    this.expired = metrics.counter('ferry_qa_claims_expired_total', 'QA claims released after their lease lapsed.');
+    this.expired = claimsExpiredCounter(metrics);
     this.task = new Periodic({
       name: 'QA claim sweep',
       intervalMs: config.QA_CLAIM_SWEEP_MS,

@@ -51,10 +51,23 @@ export type CheckOutcome = { kind: 'finished'; run: QaRun; status: QaStatus } | 
 
 interface Claim {
   claimId: string;
+  /** The replica whose lapsed claim this one took over (it died or stalled), if any. */
+  tookOverFrom?: string;
   episode: QaEpisodeRow;
   /** The status before this check (what a release goes back to, and what a protected run keeps). */
   before: QaStatus;
   startedAt: Date;
+}
+
+/**
+ * `ferry_qa_claims_expired_total`: claims whose lease lapsed, whether the sweep released them or another check
+ * took them over (registered once per registry; the runner and the sweeper share it).
+ */
+export function claimsExpiredCounter(metrics: Metrics): ReturnType<Metrics['counter']> {
+  return metrics.counter(
+    'ferry_qa_claims_expired_total',
+    'QA claims whose lease lapsed (a checker died or stalled): released by the sweep or taken over by another check.',
+  );
 }
 
 /**
@@ -71,6 +84,7 @@ export class QaRunner {
   private readonly checkFailures;
   private readonly duration;
   private readonly bytesRead;
+  private readonly claimsExpired;
 
   constructor(
     private readonly db: Kysely<QaDB>,
@@ -92,12 +106,21 @@ export class QaRunner {
       buckets: [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120],
     });
     this.bytesRead = metrics.counter('ferry_qa_bytes_read_total', 'Recording bytes read by QA (rate: bytes/s).');
+    this.claimsExpired = claimsExpiredCounter(metrics);
   }
 
   async check(req: CheckRequest): Promise<CheckOutcome> {
     const claimed = await this.claim(req);
     if ('skipped' in claimed) return { kind: 'skipped', reason: claimed.skipped };
     const claim = claimed;
+    if (claim.tookOverFrom !== undefined) {
+      // Counted once the takeover committed; the sweep counts the lapsed claims it releases itself.
+      this.claimsExpired.inc();
+      this.logger.warn(
+        { episode_id: claim.episode.id, claimed_by: claim.tookOverFrom, trigger: req.trigger },
+        'QA claim lapsed (checker gone or stalled); taken over',
+      );
+    }
     const abort = new AbortController();
     const lease = this.config.QA_CLAIM_LEASE_MS;
     let renewing: Promise<unknown> = Promise.resolve();
@@ -194,7 +217,8 @@ export class QaRunner {
       if (!keep && e.qa_status !== 'qa_running') {
         await this.statusChanged(trx, episode, before, 'qa_running', req.trigger, null, now);
       }
-      return { claimId, episode, before, startedAt: now };
+      const lapsed = e.claim_id !== null ? { tookOverFrom: e.claimed_by ?? 'unknown' } : {};
+      return { claimId, episode, before, startedAt: now, ...lapsed };
     });
   }
 
