@@ -14,7 +14,11 @@ export const PROTECTED_QA_STATUSES = ['needs_inspection', 'inspector_approved', 
 export function isProtectedQaStatus(status: string): boolean {
   return (PROTECTED_QA_STATUSES as readonly string[]).includes(status);
 }
-/** What the QA list shows by default: what needs a person's attention. */
+/**
+ * What the QA list shows by default: what needs a person's attention. `pending_qa` belongs: it has no verdict yet
+ * (nobody may take it as checked), and it is where an episode automated QA could not check stays; `qa_running` does
+ * not (a check holds it right now and will give it a verdict); decided statuses never do.
+ */
 export const ATTENTION_QA_STATUSES = ['pending_qa', 'failed', 'needs_inspection'] as const;
 
 export const QaTrigger = z.enum(['auto', 'manual', 'bulk']);
