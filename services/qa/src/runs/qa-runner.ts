@@ -1,4 +1,5 @@
 import {
+  type AutoCheckReason,
   isProtectedQaStatus,
   type QaProfile,
   type QaRun,
@@ -38,6 +39,11 @@ export interface CheckRequest {
   trigger: QaTrigger;
   requestedBy: string;
   bulkRunId?: string;
+  /**
+   * Auto QA only: also check an episode automated QA already decided (approved, failed) — it was checked without
+   * something it should have had (its robot type). Never one a person decided. Default false: pending_qa only.
+   */
+  recheck?: boolean;
   /**
    * Called inside the transaction that records a finished run (a bulk item counts it there), so the
    * run and what depends on it commit together or not at all.
@@ -203,7 +209,8 @@ export class QaRunner {
       if (live) return { skipped: 'already_running' as const };
       // A lapsed claim (a dead checker) counts as released: its status is the one before it.
       const before = e.qa_status === 'qa_running' ? (e.status_before_claim ?? 'pending_qa') : e.qa_status;
-      if (req.trigger === 'auto' && before !== 'pending_qa') return { skipped: 'not_pending' as const };
+      const autoMay = before === 'pending_qa' || (req.recheck === true && !isProtectedQaStatus(before));
+      if (req.trigger === 'auto' && !autoMay) return { skipped: 'not_pending' as const };
       if (req.trigger === 'bulk' && isProtectedQaStatus(before)) return { skipped: 'protected' as const };
       const claimId = newId();
       const keep = isProtectedQaStatus(before);
@@ -327,6 +334,25 @@ export class QaRunner {
     this.logger.info(
       { episode_id: run.episode_id, run_id: run.id, trigger: req.trigger, passed: run.passed, status, failed },
       'qa run finished',
+    );
+  }
+
+  /**
+   * Asks for auto QA over `e` again, in `trx` (`qa__auto-recheck` runs it): the claim sweeper's re-drive of a stalled
+   * episode, and the device projection's recheck of one checked before its robot type was known.
+   */
+  async requestAutoCheck(
+    trx: Transaction<QaDB>,
+    e: QaEpisodeRow,
+    reason: AutoCheckReason,
+    redrive: number,
+    at: Date,
+  ): Promise<void> {
+    await this.outbox.append(
+      trx,
+      qaEpisodeEvents.autoCheckRequested,
+      { episode_id: e.id, organization_id: e.organization_id, reason, redrive, requested_at: at.toISOString() },
+      { aggregateId: e.id },
     );
   }
 

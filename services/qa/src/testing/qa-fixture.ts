@@ -10,6 +10,8 @@ import {
   createMetrics,
   inTransaction,
   LocalBlobStore,
+  type Logger,
+  type Metrics,
   newId,
   Outbox,
   PlatformModule,
@@ -128,7 +130,7 @@ export async function qaFixture(overrides: Partial<Record<keyof QaConfig, string
       return worker;
     },
     /** The event handlers as the consumers call them (auto QA: `onEpisodeCreated`). */
-    handlers: new QaEpisodeHandlers(db, get(QaEpisodeRepository), get(QaRunner)),
+    handlers: new QaEpisodeHandlers(db, get(QaEpisodeRepository), get(ProfileRepository), get(QaRunner)),
     /**
      * The runner of one more replica (its own worker id and metrics registry), sharing the database and the
      * blob store.
@@ -171,15 +173,15 @@ export async function qaFixture(overrides: Partial<Record<keyof QaConfig, string
         },
       };
     },
-    /** The lapsed-claim sweeper of one more replica (not started: call `sweep()`). */
-    sweeper(): ClaimSweeper {
+    /** The lapsed-claim sweeper of one more replica (not started: call `sweep()` or `redrive()`). */
+    sweeper(options: { config?: Partial<QaConfig>; logger?: Logger; metrics?: Metrics } = {}): ClaimSweeper {
       return new ClaimSweeper(
         db,
         get(QaEpisodeRepository),
         fixture.runner,
-        config,
-        logger,
-        createMetrics('qa-sweeper'),
+        { ...config, ...options.config },
+        options.logger ?? logger,
+        options.metrics ?? createMetrics('qa-sweeper'),
       );
     },
     /** `n` approved episodes of `org` in QA's projection, all pointing at the fixture's recording. */
