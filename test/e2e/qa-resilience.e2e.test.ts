@@ -3,7 +3,7 @@ import { createReadStream } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { qaConsumers } from '@ferry/contracts';
+import { qaConsumers, qaEpisodeEvents } from '@ferry/contracts';
 import { startS3rver, waitFor, waitForConsumerDrained } from '@ferry/platform/testing';
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -65,15 +65,43 @@ describe('QA when the object store is unreachable', () => {
     expect(JSON.stringify(manual.body)).not.toMatch(/ECONNREFUSED|s3|aws/i);
     expect(await runsOf(w, upload.episode_id!)).toEqual([]);
     expect((await qaStatus(w, upload.episode_id!)).qa_status).toBe('pending_qa');
+    // Auto QA tried during the outage: it claimed the episode, could not read it and gave the claim back.
+    await waitFor(async () => (await releasedByAutoQa(upload.episode_id!)) > 0, {
+      timeoutMs: 20_000,
+      what: 'auto QA to attempt the check and release its claim while the store is down',
+    });
+    expect(system.processes.get('qa')!.lines.some((l) => l.msg === 'recording unreadable; QA claim released')).toBe(
+      true,
+    );
 
     s3 = await startS3rver({ port: s3.port, directory: s3.directory }); // back, with its objects
     await waitFor(async () => (await qaStatus(w, upload.episode_id!)).qa_status === 'approved', {
       timeoutMs: 60_000,
       what: 'auto QA to succeed once the store is back',
     });
+    // Every delivery of the episode handled before counting (a duplicate check would land before this returns).
+    await waitForConsumerDrained({
+      jsm: system.infra.jsm,
+      stream: system.infra.ns.stream('PRODUCTION'),
+      durable: qaConsumers.autoCheck.durable,
+      timeoutMs: 30_000,
+    });
     const runs = await runsOf(w, upload.episode_id!);
-    expect(runs.map((r: { run: { trigger: string } }) => r.run.trigger)).toEqual(['auto']);
+    expect(runs.map((r: { run: { trigger: string; passed: boolean } }) => [r.run.trigger, r.run.passed])).toEqual([
+      ['auto', true],
+    ]);
   });
+
+  /** How many times auto QA claimed the episode and gave it back unchecked (QA's status events, in its outbox). */
+  async function releasedByAutoQa(episodeId: string): Promise<number> {
+    const { rows } = await sql<{ n: number }>`
+      select count(*)::int as n from outbox
+      where event_type = ${qaEpisodeEvents.statusChanged.type} and payload->>'episode_id' = ${episodeId}
+        and payload->>'cause' = 'auto' and payload->>'from' = 'qa_running' and payload->>'to' = 'pending_qa'`.execute(
+      system.infra.database('qa').db,
+    );
+    return rows[0]!.n;
+  }
 });
 
 describe('QA replicas', () => {
@@ -121,6 +149,13 @@ describe('QA replicas', () => {
     await waitFor(async () => (await qaStatus(w, upload.episode_id!)).qa_status === 'approved', {
       timeoutMs: 60_000,
       what: 'the other replica to check the episode',
+    });
+    // Every delivery handled (A's redelivered message included) before counting the finished runs.
+    await waitForConsumerDrained({
+      jsm: system.infra.jsm,
+      stream: system.infra.ns.stream('PRODUCTION'),
+      durable: qaConsumers.autoCheck.durable,
+      timeoutMs: 30_000,
     });
     const runs = await runsOf(w, upload.episode_id!);
     expect(runs).toHaveLength(1);
@@ -205,6 +240,8 @@ describe('QA while a long check runs', () => {
     ).rows[0]?.held === true;
 
   it('keeps the status a person sets while a check runs, and still records the check', async () => {
+    // The episode is shared with the other tests of this block: only what this test adds is asserted.
+    const before = (await w.operator('GET', `/episodes/${episodeId}/qa/runs`)).body.items;
     const manual = startManualRun();
     await waitFor(checking, { timeoutMs: 10_000, intervalMs: 10, what: 'the manual check to start' });
     const review = await w.operator('POST', `/episodes/${episodeId}/qa/review`, {
@@ -219,7 +256,13 @@ describe('QA while a long check runs', () => {
     expect(run.body).toMatchObject({ trigger: 'manual', passed: true, status_after: 'rejected' });
     expect((await qaStatus(w, episodeId)).qa_status).toBe('rejected');
     const history = await w.operator('GET', `/episodes/${episodeId}/qa/runs`);
-    expect(history.body.items.map((i: { kind: string }) => i.kind)).toEqual(['run', 'review', 'run']);
+    // Newest first: this test's run (it finished after the review), its review, then what was there before.
+    expect(history.body.items).toHaveLength(before.length + 2);
+    expect(history.body.items.slice(0, 2)).toMatchObject([
+      { kind: 'run', run: { id: run.body.id } },
+      { kind: 'review', review: { id: review.body.id } },
+    ]);
+    expect(history.body.items.slice(2)).toEqual(before);
     await waitFor(async () => (await w.operator('GET', `/episodes/${episodeId}`)).body.qa_status === 'rejected', {
       timeoutMs: 15_000,
       what: 'production’s read copy to show the person’s status',

@@ -71,6 +71,12 @@ describe('automatic QA of new episodes', () => {
     expect(attention.body.items.map((e: { id: string }) => e.id)).toContain(upload.episode_id);
     const byCheck = await w.operator('GET', '/qa/episodes?check_failed=log_time_order');
     expect(byCheck.body.items.map((e: { id: string }) => e.id)).toEqual([upload.episode_id]);
+    await waitFor(async () => (await w.operator('GET', `/episodes/${upload.episode_id}`)).body.qa_status === 'failed', {
+      timeoutMs: 15_000,
+      what: 'production’s read copy to show failed',
+    });
+    const failedInProduction = await w.operator('GET', '/episodes?qa_status=failed');
+    expect(failedInProduction.body.items.map((e: { id: string }) => e.id)).toEqual([upload.episode_id]);
   });
 
   it('checks against the profile of the device’s robot type, and keeps a person’s review against later runs', async () => {

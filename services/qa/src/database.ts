@@ -43,6 +43,9 @@ export interface EpisodesTable {
   claimed_by: string | null;
   claim_expires_at: NullableTimestamp;
   status_before_claim: QaStatus | null;
+  /** When the claim sweeper last asked auto QA again for this episode (it was stalled), and how many times. */
+  redriven_at: NullableTimestamp;
+  redrive_count: ColumnType<number, number | undefined, number>;
   created_at: Generated<Date>;
 }
 

@@ -21,8 +21,22 @@ export const QaConfig = BlobStoreConfig.extend({
    * Default 30 s.
    */
   QA_CLAIM_LEASE_MS: z.coerce.number().int().min(500).max(600_000).default(30_000),
-  /** Between sweeps releasing expired claims. Default 10 s. */
+  /** Between sweeps releasing expired claims (and re-driving stalled auto QA). Default 10 s. */
   QA_CLAIM_SWEEP_MS: z.coerce.number().int().min(100).default(10_000),
+  /**
+   * An episode still `pending_qa` (no claim, no finished run) this long after its last status change — and after its
+   * last re-drive — is asked for again (`qa.evt.episode.auto_check_requested.v1`): auto QA gave up on it (max_deliver
+   * through a long store outage) or never got to it. Default 2 h: above the auto-check consumer's longest retry gap
+   * (1 h ± 20 %; every attempt moves the status), so an episode auto QA still retries is not re-driven. Lower it and
+   * a long backlog of new episodes gets requested twice (harmless: the claim checks each once, but the work queues
+   * twice).
+   */
+  QA_REDRIVE_AFTER_MS: z.coerce.number().int().min(1_000).default(7_200_000),
+  /**
+   * Re-drives per episode at most; the last is logged as an error (the episode stays `pending_qa`, in the default QA
+   * list, for a person). Default 10.
+   */
+  QA_REDRIVE_MAX: z.coerce.number().int().min(0).max(1_000).default(10),
   /** Bulk-run items this process checks at once. Default 2. */
   BULK_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(2),
   /** How often workers heart-beat a run and look for work. Default 1 s. */

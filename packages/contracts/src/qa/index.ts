@@ -46,6 +46,19 @@ export const qaConsumers = {
     concurrency: 2,
     maxAckPending: 64,
   }),
+  /**
+   * Auto QA that QA asks for again (`auto_check_requested`): an episode the claim sweeper re-drives because auto QA
+   * gave up on it, or one checked before its device's robot type was known. Handled like qa__auto-check.
+   */
+  autoRecheck: defineConsumer({
+    durable: 'qa__auto-recheck',
+    service: 'qa',
+    events: [qaEpisodeEvents.autoCheckRequested],
+    transaction: 'handler',
+    ackWaitMs: 15_000,
+    concurrency: 1,
+    maxAckPending: 64,
+  }),
   /** Labels (a batch recall) follow production's episodes; one not projected yet is retried (`conflict`). */
   episodeUpdated: defineConsumer({
     durable: 'qa__episode-updated',

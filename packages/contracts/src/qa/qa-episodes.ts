@@ -14,7 +14,11 @@ export const PROTECTED_QA_STATUSES = ['needs_inspection', 'inspector_approved', 
 export function isProtectedQaStatus(status: string): boolean {
   return (PROTECTED_QA_STATUSES as readonly string[]).includes(status);
 }
-/** What the QA list shows by default: what needs a person's attention. */
+/**
+ * What the QA list shows by default: what needs a person's attention. `pending_qa` belongs: it has no verdict yet
+ * (nobody may take it as checked), and it is where an episode automated QA could not check stays; `qa_running` does
+ * not (a check holds it right now and will give it a verdict); decided statuses never do.
+ */
 export const ATTENTION_QA_STATUSES = ['pending_qa', 'failed', 'needs_inspection'] as const;
 
 export const QaTrigger = z.enum(['auto', 'manual', 'bulk']);
@@ -242,6 +246,14 @@ export const qaProfileRpc = {
 
 export const QaStatusCause = z.enum(['auto', 'manual', 'bulk', 'review', 'claim_released']);
 
+/**
+ * Why QA asked itself to run auto QA again: `stalled`, an episode still `pending_qa` long after anything touched it
+ * (auto QA gave up after max_deliver, or never got to it); `robot_type_known`, an episode auto QA checked before QA
+ * knew its device's robot type, to which a profile of that robot type applies.
+ */
+export const AutoCheckReason = z.enum(['stalled', 'robot_type_known']);
+export type AutoCheckReason = z.infer<typeof AutoCheckReason>;
+
 export const qaEpisodeEvents = {
   /**
    * Every change of an episode's QA status, claims included (`qa_running`): what production's read copy
@@ -260,6 +272,21 @@ export const qaEpisodeEvents = {
     }),
     description:
       'An episode’s QA status changed (a check claimed it, finished, a person reviewed it, or a dead check’s claim was released).',
+  }),
+  /** QA's own request to run auto QA over an episode again; only QA consumes it (`qa__auto-recheck`). */
+  autoCheckRequested: defineEvent({
+    type: 'qa.evt.episode.auto_check_requested.v1',
+    schema: z.object({
+      episode_id: Uuid,
+      organization_id: Uuid,
+      reason: AutoCheckReason,
+      /** How many times this episode was re-driven so far, this request included (0 for `robot_type_known`). */
+      redrive: z.number().int().min(0),
+      requested_at: Timestamp,
+    }),
+    description:
+      'QA asks itself to run auto QA over an episode again: one auto QA gave up on (`stalled`), or one checked before ' +
+      'its robot type was known (`robot_type_known`).',
   }),
   checked: defineEvent({
     type: 'qa.evt.episode.checked.v1',

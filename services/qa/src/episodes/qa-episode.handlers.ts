@@ -1,13 +1,22 @@
-import { type deviceEvents, type EventPayload, type episodeEvents, qaConsumers } from '@ferry/contracts';
+import {
+  type deviceEvents,
+  type EventPayload,
+  type episodeEvents,
+  isProtectedQaStatus,
+  qaConsumers,
+  type qaEpisodeEvents,
+} from '@ferry/contracts';
 import { DomainError, type EventContext, EventsHandler, inTransaction } from '@ferry/platform';
 import { Controller } from '@nestjs/common';
 import { Ctx, Payload } from '@nestjs/microservices';
 import { Kysely, type Transaction } from 'kysely';
 import type { QaDB } from '../database.js';
-import { QaRunner } from '../runs/qa-runner.js';
+import { ProfileRepository } from '../profiles/profile.repository.js';
+import { type CheckRequest, QaRunner } from '../runs/qa-runner.js';
 import { QaEpisodeRepository } from './qa-episode.repository.js';
 
 type EpisodeCreated = EventPayload<typeof episodeEvents.created>;
+type AutoCheckRequested = EventPayload<typeof qaEpisodeEvents.autoCheckRequested>;
 type DeviceEvent = EventPayload<
   typeof deviceEvents.registered | typeof deviceEvents.updated | typeof deviceEvents.deleted
 >;
@@ -18,6 +27,7 @@ export class QaEpisodeHandlers {
   constructor(
     private readonly db: Kysely<QaDB>,
     private readonly episodes: QaEpisodeRepository,
+    private readonly profiles: ProfileRepository,
     private readonly runner: QaRunner,
   ) {}
 
@@ -37,9 +47,30 @@ export class QaEpisodeHandlers {
   async onEpisodeCreated(@Payload() payload: EpisodeCreated): Promise<void> {
     const { episode } = payload;
     await inTransaction(this.db, (trx) => this.project(trx, episode));
-    const outcome = await this.runner.check({ episodeId: episode.id, trigger: 'auto', requestedBy: 'auto-qa' });
+    await this.autoCheck({ episodeId: episode.id, trigger: 'auto', requestedBy: 'auto-qa' });
+  }
+
+  /**
+   * Auto QA that QA asked for again, handled like a new episode's: a stalled episode re-driven by the claim
+   * sweeper (still pending_qa only), or one checked before its robot type was known (also over approved/failed).
+   */
+  @EventsHandler(qaConsumers.autoRecheck)
+  async onAutoCheckRequested(@Payload() payload: AutoCheckRequested): Promise<void> {
+    await this.autoCheck({
+      episodeId: payload.episode_id,
+      trigger: 'auto',
+      requestedBy: `auto-qa:${payload.reason}`,
+      recheck: payload.reason === 'robot_type_known',
+    });
+  }
+
+  private async autoCheck(req: CheckRequest): Promise<void> {
+    const outcome = await this.runner.check(req);
     if (outcome.kind === 'skipped' && (outcome.reason === 'already_running' || outcome.reason === 'claim_lost')) {
-      throw new DomainError('conflict', `episode ${episode.id} is being checked elsewhere; retrying after its lease`);
+      throw new DomainError(
+        'conflict',
+        `episode ${req.episodeId} is being checked elsewhere; retrying after its lease`,
+      );
     }
   }
 
@@ -58,6 +89,9 @@ export class QaEpisodeHandlers {
 
   /** The episode in QA's projection, with its device's robot type as QA knows it (a repeat changes nothing). */
   private async project(trx: Transaction<QaDB>, episode: EpisodeCreated['episode']): Promise<void> {
+    // Taken by the device projection too: without it, a device event committing while this transaction runs would
+    // miss this episode (not committed yet) and this one would miss its robot type (not committed yet either).
+    await this.episodes.lockDevice(trx, episode.organization_id, episode.device_id);
     const device = await this.episodes.device(trx, episode.organization_id, episode.device_id);
     await this.episodes.project(trx, episode, device?.robot_type ?? null);
   }
@@ -66,6 +100,7 @@ export class QaEpisodeHandlers {
   async onDevice(@Payload() payload: DeviceEvent, @Ctx() ctx: EventContext<QaDB>): Promise<void> {
     const { device } = payload;
     const deleted = 'deleted_at' in payload;
+    await this.episodes.lockDevice(ctx.trx, device.organization_id, device.device_id);
     const applied = await this.episodes.upsertDevice(ctx.trx, {
       organization_id: device.organization_id,
       device_id: device.device_id,
@@ -74,8 +109,27 @@ export class QaEpisodeHandlers {
       deleted,
       version: new Date(deleted ? payload.deleted_at : device.updated_at),
     });
-    if (applied) {
-      await this.episodes.fillRobotType(ctx.trx, device.organization_id, device.device_id, device.robot_type);
+    if (!applied) return;
+    const filled = await this.episodes.fillRobotType(
+      ctx.trx,
+      device.organization_id,
+      device.device_id,
+      device.robot_type,
+    );
+    if (device.robot_type === null || filled.length === 0) return;
+    // Episodes a check already read without the robot type (auto QA can overtake this event: the streams differ)
+    // had their profile check skipped, or judged by a scene's profile: checked again when a profile of this robot
+    // type applies to them. Pending ones need nothing: their check reads the robot type when it claims them.
+    const scenes = await this.profiles.scenesOfRobotType(ctx.trx, device.organization_id, device.robot_type);
+    const now = await this.episodes.now(ctx.trx);
+    for (const e of filled) {
+      const readWithout =
+        e.qa_status === 'approved' ||
+        e.qa_status === 'failed' ||
+        (e.qa_status === 'qa_running' && !isProtectedQaStatus(e.status_before_claim ?? 'pending_qa'));
+      if (readWithout && scenes.some((scene) => scene === null || scene === e.scene_id)) {
+        await this.runner.requestAutoCheck(ctx.trx, e, 'robot_type_known', 0, now);
+      }
     }
   }
 }

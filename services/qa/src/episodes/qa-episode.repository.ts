@@ -116,6 +116,27 @@ export class QaEpisodeRepository {
       .execute();
   }
 
+  /**
+   * Episodes auto QA left behind, locked for re-driving (other replicas skip them): still `pending_qa`, unclaimed, never
+   * checked, untouched since `before` and not re-driven since, below `maxRedrives`. Oldest first.
+   */
+  async stalled(db: Db, before: Date, maxRedrives: number, limit: number): Promise<QaEpisodeRow[]> {
+    return db
+      .selectFrom('episodes')
+      .selectAll()
+      .where('qa_status', '=', 'pending_qa')
+      .where('claim_id', 'is', null)
+      .where('last_run_id', 'is', null)
+      .where('status_changed_at', '<', before)
+      .where((eb) => eb.or([eb('redriven_at', 'is', null), eb('redriven_at', '<', before)]))
+      .where('redrive_count', '<', maxRedrives)
+      .orderBy('status_changed_at')
+      .limit(limit)
+      .forUpdate()
+      .skipLocked()
+      .execute();
+  }
+
   async list(db: Db, org: string, f: QaEpisodeListFilter, after?: string): Promise<QaEpisodeRow[]> {
     let q = db.selectFrom('episodes').selectAll().where('organization_id', '=', org);
     if (f.status) q = q.where('qa_status', 'in', f.status);
@@ -176,6 +197,14 @@ export class QaEpisodeRepository {
     return Number(res.numInsertedOrUpdatedRows ?? 0n) > 0;
   }
 
+  /**
+   * Serializes, until `db`'s transaction ends, the transactions that project an episode of this device and those that
+   * apply an event of it: each then sees what the other committed (a device row may not exist yet to lock).
+   */
+  async lockDevice(db: Db, org: string, deviceId: string): Promise<void> {
+    await sql`select pg_advisory_xact_lock(hashtextextended(${`qa-device/${org}/${deviceId}`}, 0))`.execute(db);
+  }
+
   async device(db: Db, org: string, deviceId: string): Promise<DeviceRow | undefined> {
     return db
       .selectFrom('devices')
@@ -185,14 +214,18 @@ export class QaEpisodeRepository {
       .executeTakeFirst();
   }
 
-  /** A device's robot type reaches the episodes projected before its event arrived (events cross streams). */
-  async fillRobotType(db: Db, org: string, deviceId: string, robotType: string | null): Promise<void> {
-    await db
+  /**
+   * A device's robot type reaches the episodes projected before its event arrived (events cross streams); answers
+   * the episodes it reached.
+   */
+  async fillRobotType(db: Db, org: string, deviceId: string, robotType: string | null): Promise<QaEpisodeRow[]> {
+    return db
       .updateTable('episodes')
       .set({ robot_type: robotType })
       .where('organization_id', '=', org)
       .where('device_id', '=', deviceId)
       .where('robot_type', 'is', null)
+      .returningAll()
       .execute();
   }
 }

@@ -45,6 +45,18 @@ export class ProfileRepository {
       .executeTakeFirst();
   }
 
+  /** The scenes of the live profiles keyed on `robotType` (null: the profile applies to any scene). */
+  async scenesOfRobotType(db: Db, org: string, robotType: string): Promise<(string | null)[]> {
+    const rows = await db
+      .selectFrom('profiles')
+      .select('scene_id')
+      .where('organization_id', '=', org)
+      .where('robot_type', '=', robotType)
+      .where('deleted_at', 'is', null)
+      .execute();
+    return rows.map((r) => r.scene_id);
+  }
+
   async list(db: Db, org: string, q: QaProfileListQuery, after?: string): Promise<ProfileRow[]> {
     let query = db
       .selectFrom('profiles')

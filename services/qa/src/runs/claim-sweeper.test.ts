@@ -1,6 +1,8 @@
 import { qaEpisodeEvents } from '@ferry/contracts';
+import { createMetrics, type Metrics } from '@ferry/platform';
+import { captureLogger } from '@ferry/platform/testing';
 import { sql } from 'kysely';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { type QaFixture, qaFixture } from '../testing/qa-fixture.js';
 
 describe('ClaimSweeper', () => {
@@ -55,5 +57,133 @@ describe('ClaimSweeper', () => {
     // The released episode can be checked again at once.
     const outcome = await f.runner.check({ episodeId: lapsed!, trigger: 'auto', requestedBy: 'auto-qa' });
     expect(outcome).toMatchObject({ kind: 'finished', status: 'approved' });
+  });
+});
+
+describe('ClaimSweeper re-drive of auto QA', () => {
+  // A schema per test: a sweep looks at every episode, so each test's counts are its own.
+  let f: QaFixture;
+  beforeEach(async () => {
+    f = await qaFixture();
+  });
+  afterEach(() => f?.cleanup());
+
+  const HOUR = 3_600_000;
+  const AFTER = 2 * HOUR; // QA_REDRIVE_AFTER_MS's default, which the fixture keeps
+
+  /** `n` episodes of a new organization, oldest first, with their status set `hoursAgo`. */
+  async function episodes(statuses: { status: string; hoursAgo: number; claimed?: boolean }[]) {
+    const org = await f.seed(statuses.length, { status: 'pending_qa' });
+    const ids = (
+      await f.db
+        .selectFrom('episodes')
+        .select('id')
+        .where('organization_id', '=', org)
+        .orderBy('episode_created_at')
+        .execute()
+    ).map((r) => r.id);
+    for (const [i, s] of statuses.entries()) {
+      await sql`update episodes set qa_status = ${s.status}, status_changed_at = now() - ${`${s.hoursAgo} hours`}::interval,
+                  claim_id = ${s.claimed ? sql`gen_random_uuid()` : null},
+                  claim_expires_at = ${s.claimed ? sql`now() + interval '1 minute'` : null},
+                  claimed_by = ${s.claimed ? 'live-replica' : null}
+                where id = ${ids[i]!}`.execute(f.db);
+    }
+    return ids;
+  }
+  const requests = async (id: string) =>
+    (
+      await f.db
+        .selectFrom('outbox')
+        .select('payload')
+        .where('event_type', '=', qaEpisodeEvents.autoCheckRequested.type)
+        .where(sql<boolean>`payload->>'episode_id' = ${id}`)
+        .orderBy('created_at')
+        .execute()
+    ).map((r) => r.payload as { reason: string; redrive: number; requested_at: string });
+  const row = (id: string) => f.db.selectFrom('episodes').selectAll().where('id', '=', id).executeTakeFirstOrThrow();
+  const plus = (at: Date, ms: number) => new Date(at.getTime() + ms);
+  const counter = async (m: Metrics, name: string) =>
+    (await m.registry.getSingleMetric(name)?.get())?.values[0]?.value ?? 0;
+
+  it('asks auto QA again for an episode it left pending, once per QA_REDRIVE_AFTER_MS whatever the replicas, and only that one', async () => {
+    const [stalled, fresh, approved, rejected, running] = await episodes([
+      { status: 'pending_qa', hoursAgo: 3 },
+      { status: 'pending_qa', hoursAgo: 1 }, // auto QA may still be retrying it
+      { status: 'approved', hoursAgo: 3 },
+      { status: 'rejected', hoursAgo: 3 },
+      { status: 'qa_running', hoursAgo: 3, claimed: true },
+    ]);
+    const log = captureLogger('qa');
+    const metrics = createMetrics('qa-redrive');
+    const replicas = [f.sweeper({ logger: log.logger, metrics }), f.sweeper({ logger: log.logger, metrics })];
+
+    // Two replicas sweep at once, on the database's clock: one request between them.
+    const counts = await Promise.all(replicas.map((r) => r.redrive()));
+    expect(counts.reduce((a, b) => a + b, 0)).toBe(1);
+    const first = await requests(stalled!);
+    expect(first).toMatchObject([{ reason: 'stalled', redrive: 1 }]);
+    for (const other of [fresh, approved, rejected, running]) expect(await requests(other!)).toEqual([]);
+    const { redriven_at } = await row(stalled!);
+    expect(redriven_at).not.toBeNull();
+    expect(await counter(metrics, 'ferry_qa_auto_redriven_total')).toBe(1);
+    expect(log.lines()).toContainEqual(
+      expect.objectContaining({
+        episode_id: stalled,
+        redrive: 1,
+        msg: 'auto QA left the episode pending; check requested again',
+      }),
+    );
+
+    // Not again until QA_REDRIVE_AFTER_MS has passed since that request; the younger one's turn comes on its own age.
+    const t0 = redriven_at!;
+    expect(await replicas[0]!.redrive(t0)).toBe(0);
+    expect(await replicas[1]!.redrive(plus(t0, AFTER - HOUR + 1_000))).toBe(1);
+    expect(await requests(fresh!)).toMatchObject([{ reason: 'stalled', redrive: 1 }]);
+    expect(await requests(stalled!)).toHaveLength(1);
+    expect(await replicas[1]!.redrive(plus(t0, AFTER + 1_000))).toBe(1);
+    expect((await requests(stalled!)).map((r) => r.redrive)).toEqual([1, 2]);
+    for (const other of [approved, rejected, running]) expect(await requests(other!)).toEqual([]);
+
+    // The request is handled as auto QA (qa__auto-recheck): the episode is checked, once.
+    await f.handlers.onAutoCheckRequested(
+      qaEpisodeEvents.autoCheckRequested.schema.parse((await requests(stalled!))[1]),
+    );
+    expect(await row(stalled!)).toMatchObject({ qa_status: 'approved', claim_id: null });
+    const runs = await f.db.selectFrom('runs').selectAll().where('episode_id', '=', stalled!).execute();
+    expect(runs.map((r) => [r.trigger, r.requested_by])).toEqual([['auto', 'auto-qa:stalled']]);
+    // The first request, still queued, now finds nothing to do.
+    await f.handlers.onAutoCheckRequested(
+      qaEpisodeEvents.autoCheckRequested.schema.parse((await requests(stalled!))[0]),
+    );
+    expect(await f.db.selectFrom('runs').selectAll().where('episode_id', '=', stalled!).execute()).toHaveLength(1);
+    // Checked now: never re-driven again (the younger one, still pending, is).
+    await replicas[0]!.redrive(plus(t0, 10 * AFTER));
+    expect(await requests(stalled!)).toHaveLength(2);
+    expect(await requests(fresh!)).toHaveLength(2);
+  });
+
+  it('gives up after QA_REDRIVE_MAX re-drives, logging the last as an error', async () => {
+    const [stalled] = await episodes([{ status: 'pending_qa', hoursAgo: 3 }]);
+    const log = captureLogger('qa');
+    const metrics = createMetrics('qa-redrive-max');
+    const sweeper = f.sweeper({ config: { QA_REDRIVE_MAX: 2 }, logger: log.logger, metrics });
+    const t0 = (await sql<{ now: Date }>`select clock_timestamp() as now`.execute(f.db)).rows[0]!.now;
+    // Each re-drive's check fails the same way (say the store is still down), so nothing but time moves.
+    expect(await sweeper.redrive(t0)).toBe(1);
+    expect(await sweeper.redrive(plus(t0, AFTER + 1_000))).toBe(1);
+    expect(await sweeper.redrive(plus(t0, 5 * AFTER))).toBe(0);
+    expect((await requests(stalled!)).map((r) => r.redrive)).toEqual([1, 2]);
+    expect(await row(stalled!)).toMatchObject({ qa_status: 'pending_qa', redrive_count: 2 });
+    expect(await counter(metrics, 'ferry_qa_auto_redriven_total')).toBe(2);
+    expect(await counter(metrics, 'ferry_qa_auto_redrives_exhausted_total')).toBe(1);
+    expect(log.lines()).toContainEqual(
+      expect.objectContaining({
+        level: 'error',
+        episode_id: stalled,
+        redrive: 2,
+        msg: 'auto QA re-driven for the last time; if it fails again the episode needs a person',
+      }),
+    );
   });
 });

@@ -1,4 +1,5 @@
 import {
+  type AutoCheckReason,
   isProtectedQaStatus,
   type QaProfile,
   type QaRun,
@@ -39,6 +40,11 @@ export interface CheckRequest {
   requestedBy: string;
   bulkRunId?: string;
   /**
+   * Auto QA only: also check an episode automated QA already decided (approved, failed) — it was checked without
+   * something it should have had (its robot type). Never one a person decided. Default false: pending_qa only.
+   */
+  recheck?: boolean;
+  /**
    * Called inside the transaction that records a finished run (a bulk item counts it there), so the
    * run and what depends on it commit together or not at all.
    */
@@ -51,10 +57,23 @@ export type CheckOutcome = { kind: 'finished'; run: QaRun; status: QaStatus } | 
 
 interface Claim {
   claimId: string;
+  /** The replica whose lapsed claim this one took over (it died or stalled), if any. */
+  tookOverFrom?: string;
   episode: QaEpisodeRow;
   /** The status before this check (what a release goes back to, and what a protected run keeps). */
   before: QaStatus;
   startedAt: Date;
+}
+
+/**
+ * `ferry_qa_claims_expired_total`: claims whose lease lapsed, whether the sweep released them or another check
+ * took them over (registered once per registry; the runner and the sweeper share it).
+ */
+export function claimsExpiredCounter(metrics: Metrics): ReturnType<Metrics['counter']> {
+  return metrics.counter(
+    'ferry_qa_claims_expired_total',
+    'QA claims whose lease lapsed (a checker died or stalled): released by the sweep or taken over by another check.',
+  );
 }
 
 /**
@@ -71,6 +90,7 @@ export class QaRunner {
   private readonly checkFailures;
   private readonly duration;
   private readonly bytesRead;
+  private readonly claimsExpired;
 
   constructor(
     private readonly db: Kysely<QaDB>,
@@ -92,12 +112,21 @@ export class QaRunner {
       buckets: [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120],
     });
     this.bytesRead = metrics.counter('ferry_qa_bytes_read_total', 'Recording bytes read by QA (rate: bytes/s).');
+    this.claimsExpired = claimsExpiredCounter(metrics);
   }
 
   async check(req: CheckRequest): Promise<CheckOutcome> {
     const claimed = await this.claim(req);
     if ('skipped' in claimed) return { kind: 'skipped', reason: claimed.skipped };
     const claim = claimed;
+    if (claim.tookOverFrom !== undefined) {
+      // Counted once the takeover committed; the sweep counts the lapsed claims it releases itself.
+      this.claimsExpired.inc();
+      this.logger.warn(
+        { episode_id: claim.episode.id, claimed_by: claim.tookOverFrom, trigger: req.trigger },
+        'QA claim lapsed (checker gone or stalled); taken over',
+      );
+    }
     const abort = new AbortController();
     const lease = this.config.QA_CLAIM_LEASE_MS;
     let renewing: Promise<unknown> = Promise.resolve();
@@ -180,7 +209,8 @@ export class QaRunner {
       if (live) return { skipped: 'already_running' as const };
       // A lapsed claim (a dead checker) counts as released: its status is the one before it.
       const before = e.qa_status === 'qa_running' ? (e.status_before_claim ?? 'pending_qa') : e.qa_status;
-      if (req.trigger === 'auto' && before !== 'pending_qa') return { skipped: 'not_pending' as const };
+      const autoMay = before === 'pending_qa' || (req.recheck === true && !isProtectedQaStatus(before));
+      if (req.trigger === 'auto' && !autoMay) return { skipped: 'not_pending' as const };
       if (req.trigger === 'bulk' && isProtectedQaStatus(before)) return { skipped: 'protected' as const };
       const claimId = newId();
       const keep = isProtectedQaStatus(before);
@@ -194,7 +224,8 @@ export class QaRunner {
       if (!keep && e.qa_status !== 'qa_running') {
         await this.statusChanged(trx, episode, before, 'qa_running', req.trigger, null, now);
       }
-      return { claimId, episode, before, startedAt: now };
+      const lapsed = e.claim_id !== null ? { tookOverFrom: e.claimed_by ?? 'unknown' } : {};
+      return { claimId, episode, before, startedAt: now, ...lapsed };
     });
   }
 
@@ -303,6 +334,25 @@ export class QaRunner {
     this.logger.info(
       { episode_id: run.episode_id, run_id: run.id, trigger: req.trigger, passed: run.passed, status, failed },
       'qa run finished',
+    );
+  }
+
+  /**
+   * Asks for auto QA over `e` again, in `trx` (`qa__auto-recheck` runs it): the claim sweeper's re-drive of a stalled
+   * episode, and the device projection's recheck of one checked before its robot type was known.
+   */
+  async requestAutoCheck(
+    trx: Transaction<QaDB>,
+    e: QaEpisodeRow,
+    reason: AutoCheckReason,
+    redrive: number,
+    at: Date,
+  ): Promise<void> {
+    await this.outbox.append(
+      trx,
+      qaEpisodeEvents.autoCheckRequested,
+      { episode_id: e.id, organization_id: e.organization_id, reason, redrive, requested_at: at.toISOString() },
+      { aggregateId: e.id },
     );
   }
 

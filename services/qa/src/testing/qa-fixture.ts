@@ -5,11 +5,13 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { Actor } from '@ferry/contracts';
+import type { Actor, EventPayload, episodeEvents } from '@ferry/contracts';
 import {
   createMetrics,
   inTransaction,
   LocalBlobStore,
+  type Logger,
+  type Metrics,
   newId,
   Outbox,
   PlatformModule,
@@ -25,6 +27,7 @@ import { BulkRunService } from '../bulk/bulk-run.service.js';
 import { BulkRunWorker } from '../bulk/bulk-run.worker.js';
 import { writeRecording } from '../checks/testing/mcap-corpus.js';
 import type { QaDB } from '../database.js';
+import { QaEpisodeHandlers } from '../episodes/qa-episode.handlers.js';
 import { QaEpisodeRepository } from '../episodes/qa-episode.repository.js';
 import { QaEpisodeService } from '../episodes/qa-episode.service.js';
 import { QaConfig } from '../manifest.js';
@@ -33,6 +36,7 @@ import { ProfileRepository } from '../profiles/profile.repository.js';
 import { ProfileService } from '../profiles/profile.service.js';
 import { QA_PROVIDERS } from '../qa.module.js';
 import { ClaimSweeper } from '../runs/claim-sweeper.js';
+import { QaRunRepository } from '../runs/qa-run.repository.js';
 import { QaRunner } from '../runs/qa-runner.js';
 
 /** The background loops a test starts itself (a fixture replica), so nothing polls behind its back. */
@@ -125,15 +129,59 @@ export async function qaFixture(overrides: Partial<Record<keyof QaConfig, string
       workers.push(worker);
       return worker;
     },
-    /** The lapsed-claim sweeper of one more replica (not started: call `sweep()`). */
-    sweeper(): ClaimSweeper {
+    /** The event handlers as the consumers call them (auto QA: `onEpisodeCreated`). */
+    handlers: new QaEpisodeHandlers(db, get(QaEpisodeRepository), get(ProfileRepository), get(QaRunner)),
+    /**
+     * The runner of one more replica (its own worker id and metrics registry), sharing the database and the
+     * blob store.
+     */
+    replica(options: Partial<QaConfig> = {}) {
+      const replicaMetrics = createMetrics('qa-replica');
+      const runner = new QaRunner(
+        db,
+        get(QaEpisodeRepository),
+        get(QaRunRepository),
+        get(ProfileRepository),
+        fixture.outbox,
+        blobStore,
+        { ...config, ...options },
+        logger,
+        replicaMetrics,
+      );
+      return { runner, metrics: replicaMetrics };
+    },
+    /** The `episode.created` payload production would publish for an episode of QA's projection. */
+    async createdEvent(id: string): Promise<EventPayload<typeof episodeEvents.created>> {
+      const e = await db.selectFrom('episodes').selectAll().where('id', '=', id).executeTakeFirstOrThrow();
+      return {
+        episode: {
+          id: e.id,
+          organization_id: e.organization_id,
+          task_id: e.task_id,
+          batch_id: e.batch_id,
+          order_id: e.order_id,
+          scene_id: e.scene_id,
+          workstation_id: uuidv7(),
+          device_id: e.device_id,
+          upload_id: e.upload_id,
+          files: { mcap: e.mcap, sidecar: e.sidecar },
+          recording: null,
+          qa_status: 'pending_qa',
+          labels: e.labels,
+          created_at: e.episode_created_at.toISOString(),
+          updated_at: e.episode_created_at.toISOString(),
+        },
+      };
+    },
+    /** The lapsed-claim sweeper of one more replica (not started: call `sweep()` or `redrive()`). */
+    sweeper(options: { config?: Partial<QaConfig>; logger?: Logger; metrics?: Metrics } = {}): ClaimSweeper {
       return new ClaimSweeper(
         db,
         get(QaEpisodeRepository),
         fixture.runner,
-        config,
-        logger,
-        createMetrics('qa-sweeper'),
+        { ...config, ...options.config },
+        options.logger ?? logger,
+        options.metrics ?? createMetrics('qa-sweeper'),
       );
     },
     /** `n` approved episodes of `org` in QA's projection, all pointing at the fixture's recording. */
@@ -155,6 +203,13 @@ export async function qaFixture(overrides: Partial<Record<keyof QaConfig, string
     paceReads(ms: number): void {
       blobStore.readDelayMs = ms;
     },
+    /**
+     * Holds every read of the blob store from now on until the returned function is called, so a check stays in
+     * flight, holding its claim, while the test acts.
+     */
+    holdReads(): () => void {
+      return blobStore.hold();
+    },
     /** The Postgres backend of an open transaction (to see who waits on its locks). */
     async backendPid(trx: Transaction<QaDB>): Promise<number> {
       return (await sql<{ pid: number }>`select pg_backend_pid() as pid`.execute(trx)).rows[0]!.pid;
@@ -175,11 +230,25 @@ export async function qaFixture(overrides: Partial<Record<keyof QaConfig, string
   return fixture;
 }
 
-/** A local blob store whose reads can be held back, to pace a run. */
+/** A local blob store whose reads can be held back (paced, or held until released), to pace a run. */
 class PacedBlobStore extends LocalBlobStore {
   readDelayMs = 0;
+  private held?: Promise<void>;
+
+  hold(): () => void {
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    this.held = held;
+    return () => {
+      if (this.held === held) this.held = undefined;
+      release();
+    };
+  }
 
   override async read(...args: Parameters<LocalBlobStore['read']>): ReturnType<LocalBlobStore['read']> {
+    if (this.held) await this.held;
     if (this.readDelayMs > 0) await sleep(this.readDelayMs);
     return super.read(...args);
   }

@@ -175,6 +175,30 @@ export function chunkRecordsStart(bytes: Uint8Array, chunk: RecordRef): number {
   return c + 32 + view(bytes).getUint32(c + 28, true) + 8;
 }
 
+/** The messages of an uncompressed chunk: where each starts in the chunk's records, its sequence and log time. */
+export function chunkMessages(
+  bytes: Uint8Array,
+  chunk: RecordRef,
+): { byte: number; channelId: number; sequence: number; logTime: bigint }[] {
+  const start = chunkRecordsStart(bytes, chunk);
+  const v = view(bytes);
+  const out: { byte: number; channelId: number; sequence: number; logTime: bigint }[] = [];
+  for (let o = start; o < chunk.end; ) {
+    const length = Number(v.getBigUint64(o + 1, true));
+    if (bytes[o] === Op.MESSAGE) {
+      const c = o + RECORD_PREFIX;
+      out.push({
+        byte: o - start,
+        channelId: v.getUint16(c, true),
+        sequence: v.getUint32(c + 2, true),
+        logTime: v.getBigUint64(c + 6, true),
+      });
+    }
+    o += RECORD_PREFIX + length;
+  }
+  return out;
+}
+
 export function withBytes(bytes: Uint8Array, offset: number, edit: (v: DataView) => void): Uint8Array {
   const out = bytes.slice();
   edit(new DataView(out.buffer, out.byteOffset + offset, out.byteLength - offset));
@@ -229,6 +253,7 @@ const hexCrc = (n: number) => `0x${n.toString(16).padStart(8, '0')}`;
 export async function defectCorpus(): Promise<CorpusEntry[]> {
   const good = await writeRecording();
   const zstd = await writeRecording({ compression: 'zstd' });
+  const lz4 = await writeRecording({ compression: 'lz4' });
   const flat = await writeRecording({ chunked: false });
   const size = good.length;
   const chunk1 = nth(good, Op.CHUNK, 1);
@@ -280,6 +305,25 @@ export async function defectCorpus(): Promise<CorpusEntry[]> {
   const zChunk = nth(zstd, Op.CHUNK, 1);
   const zDamaged = fixCrcs(withBytes(zstd, zChunk.offset + RECORD_PREFIX + 60, (v) => v.setUint32(0, 0xdeadbeef)));
   integrity('damaged zstd chunk, intact summary', zDamaged, `chunk 1 (offset ${zChunk.offset})`);
+  // lz4: a frame that does not decode (its magic overwritten), and one that decodes to other bytes (a literal flipped).
+  const lChunk = nth(lz4, Op.CHUNK, 1);
+  integrity(
+    'damaged lz4 chunk: does not decode',
+    fixCrcs(withBytes(lz4, chunkRecordsStart(lz4, lChunk), (v) => v.setUint32(0, 0xdeadbeef))),
+    `chunk 1 (offset ${lChunk.offset}) does not decompress (lz4): lz4: data does not decode`,
+  );
+  // The frame ends with the last block and a 4-byte end mark; a block's last 5 bytes are always literals, copied
+  // as they are, so this flips the chunk's last uncompressed byte and the frame still decodes.
+  // Its uncompressed bytes are those of the uncompressed file's chunk 1 (the writer cuts chunks by uncompressed size).
+  const lastLiteral = lChunk.end - 4 - 1;
+  const lRecords = good.slice(chunkRecordsStart(good, chunk1), chunk1.end);
+  const lCrc = crc32(lRecords);
+  lRecords[lRecords.length - 1] = lRecords.at(-1)! ^ 0xff;
+  integrity(
+    'damaged lz4 chunk: CRC mismatch',
+    fixCrcs(withBytes(lz4, lastLiteral, (v) => v.setUint8(0, v.getUint8(0) ^ 0xff))),
+    `chunk 1 (offset ${lChunk.offset}) fails its CRC: header says ${hexCrc(lCrc)}, its ${lRecords.length} uncompressed bytes give ${hexCrc(crc32(lRecords))}`,
+  );
 
   // CRCs.
   const storedCrc = view(good).getUint32(dataEnd.offset + RECORD_PREFIX, true);
@@ -341,6 +385,18 @@ export async function defectCorpus(): Promise<CorpusEntry[]> {
     'message on an undefined channel',
     fixCrcs(withBytes(flat, firstMessage.offset + RECORD_PREFIX, (v) => v.setUint16(0, 9, true))),
     `message at offset ${firstMessage.offset} is on channel 9, which has no Channel record before it (sequence 0, log time ${START_NS})`,
+  );
+  // Inside a chunk (chunk 1: every channel was defined in chunk 0), the first message is pointed at channel 9.
+  const inChunk = chunkMessages(good, chunk1)[0]!;
+  integrity(
+    'message on an undefined channel inside a chunk',
+    fixCrcs(
+      fixChunkCrc(
+        withBytes(good, chunkRecordsStart(good, chunk1) + inChunk.byte + RECORD_PREFIX, (v) => v.setUint16(0, 9, true)),
+        chunk1,
+      ),
+    ),
+    `message in chunk 1 (offset ${chunk1.offset}) at byte ${inChunk.byte} is on channel 9, which has no Channel record before it (sequence ${inChunk.sequence}, log time ${inChunk.logTime})`,
   );
   const firstChannel = nth(flat, Op.CHANNEL);
   integrity(
