@@ -35,6 +35,38 @@ describe('BulkRunWorker', () => {
     await replica.onModuleDestroy();
   });
 
+  it('shares a replica’s slots between organizations: two runs started together both move before either ends', async () => {
+    const [a, b] = [await f.seed(12), await f.seed(12)];
+    // One slot and paced reads: the tightest case, where handing the oldest run every free slot would keep
+    // the other at 0 % until the first one had nothing left.
+    f.paceReads(20);
+    const replica = f.worker({ QA_WORKER_ID: 'replica-fair', BULK_CONCURRENCY: 1 });
+    const runA = await f.tx((trx) => f.bulk.execute(actorOf(a), {}, trx));
+    const runB = await f.tx((trx) => f.bulk.execute(actorOf(b), {}, trx));
+    await replica.onApplicationBootstrap();
+    // Both rows read in one statement: one moment of both runs.
+    const snapshots: { id: string; status: string; processed_count: number }[][] = [];
+    await waitFor(
+      async () => {
+        const rows = await f.db
+          .selectFrom('bulk_runs')
+          .select(['id', 'status', 'processed_count'])
+          .where('id', 'in', [runA.run_id, runB.run_id])
+          .execute();
+        snapshots.push(rows);
+        return rows.every((r) => r.status === 'completed');
+      },
+      { timeoutMs: 60_000, intervalMs: 20, what: 'both runs to complete' },
+    );
+    await replica.onModuleDestroy();
+    f.paceReads(0);
+    const bothMoving = snapshots.filter((rows) => rows.every((r) => r.status === 'running' && r.processed_count > 0));
+    expect(bothMoving.length).toBeGreaterThan(0);
+    // Neither was kept waiting while the other drained: when the first ended, the second was nearly done too.
+    const firstEnd = snapshots.find((rows) => rows.some((r) => r.status === 'completed'))!;
+    expect(Math.min(...firstEnd.map((r) => r.processed_count))).toBeGreaterThanOrEqual(10);
+  });
+
   it('publishes exactly one terminal event for a run: a cancel or a sweep after it adds nothing', async () => {
     const org = await f.seed(3);
     const actor = actorOf(org);

@@ -25,7 +25,8 @@ import { BulkRunService } from './bulk-run.service.js';
 
 /**
  * The bulk-run worker of one QA replica. Every replica runs one, so the work of a run spreads over all
- * of them: each heart-beats the active runs, claims up to BULK_CONCURRENCY items at a time (with a
+ * of them: each heart-beats the active runs, claims up to BULK_CONCURRENCY items at a time, shared in turn
+ * among the runs of every organization (with a
  * lease; a dead replica's items are claimed again by the others when it lapses, so a run finishes
  * despite a crash), checks them through QaRunner (the same per-episode claim as auto QA), and counts
  * each outcome in one statement. A sweep — at startup, before any work, and in every poll right after the
@@ -38,6 +39,8 @@ export class BulkRunWorker implements OnApplicationBootstrap, OnModuleDestroy {
   private stopping = false;
   private tick?: Promise<void>;
   private readonly inFlight = new Set<Promise<void>>();
+  /** The run this replica gave its last free slot to (the round-robin's place). */
+  private lastServed?: string;
 
   constructor(
     private readonly db: Kysely<QaDB>,
@@ -100,6 +103,7 @@ export class BulkRunWorker implements OnApplicationBootstrap, OnModuleDestroy {
     // that old, and a sweep first would interrupt the runs this very replica is alive to work on.
     await this.runs.heartbeatActive(this.db, this.config.QA_WORKER_ID);
     await this.sweep();
+    const open: BulkRunRow[] = [];
     for (const run of await this.runs.allActive(this.db)) {
       if (this.stopping) return;
       if (run.status === 'queued') await this.start(run);
@@ -110,23 +114,48 @@ export class BulkRunWorker implements OnApplicationBootstrap, OnModuleDestroy {
         });
         continue;
       }
-      const free = this.config.BULK_CONCURRENCY - this.inFlight.size;
-      const items = await this.runs.claimItems(this.db, run.id, this.config.QA_WORKER_ID, this.lease, free);
-      for (const item of items) {
-        const p = this.process(run, item)
-          .catch((err) => {
-            // Counting failed (the database went away): the item's claim lapses and it is taken again;
-            // a check already recorded was counted with it, so it is not run twice.
-            if (!isPostgresConnectionError(err)) this.logger.warn({ err, run_id: run.id }, 'bulk item not counted');
-          })
-          .finally(() => {
-            this.inFlight.delete(p);
-            this.kick(); // take the next item at once rather than at the next poll
-          });
-        this.inFlight.add(p);
-      }
-      await this.flushProgress(run.id);
+      open.push(run);
     }
+    await this.feed(open);
+    for (const run of open) await this.flushProgress(run.id);
+  }
+
+  /**
+   * Hands this replica's free slots to the open runs in turn, one item each, starting after the run served last:
+   * every organization's run moves while several run at once, rather than the oldest taking every slot until its
+   * queue is empty (a slot freed by one run's item goes to the next run).
+   */
+  private async feed(runs: readonly BulkRunRow[]): Promise<void> {
+    let free = this.config.BULK_CONCURRENCY - this.inFlight.size;
+    const start = runs.findIndex((r) => r.id === this.lastServed) + 1;
+    let turn = [...runs.slice(start), ...runs.slice(0, start)];
+    while (free > 0 && turn.length > 0 && !this.stopping) {
+      const next: BulkRunRow[] = [];
+      for (const run of turn) {
+        if (free === 0) break;
+        const [item] = await this.runs.claimItems(this.db, run.id, this.config.QA_WORKER_ID, this.lease, 1);
+        if (!item) continue; // nothing left to hand out (or a cancel came): out of the rotation
+        free--;
+        this.lastServed = run.id;
+        this.launch(run, item);
+        next.push(run);
+      }
+      turn = next;
+    }
+  }
+
+  private launch(run: BulkRunRow, item: BulkItemRow): void {
+    const p = this.process(run, item)
+      .catch((err) => {
+        // Counting failed (the database went away): the item's claim lapses and it is taken again;
+        // a check already recorded was counted with it, so it is not run twice.
+        if (!isPostgresConnectionError(err)) this.logger.warn({ err, run_id: run.id }, 'bulk item not counted');
+      })
+      .finally(() => {
+        this.inFlight.delete(p);
+        this.kick(); // take the next item at once rather than at the next poll
+      });
+    this.inFlight.add(p);
   }
 
   private async start(run: BulkRunRow): Promise<void> {
