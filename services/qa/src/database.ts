@@ -136,6 +136,8 @@ export interface BulkRunItemsTable {
   claim_token: string | null;
   claim_expires_at: NullableTimestamp;
   outcome: 'passed' | 'qa_failed' | 'processing_failed' | 'skipped' | null;
+  /** Why it was counted `processing_failed`. */
+  error: ColumnType<string | null, string | null | undefined, string | null>;
 }
 
 export interface BulkRunWorkersTable {

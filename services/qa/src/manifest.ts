@@ -25,6 +25,12 @@ export const QaConfig = BlobStoreConfig.extend({
   QA_CLAIM_SWEEP_MS: z.coerce.number().int().min(100).default(10_000),
   /** Bulk-run items this process checks at once. Default 2. */
   BULK_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(2),
+  /**
+   * How long one bulk item's check may take before it is abandoned: its read is aborted, its episode claim released,
+   * and it is counted `processing_failed` with the reason, so a hung read can neither hold a run open nor keep a
+   * cancel waiting. Default 2 minutes (Keystone's per-episode timeout); keep it above the longest honest check.
+   */
+  BULK_ITEM_TIMEOUT_MS: z.coerce.number().int().min(500).max(3_600_000).default(120_000),
   /** How often workers heart-beat a run and look for work. Default 1 s. */
   BULK_POLL_MS: z.coerce.number().int().min(50).max(60_000).default(1_000),
   /**

@@ -297,11 +297,14 @@ export class BulkRunRepository {
     return Number(res.numUpdatedRows) > 0;
   }
 
-  /** Finishes the item under this claim; false when the claim lapsed and another claim took it. */
-  async finishItem(db: Db, item: BulkItemRow, outcome: ItemOutcome): Promise<boolean> {
+  /**
+   * Finishes the item under this claim (`error`: why it was counted `processing_failed`); false when the claim lapsed
+   * and another claim took it.
+   */
+  async finishItem(db: Db, item: BulkItemRow, outcome: ItemOutcome, error?: string): Promise<boolean> {
     const res = await db
       .updateTable('bulk_run_items')
-      .set({ status: 'done', outcome, claim_expires_at: null })
+      .set({ status: 'done', outcome, claim_expires_at: null, error: error?.slice(0, 1000) ?? null })
       .where('run_id', '=', item.run_id)
       .where('position', '=', item.position)
       .where('status', '=', 'claimed')

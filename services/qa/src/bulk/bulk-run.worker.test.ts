@@ -67,6 +67,77 @@ describe('BulkRunWorker', () => {
     expect(Math.min(...firstEnd.map((r) => r.processed_count))).toBeGreaterThanOrEqual(10);
   });
 
+  describe('an item whose check hangs', () => {
+    const settled = (id: string) =>
+      waitFor(
+        async () => {
+          const row = await runRow(id);
+          return row && row.status !== 'queued' && row.status !== 'running' && row;
+        },
+        { timeoutMs: 30_000, what: `run ${id} to end` },
+      );
+
+    it('is abandoned after BULK_ITEM_TIMEOUT_MS: its read closed, its episode given back, counted processing_failed with the reason', async () => {
+      const org = await f.seed(3);
+      const streams = f.hangReads();
+      const replica = f.worker({ QA_WORKER_ID: 'replica-hung', BULK_CONCURRENCY: 2, BULK_ITEM_TIMEOUT_MS: 1_000 });
+      await replica.onApplicationBootstrap();
+      const run = await f.tx((trx) => f.bulk.execute(actorOf(org), {}, trx));
+      try {
+        // The lease is 3 s and renewed every second: without the limit these claims would be held forever.
+        const done = await settled(run.run_id);
+        expect(done).toMatchObject({ status: 'completed', processed_count: 3, processing_failed_count: 3 });
+      } finally {
+        f.hangReads(false);
+        await replica.onModuleDestroy();
+      }
+      expect(streams.length).toBeGreaterThanOrEqual(3);
+      expect(streams.every((s) => s.destroyed)).toBe(true);
+      const items = await f.db
+        .selectFrom('bulk_run_items')
+        .select(['status', 'outcome', 'error'])
+        .where('run_id', '=', run.run_id)
+        .execute();
+      expect(items).toHaveLength(3);
+      for (const item of items) {
+        expect(item).toMatchObject({ status: 'done', outcome: 'processing_failed' });
+        expect(item.error).toMatch(/no result within 1000 ms \(BULK_ITEM_TIMEOUT_MS\)/);
+      }
+      // Nothing recorded, every episode back to its status and free for the next check.
+      const episodes = await f.db
+        .selectFrom('episodes')
+        .select(['qa_status', 'claim_id', 'last_run_id'])
+        .where('organization_id', '=', org)
+        .execute();
+      expect(episodes).toEqual(Array(3).fill({ qa_status: 'approved', claim_id: null, last_run_id: null }));
+      const runs = await f.db.selectFrom('runs').select('id').where('bulk_run_id', '=', run.run_id).execute();
+      expect(runs).toEqual([]);
+    });
+
+    it('lets a cancel complete: the run ends cancelled once the hung items are abandoned', async () => {
+      const org = await f.seed(6);
+      f.hangReads();
+      const replica = f.worker({
+        QA_WORKER_ID: 'replica-hung-cancel',
+        BULK_CONCURRENCY: 2,
+        BULK_ITEM_TIMEOUT_MS: 1_000,
+      });
+      await replica.onApplicationBootstrap();
+      const actor = actorOf(org);
+      const run = await f.tx((trx) => f.bulk.execute(actor, {}, trx));
+      try {
+        await waitFor(async () => (await f.bulkRuns.inFlight(f.db, run.run_id)) === 2, { what: 'two items in flight' });
+        const cancelling = await f.tx((trx) => f.bulk.cancel(actor, run.run_id, trx));
+        expect(cancelling.status).toBe('running'); // two checks hang: it waits for them
+        const ended = await settled(run.run_id);
+        expect(ended).toMatchObject({ status: 'cancelled', processed_count: 2, processing_failed_count: 2 });
+      } finally {
+        f.hangReads(false);
+        await replica.onModuleDestroy();
+      }
+    });
+  });
+
   it('publishes exactly one terminal event for a run: a cancel or a sweep after it adds nothing', async () => {
     const org = await f.seed(3);
     const actor = actorOf(org);

@@ -167,9 +167,10 @@ export class BulkRunWorker implements OnApplicationBootstrap, OnModuleDestroy {
   }
 
   /**
-   * Checks one item, keeping its claim alive meanwhile. A finished check is counted inside the
-   * transaction that records it (a replica dying after the commit leaves nothing to check again); a
-   * skip or a failure is counted afterwards, in its own transaction.
+   * Checks one item, keeping its claim alive meanwhile, for at most BULK_ITEM_TIMEOUT_MS: then the check is aborted
+   * (its read closed, its episode claim released) and the item counted `processing_failed` with the reason. A
+   * finished check is counted inside the transaction that records it (a replica dying after the commit leaves
+   * nothing to check again); a skip or a failure is counted afterwards, in its own transaction.
    */
   private async process(run: BulkRunRow, item: BulkItemRow): Promise<void> {
     const renew = setInterval(
@@ -179,33 +180,47 @@ export class BulkRunWorker implements OnApplicationBootstrap, OnModuleDestroy {
       Math.max(100, Math.floor(this.lease / 3)),
     );
     renew.unref();
+    const limitMs = this.config.BULK_ITEM_TIMEOUT_MS;
+    const timeLimit = new AbortController();
+    const timer = setTimeout(
+      () =>
+        timeLimit.abort(new Error(`no result within ${limitMs} ms (BULK_ITEM_TIMEOUT_MS): the check was abandoned`)),
+      limitMs,
+    );
+    timer.unref();
     let outcome: ItemOutcome;
+    let error: string | undefined;
     try {
       const result = await this.runner.check({
         episodeId: item.episode_id,
         trigger: 'bulk',
         requestedBy: run.created_by,
         bulkRunId: run.id,
+        signal: timeLimit.signal,
         onRecorded: (trx, qaRun) =>
-          this.record(
-            trx,
-            run.id,
-            item,
-            qaRun.passed ? 'passed' : 'qa_failed',
-            qaRun.results.filter((r) => r.status === 'failed').map(checkId),
-          ),
+          this.record(trx, run.id, item, {
+            outcome: qaRun.passed ? 'passed' : 'qa_failed',
+            failedChecks: qaRun.results.filter((r) => r.status === 'failed').map(checkId),
+          }),
       });
       if (result.kind === 'finished') return;
       outcome = 'skipped';
     } catch (err) {
-      if (!isDomainError(err) || err.code !== 'storage_error') {
-        this.logger.error({ err, run_id: run.id, episode_id: item.episode_id }, 'bulk item failed');
-      }
       outcome = 'processing_failed';
+      if (timeLimit.signal.aborted) {
+        error = (timeLimit.signal.reason as Error).message;
+        this.logger.warn({ run_id: run.id, episode_id: item.episode_id, limit_ms: limitMs }, 'bulk item timed out');
+      } else {
+        error = err instanceof Error ? err.message : String(err);
+        if (!isDomainError(err) || err.code !== 'storage_error') {
+          this.logger.error({ err, run_id: run.id, episode_id: item.episode_id }, 'bulk item failed');
+        }
+      }
     } finally {
       clearInterval(renew);
+      clearTimeout(timer);
     }
-    await inTransaction(this.db, (trx) => this.record(trx, run.id, item, outcome, []));
+    await inTransaction(this.db, (trx) => this.record(trx, run.id, item, { outcome, error }));
   }
 
   /** Counts an outcome (only under this claim of the item) and ends the run when it was the last one. */
@@ -213,18 +228,17 @@ export class BulkRunWorker implements OnApplicationBootstrap, OnModuleDestroy {
     trx: Transaction<QaDB>,
     runId: string,
     item: BulkItemRow,
-    outcome: ItemOutcome,
-    failedChecks: string[],
+    counted: { outcome: ItemOutcome; failedChecks?: string[]; error?: string },
   ): Promise<void> {
-    if (!(await this.runs.finishItem(trx, item, outcome))) return; // lapsed and claimed again: not ours
-    const counted = await this.runs.count(trx, runId, outcome, failedChecks);
-    if (!counted) return; // the run ended meanwhile (cancelled, interrupted): its counters stay as announced
-    if (counted.processed_count >= counted.total_count) {
+    if (!(await this.runs.finishItem(trx, item, counted.outcome, counted.error))) return; // lapsed and claimed again
+    const run = await this.runs.count(trx, runId, counted.outcome, counted.failedChecks ?? []);
+    if (!run) return; // the run ended meanwhile (cancelled, interrupted): its counters stay as announced
+    if (run.processed_count >= run.total_count) {
       const done = await this.runs.transition(trx, runId, ACTIVE_BULK_RUN_STATUSES, 'completed');
       if (done) await this.outbox.append(trx, bulkRunEvents.finished, { run: toBulkRun(done) }, { aggregateId: runId });
       return;
     }
-    if (counted.cancel_requested_at && (await this.service.finishCancelled(trx, counted))) return;
+    if (run.cancel_requested_at && (await this.service.finishCancelled(trx, run))) return;
     await this.progress(trx, runId);
   }
 
