@@ -31,11 +31,12 @@ export const QaConfig = BlobStoreConfig.extend({
    * cancel waiting. Default 2 minutes (Keystone's per-episode timeout); keep it above the longest honest check.
    */
   BULK_ITEM_TIMEOUT_MS: z.coerce.number().int().min(500).max(3_600_000).default(120_000),
-  /** How often workers heart-beat a run and look for work. Default 1 s. */
+  /** How often workers heart-beat the runs they work on and look for work. Default 1 s. */
   BULK_POLL_MS: z.coerce.number().int().min(50).max(60_000).default(1_000),
   /**
-   * A queued or running run whose workers have all been silent this long is `interrupted` (by the
-   * periodic sweep and at startup). Default 30 s; keep it above BULK_POLL_MS and the claim lease.
+   * A queued or running run nobody has heart-beaten this long (every replica working on it died) is `interrupted`:
+   * by the startup sweep, or by the periodic sweep of a replica restarted within the window, which never adopts it.
+   * Default 30 s; keep it well above BULK_POLL_MS and the claim lease.
    */
   BULK_STALE_MS: z.coerce.number().int().min(200).default(30_000),
   /** Progress events per run at most every this many ms (DESIGN: ≤ 2 per second). Default 500. */

@@ -13,26 +13,120 @@ describe('BulkRunWorker', () => {
 
   const runRow = (id: string) => f.bulkRuns.find(f.db, id);
 
+  const ended = (id: string, timeoutMs = 30_000) =>
+    waitFor(
+      async () => {
+        const row = await runRow(id);
+        return row && row.status !== 'queued' && row.status !== 'running' && row;
+      },
+      { timeoutMs, what: `run ${id} to end` },
+    );
+
   it('keeps a live run going after a database outage longer than BULK_STALE_MS: the replica heart-beats before it sweeps', async () => {
     const org = await f.seed(3);
+    const replica = f.worker({ QA_WORKER_ID: 'replica-outage', BULK_STALE_MS: 300 });
+    await replica.poll(); // the replica is up before the run exists
     const run = await f.tx((trx) => f.bulk.execute(actorOf(org), {}, trx));
-    const replica = f.worker({ QA_WORKER_ID: 'replica-outage' });
-    // The replica worked on the run, then Postgres was away for far longer than BULK_STALE_MS: every
-    // heart-beat of the run (and its creation) lies that far back when the replica's next poll gets through.
-    await sql`update bulk_runs set created_at = now() - interval '1 hour' where id = ${run.run_id}`.execute(f.db);
-    await sql`
-      insert into bulk_run_workers (run_id, worker_id, heartbeat_at)
-      values (${run.run_id}, 'replica-outage', now() - interval '1 hour')`.execute(f.db);
+    // Postgres is away from the replica until the run's only sign of life (its creation) is older than BULK_STALE_MS
+    // by the database's clock; then the replica's next poll gets through.
+    await waitFor(
+      async () => {
+        const { rows } = await sql<{ stale: boolean }>`
+          select now() - created_at > interval '300 milliseconds' as stale from bulk_runs where id = ${run.run_id}`.execute(
+          f.db,
+        );
+        return rows[0]!.stale;
+      },
+      { what: 'the run to look abandoned' },
+    );
 
     await replica.poll();
 
     expect((await runRow(run.run_id))?.status).not.toBe('interrupted');
-    const done = await waitFor(async () => {
-      const row = await runRow(run.run_id);
-      return row && row.status !== 'queued' && row.status !== 'running' && row;
-    });
-    expect(done).toMatchObject({ status: 'completed', processed_count: 3, passed_count: 3 });
+    expect(await ended(run.run_id)).toMatchObject({ status: 'completed', processed_count: 3, passed_count: 3 });
     await replica.onModuleDestroy();
+  });
+
+  it('never adopts a run every replica abandoned, even when one restarts within BULK_STALE_MS: the periodic sweep interrupts it', async () => {
+    const org = await f.seed(30);
+    f.paceReads(50);
+    const gone = f.worker({ QA_WORKER_ID: 'replica-gone', BULK_CONCURRENCY: 1 });
+    await gone.onApplicationBootstrap();
+    const run = await f.tx((trx) => f.bulk.execute(actorOf(org), {}, trx));
+    await waitFor(async () => ((await runRow(run.run_id))?.processed_count ?? 0) >= 2, { what: 'the run to move' });
+    await gone.onModuleDestroy(); // the only replica stops: nobody beats the run any more
+    const atStop = (await runRow(run.run_id))!;
+    const restarted = f.worker({ QA_WORKER_ID: 'replica-restarted', BULK_CONCURRENCY: 1, BULK_STALE_MS: 5_000 });
+    try {
+      await restarted.onApplicationBootstrap();
+      // Back within the window: its startup sweep left the run alone (what it does with it is the point here).
+      expect((await runRow(run.run_id))?.status).toBe('running');
+      const end = await ended(run.run_id);
+      expect(end).toMatchObject({ status: 'interrupted', processed_count: atStop.processed_count });
+      expect(end.error_message).toMatch(/no QA worker heart-beat for 5000 ms/);
+      // The restarted replica never beat it (nor checked an item of it), and ended it only once the window had passed.
+      const beats = await f.db
+        .selectFrom('bulk_run_workers')
+        .select(['worker_id', 'heartbeat_at'])
+        .where('run_id', '=', run.run_id)
+        .execute();
+      expect(beats.map((b) => b.worker_id)).toEqual(['replica-gone']);
+      expect(end.finished_at!.getTime() - beats[0]!.heartbeat_at.getTime()).toBeGreaterThanOrEqual(5_000);
+    } finally {
+      f.paceReads(0);
+      await restarted.onModuleDestroy();
+    }
+  });
+
+  it('joins a run alive on another replica: a replica started mid-run checks items of it too', async () => {
+    const org = await f.seed(30);
+    f.paceReads(50);
+    const first = f.worker({ QA_WORKER_ID: 'replica-first', BULK_CONCURRENCY: 1 });
+    const second = f.worker({ QA_WORKER_ID: 'replica-second', BULK_CONCURRENCY: 1 });
+    try {
+      await first.onApplicationBootstrap();
+      const run = await f.tx((trx) => f.bulk.execute(actorOf(org), {}, trx));
+      await waitFor(async () => ((await runRow(run.run_id))?.processed_count ?? 0) >= 2, { what: 'the run to move' });
+      await second.onApplicationBootstrap(); // started after the run, which it saw only through the first's heart-beats
+      expect(await ended(run.run_id, 60_000)).toMatchObject({ status: 'completed', processed_count: 30 });
+      const byWorker = await f.db
+        .selectFrom('bulk_run_items')
+        .select(['claimed_by', sql<number>`count(*)::int`.as('n')])
+        .where('run_id', '=', run.run_id)
+        .groupBy('claimed_by')
+        .orderBy('claimed_by')
+        .execute();
+      expect(byWorker.map((w) => w.claimed_by)).toEqual(['replica-first', 'replica-second']);
+    } finally {
+      f.paceReads(0);
+      await first.onModuleDestroy();
+      await second.onModuleDestroy();
+    }
+  });
+
+  it('checks an item taken over from a dead worker whose episode claim outlives its item claim, rather than skipping it', async () => {
+    const org = await f.seed(1);
+    const replica = f.worker({ QA_WORKER_ID: 'replica-takeover' });
+    await replica.poll(); // up before the run exists: the run is its to work on
+    const run = await f.tx((trx) => f.bulk.execute(actorOf(org), {}, trx));
+    // A worker died mid-check: its item claim has just lapsed, its claim on the episode (renewed a moment later)
+    // has not yet.
+    await sql`
+      update episodes set qa_status = 'qa_running', status_before_claim = 'approved', claim_id = gen_random_uuid(),
+                          claimed_by = 'replica-dead', claim_expires_at = now() + interval '1500 milliseconds'
+      where organization_id = ${org}`.execute(f.db);
+    await sql`
+      update bulk_run_items set status = 'claimed', claimed_by = 'replica-dead', claim_token = gen_random_uuid(),
+                                claim_expires_at = now() - interval '1 millisecond'
+      where run_id = ${run.run_id}`.execute(f.db);
+    try {
+      await replica.poll();
+      expect(await ended(run.run_id)).toMatchObject({ status: 'completed', passed_count: 1, skipped_count: 0 });
+      const runs = await f.db.selectFrom('runs').select('id').where('bulk_run_id', '=', run.run_id).execute();
+      expect(runs).toHaveLength(1);
+    } finally {
+      await replica.onModuleDestroy();
+    }
   });
 
   it('shares a replica’s slots between organizations: two runs started together both move before either ends', async () => {
@@ -41,9 +135,9 @@ describe('BulkRunWorker', () => {
     // the other at 0 % until the first one had nothing left.
     f.paceReads(20);
     const replica = f.worker({ QA_WORKER_ID: 'replica-fair', BULK_CONCURRENCY: 1 });
+    await replica.onApplicationBootstrap();
     const runA = await f.tx((trx) => f.bulk.execute(actorOf(a), {}, trx));
     const runB = await f.tx((trx) => f.bulk.execute(actorOf(b), {}, trx));
-    await replica.onApplicationBootstrap();
     // Both rows read in one statement: one moment of both runs.
     const snapshots: { id: string; status: string; processed_count: number }[][] = [];
     await waitFor(
@@ -142,8 +236,8 @@ describe('BulkRunWorker', () => {
     const org = await f.seed(3);
     const actor = actorOf(org);
     const replica = f.worker({ QA_WORKER_ID: 'replica-terminal' });
-    const run = await f.tx((trx) => f.bulk.execute(actor, {}, trx));
     await replica.onApplicationBootstrap();
+    const run = await f.tx((trx) => f.bulk.execute(actor, {}, trx));
     const done = await waitFor(async () => {
       const row = await runRow(run.run_id);
       return row && row.status === 'completed' && row;
@@ -179,8 +273,8 @@ describe('BulkRunWorker', () => {
     // enough for the throttle to matter (unpaced, a fast machine ran the whole run inside one second).
     f.paceReads(50);
     const replica = f.worker({ QA_WORKER_ID: 'replica-progress', BULK_CONCURRENCY: 1 });
-    const run = await f.tx((trx) => f.bulk.execute(actorOf(org), {}, trx));
     await replica.onApplicationBootstrap();
+    const run = await f.tx((trx) => f.bulk.execute(actorOf(org), {}, trx));
     const done = await waitFor(
       async () => {
         const row = await runRow(run.run_id);

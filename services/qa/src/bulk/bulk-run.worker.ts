@@ -18,20 +18,24 @@ import {
   type BulkItemRow,
   BulkRunRepository,
   type BulkRunRow,
+  type ClaimedItem,
   type ItemOutcome,
   toBulkRun,
 } from './bulk-run.repository.js';
 import { BulkRunService } from './bulk-run.service.js';
 
 /**
- * The bulk-run worker of one QA replica. Every replica runs one, so the work of a run spreads over all
- * of them: each heart-beats the active runs, claims up to BULK_CONCURRENCY items at a time, shared in turn
- * among the runs of every organization (with a
- * lease; a dead replica's items are claimed again by the others when it lapses, so a run finishes
- * despite a crash), checks them through QaRunner (the same per-episode claim as auto QA), and counts
- * each outcome in one statement. A sweep — at startup, before any work, and in every poll right after the
- * replica's own heart-beats — marks `interrupted` the runs nobody has heart-beaten for BULK_STALE_MS
- * (every replica died), never one alive here or elsewhere.
+ * The bulk-run worker of one QA replica. Every replica runs one, so the work of a run spreads over all of them: each
+ * heart-beats the runs it works on, hands its BULK_CONCURRENCY slots to them in turn, claims items with a lease (a
+ * dead replica's items are claimed again by the others when it lapses, so a run finishes despite a crash), checks them
+ * through QaRunner (the same per-episode claim as auto QA) within BULK_ITEM_TIMEOUT_MS, and counts each outcome in one
+ * statement.
+ *
+ * Liveness: a replica works on — and heart-beats — only the runs it has seen alive since it started (executed since,
+ * or heart-beaten since by some replica). So a run every replica abandoned gets no heart-beat again, even from a
+ * replica restarted within BULK_STALE_MS, and the sweep — at startup and in every poll, right after the replica's own
+ * heart-beats — marks it `interrupted` once nobody has beaten it for BULK_STALE_MS; a run alive on any replica is
+ * beaten by it at every poll and never swept.
  */
 @Injectable()
 export class BulkRunWorker implements OnApplicationBootstrap, OnModuleDestroy {
@@ -39,6 +43,8 @@ export class BulkRunWorker implements OnApplicationBootstrap, OnModuleDestroy {
   private stopping = false;
   private tick?: Promise<void>;
   private readonly inFlight = new Set<Promise<void>>();
+  /** When this replica started, by the database's clock: runs not seen alive since are not its to adopt. */
+  private since?: Date;
   /** The run this replica gave its last free slot to (the round-robin's place). */
   private lastServed?: string;
 
@@ -58,7 +64,12 @@ export class BulkRunWorker implements OnApplicationBootstrap, OnModuleDestroy {
 
   async onApplicationBootstrap(): Promise<void> {
     // Runs every worker abandoned while this replica was down are interrupted before it takes any work.
-    await this.sweep().catch((err) => this.logger.warn({ err }, 'bulk run startup sweep failed'));
+    try {
+      this.since = await this.runs.now(this.db);
+      await this.sweep();
+    } catch (err) {
+      this.logger.warn({ err }, 'bulk run startup sweep failed');
+    }
     this.schedule(0);
   }
 
@@ -99,21 +110,24 @@ export class BulkRunWorker implements OnApplicationBootstrap, OnModuleDestroy {
 
   /** One pass: heart-beat the live runs, sweep dead ones, feed the live ones, flush throttled progress. */
   async poll(): Promise<void> {
+    this.since ??= await this.runs.now(this.db);
     // Heart-beat before sweeping: after a database outage longer than BULK_STALE_MS every heart-beat is
     // that old, and a sweep first would interrupt the runs this very replica is alive to work on.
-    await this.runs.heartbeatActive(this.db, this.config.QA_WORKER_ID);
+    const mine = new Set(await this.runs.heartbeat(this.db, this.config.QA_WORKER_ID, this.since));
     await this.sweep();
     const open: BulkRunRow[] = [];
     for (const run of await this.runs.allActive(this.db)) {
       if (this.stopping) return;
-      if (run.status === 'queued') await this.start(run);
       if (run.cancel_requested_at) {
+        // Any replica may end a cancelled run once nothing of it is in flight, abandoned or not.
         await inTransaction(this.db, async (trx) => {
           const locked = await this.runs.find(trx, run.id, { lock: true });
           if (locked) await this.service.finishCancelled(trx, locked);
         });
         continue;
       }
+      if (!mine.has(run.id)) continue; // not seen alive since this replica started: the sweep decides
+      if (run.status === 'queued') await this.start(run);
       open.push(run);
     }
     await this.feed(open);
@@ -144,7 +158,7 @@ export class BulkRunWorker implements OnApplicationBootstrap, OnModuleDestroy {
     }
   }
 
-  private launch(run: BulkRunRow, item: BulkItemRow): void {
+  private launch(run: BulkRunRow, item: ClaimedItem): void {
     const p = this.process(run, item)
       .catch((err) => {
         // Counting failed (the database went away): the item's claim lapses and it is taken again;
@@ -172,7 +186,7 @@ export class BulkRunWorker implements OnApplicationBootstrap, OnModuleDestroy {
    * finished check is counted inside the transaction that records it (a replica dying after the commit leaves
    * nothing to check again); a skip or a failure is counted afterwards, in its own transaction.
    */
-  private async process(run: BulkRunRow, item: BulkItemRow): Promise<void> {
+  private async process(run: BulkRunRow, item: ClaimedItem): Promise<void> {
     const renew = setInterval(
       () => {
         void this.runs.renewItem(this.db, item, this.lease).catch(() => undefined);
@@ -204,6 +218,7 @@ export class BulkRunWorker implements OnApplicationBootstrap, OnModuleDestroy {
           }),
       });
       if (result.kind === 'finished') return;
+      if (result.reason === 'already_running' && (await this.runs.awaitLapsedCheck(this.db, item))) return;
       outcome = 'skipped';
     } catch (err) {
       outcome = 'processing_failed';
@@ -257,7 +272,7 @@ export class BulkRunWorker implements OnApplicationBootstrap, OnModuleDestroy {
     }
   }
 
-  /** Interrupts the runs every worker abandoned. */
+  /** Interrupts the runs every worker abandoned: nobody has heart-beaten them for BULK_STALE_MS. */
   async sweep(): Promise<number> {
     return inTransaction(this.db, async (trx) => {
       const stale = await this.runs.stale(trx, this.config.BULK_STALE_MS);
