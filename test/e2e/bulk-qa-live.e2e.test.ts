@@ -21,7 +21,7 @@ describe('bulk QA over HTTP, followed live', () => {
   beforeAll(async () => {
     system = await System.create();
     await system.start(['qa', 'gateway'], {
-      env: { BULK_POLL_MS: '100', BULK_CONCURRENCY: '1', BULK_PROGRESS_INTERVAL_MS: '300' },
+      env: { BULK_POLL_MS: '100', BULK_CONCURRENCY: '1', BULK_PROGRESS_INTERVAL_MS: '500' },
     });
     replica = await system.startReplica('gateway');
   }, 120_000);

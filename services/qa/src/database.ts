@@ -121,6 +121,8 @@ export interface BulkRunsTable {
   error_message: string | null;
   last_progress_at: NullableTimestamp;
   last_progress_version: Generated<number>;
+  last_progress_event_id: string | null;
+  last_progress_published_at: NullableTimestamp;
 }
 
 export interface BulkRunItemsTable {

@@ -39,8 +39,11 @@ export const QaConfig = BlobStoreConfig.extend({
    * Default 30 s; keep it well above BULK_POLL_MS and the claim lease.
    */
   BULK_STALE_MS: z.coerce.number().int().min(200).default(30_000),
-  /** Progress events per run at most every this many ms (DESIGN: ≤ 2 per second). Default 500. */
-  BULK_PROGRESS_INTERVAL_MS: z.coerce.number().int().min(100).default(500),
+  /**
+   * A run's next progress event waits this long after the last one was seen published (DESIGN: ≤ 2 per second per
+   * run, as subscribers receive them). Default and minimum 500: less would break that contract.
+   */
+  BULK_PROGRESS_INTERVAL_MS: z.coerce.number().int().min(500).default(500),
   /** This replica's name in claims and heart-beats. Default: host name and a random suffix. */
   QA_WORKER_ID: z
     .string()

@@ -112,14 +112,24 @@ export class BulkRunRepository {
 
   /**
    * Inserts unless the organization has an active run (the partial unique index decides, across
-   * replicas). The run's first progress slot is taken with it: the caller publishes the new run in the
-   * same transaction, and the start and the first counted items must wait their turn behind that event
-   * (≤ 2 per second per run, the first one included).
+   * replicas). The run's first progress slot is taken with it (`progressEventId`, the event the caller publishes
+   * the new run with in the same transaction): the start and the first counted items wait their turn behind that
+   * event (≤ 2 per second per run, the first one included).
    */
-  async insertUnlessActive(db: Db, row: Insertable<BulkRunsTable>): Promise<BulkRunRow | undefined> {
+  async insertUnlessActive(
+    db: Db,
+    row: Insertable<BulkRunsTable>,
+    progressEventId: string,
+  ): Promise<BulkRunRow | undefined> {
     return db
       .insertInto('bulk_runs')
-      .values({ ...row, version: 1, last_progress_at: sql<Date>`now()`, last_progress_version: 1 })
+      .values({
+        ...row,
+        version: 1,
+        last_progress_at: sql<Date>`now()`,
+        last_progress_version: 1,
+        last_progress_event_id: progressEventId,
+      })
       .onConflict((oc) => oc.column('organization_id').where('status', 'in', ACTIVE).doNothing())
       .returningAll()
       .executeTakeFirst();
@@ -232,20 +242,39 @@ export class BulkRunRepository {
   }
 
   /**
-   * Marks a progress event due when the run moved since the last one and the last one is at least
-   * `intervalMs` old (≤ 2/s per run); returns the run when one is due.
+   * Notes when the run's last progress event was first seen published (its outbox row marked, so the stream has
+   * stored it): the clock the next progress event waits on. Nothing to note while it is unpublished or once noted.
    */
-  async takeProgressSlot(db: Db, id: string, intervalMs: number): Promise<BulkRunRow | undefined> {
+  async noteProgressPublished(db: Db, id: string): Promise<void> {
+    await sql`
+      update bulk_runs as r set last_progress_published_at = clock_timestamp()
+      where r.id = ${id} and r.last_progress_event_id is not null and r.last_progress_published_at is null
+        and not exists (select 1 from outbox o where o.id = r.last_progress_event_id and o.published_at is null)`.execute(
+      db,
+    );
+  }
+
+  /**
+   * Takes the next progress slot for event `eventId` when one is due: the run moved since the last progress event,
+   * and that event was seen published at least `intervalMs` ago (≤ 2/s per run as subscribers receive them, however
+   * the relay lags); returns the run then.
+   */
+  async takeProgressSlot(db: Db, id: string, intervalMs: number, eventId: string): Promise<BulkRunRow | undefined> {
     return db
       .updateTable('bulk_runs')
-      .set({ last_progress_at: sql<Date>`now()`, last_progress_version: sql<number>`version` })
+      .set({
+        last_progress_at: sql<Date>`now()`,
+        last_progress_version: sql<number>`version`,
+        last_progress_event_id: eventId,
+        last_progress_published_at: null,
+      })
       .where('id', '=', id)
       .where('status', 'in', ACTIVE)
       .where(sql<boolean>`version > last_progress_version`)
       .where((eb) =>
         eb.or([
-          eb('last_progress_at', 'is', null),
-          eb('last_progress_at', '<', sql<Date>`now() - ${`${intervalMs} milliseconds`}::interval`),
+          eb('last_progress_event_id', 'is', null),
+          eb('last_progress_published_at', '<=', sql<Date>`now() - ${`${intervalMs} milliseconds`}::interval`),
         ]),
       )
       .returningAll()

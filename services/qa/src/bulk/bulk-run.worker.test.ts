@@ -1,5 +1,6 @@
-import { bulkRunEvents } from '@ferry/contracts';
-import { waitFor } from '@ferry/platform/testing';
+import { bulkRunEvents, STREAMS } from '@ferry/contracts';
+import { OutboxRelay, provisionTopology } from '@ferry/platform';
+import { silentLogger, streamMessages, waitFor, waitForEventsSettled } from '@ferry/platform/testing';
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { actorOf, type QaFixture, qaFixture } from '../testing/qa-fixture.js';
@@ -267,35 +268,59 @@ describe('BulkRunWorker', () => {
     expect(events.filter((e) => e !== finished[0]).every((e) => snapshot(e).version < done.version)).toBe(true);
   });
 
-  it('publishes at most 2 progress events in any one second of a run, the first one included', async () => {
-    const org = await f.seed(40);
-    // 40 items one at a time, each read held back 50 ms: the run lasts 2 s or more on any machine, long
-    // enough for the throttle to matter (unpaced, a fast machine ran the whole run inside one second).
+  it('publishes at most 2 progress events in any one second of a run on the stream, the first one included, with two replicas counting', async () => {
+    // The real path to subscribers: QA's stream, and an outbox relay publishing into it.
+    await provisionTopology(f.infra.jsm, f.infra.ns);
+    const relay = new OutboxRelay({
+      db: f.db,
+      databaseUrl: f.infra.databaseUrl,
+      schema: f.infra.schema('qa'),
+      js: f.infra.js,
+      logger: silentLogger(),
+    });
+    await relay.start();
+    const org = await f.seed(80);
+    // 80 items, one at a time on each of two replicas, each read held back 50 ms: the run lasts 2 s or more on any
+    // machine, long enough for the throttle to matter.
     f.paceReads(50);
-    const replica = f.worker({ QA_WORKER_ID: 'replica-progress', BULK_CONCURRENCY: 1 });
-    await replica.onApplicationBootstrap();
-    const run = await f.tx((trx) => f.bulk.execute(actorOf(org), {}, trx));
-    const done = await waitFor(
-      async () => {
-        const row = await runRow(run.run_id);
-        return row && row.status === 'completed' && row;
-      },
-      { timeoutMs: 60_000 },
+    const replicas = ['replica-progress-1', 'replica-progress-2'].map((id) =>
+      f.worker({ QA_WORKER_ID: id, BULK_CONCURRENCY: 1 }),
     );
-    await replica.onModuleDestroy();
-    f.paceReads(0);
-    expect(done.processed_count).toBe(40);
-    const sent = await f.db
-      .selectFrom('outbox')
-      .select(['created_at', 'payload'])
-      .where('subject', '=', f.outbox.subjectFor(bulkRunEvents.progress, run.run_id))
-      .orderBy('created_at')
-      .execute();
-    const at = sent.map((e) => e.created_at.getTime());
-    expect(at.length).toBeGreaterThanOrEqual(3); // the run lasted long enough for the throttle to matter
-    for (let i = 2; i < at.length; i++) expect(at[i]! - at[i - 2]!).toBeGreaterThanOrEqual(1_000);
-    // Every progress event carries a newer snapshot than the one before.
-    const versions = sent.map((e) => (e.payload as { run: { version: number } }).run.version);
-    expect(versions).toEqual([...new Set(versions)].sort((a, b) => a - b));
+    try {
+      for (const r of replicas) await r.onApplicationBootstrap();
+      const run = await f.tx((trx) => f.bulk.execute(actorOf(org), {}, trx));
+      expect(await ended(run.run_id, 60_000)).toMatchObject({ status: 'completed', processed_count: 80 });
+      for (const r of replicas) await r.onModuleDestroy();
+      const byWorker = await f.db
+        .selectFrom('bulk_run_items')
+        .select('claimed_by')
+        .distinct()
+        .where('run_id', '=', run.run_id)
+        .orderBy('claimed_by')
+        .execute();
+      expect(byWorker.map((w) => w.claimed_by)).toEqual(['replica-progress-1', 'replica-progress-2']);
+
+      const stream = f.infra.ns.stream(STREAMS.QA.name);
+      await waitForEventsSettled({ jsm: f.infra.jsm, stream, outboxes: [f.db] });
+      const subject = f.outbox.subjectFor(bulkRunEvents.progress, run.run_id);
+      const sent = (await streamMessages(f.infra.jsm, stream)).filter((m) => m.subject === subject);
+      expect(sent.length).toBeGreaterThanOrEqual(3); // the run lasted long enough for the throttle to matter
+      // When the server stored each one (what subscribers go by), to the nanosecond.
+      const at = sent.map((m) => storedAtNanos(m.timestamp));
+      for (let i = 2; i < at.length; i++) expect(at[i]! - at[i - 2]!).toBeGreaterThanOrEqual(1_000_000_000n);
+      // Every progress event carries a newer snapshot than the one before.
+      const versions = sent.map((m) => (m.json() as { run: { version: number } }).run.version);
+      expect(versions).toEqual([...new Set(versions)].sort((a, b) => a - b));
+    } finally {
+      f.paceReads(0);
+      await relay.stop();
+    }
   });
 });
+
+/** A JetStream timestamp (RFC 3339 with nanoseconds) as nanoseconds since the epoch. */
+function storedAtNanos(timestamp: string): bigint {
+  const m = /^(.+T\d\d:\d\d:\d\d)(?:\.(\d+))?Z$/.exec(timestamp);
+  if (!m) throw new Error(`not a JetStream timestamp: ${timestamp}`);
+  return BigInt(Date.parse(`${m[1]}Z`)) * 1_000_000n + BigInt((m[2] ?? '').padEnd(9, '0').slice(0, 9));
+}

@@ -6,6 +6,7 @@ import {
   isPostgresConnectionError,
   LOGGER,
   type Logger,
+  newId,
   Outbox,
 } from '@ferry/platform';
 import { Inject, Injectable, type OnApplicationBootstrap, type OnModuleDestroy } from '@nestjs/common';
@@ -262,13 +263,16 @@ export class BulkRunWorker implements OnApplicationBootstrap, OnModuleDestroy {
   }
 
   /**
-   * A progress event when one is due: the run moved and the last one is BULK_PROGRESS_INTERVAL_MS old
-   * (≤ 2/s per run). No caller skips the throttle, the run's start included: execute took the first slot.
+   * A progress event when one is due: the run moved, and the last progress event was seen published
+   * BULK_PROGRESS_INTERVAL_MS ago (≤ 2/s per run on the stream). No caller skips the throttle, the run's start
+   * included: execute took the first slot.
    */
   private async progress(trx: Transaction<QaDB>, runId: string): Promise<void> {
-    const row = await this.runs.takeProgressSlot(trx, runId, this.config.BULK_PROGRESS_INTERVAL_MS);
+    await this.runs.noteProgressPublished(trx, runId);
+    const eventId = newId();
+    const row = await this.runs.takeProgressSlot(trx, runId, this.config.BULK_PROGRESS_INTERVAL_MS, eventId);
     if (row && !isTerminalBulkRun(toBulkRun(row).status)) {
-      await this.outbox.append(trx, bulkRunEvents.progress, { run: toBulkRun(row) }, { aggregateId: runId });
+      await this.outbox.append(trx, bulkRunEvents.progress, { run: toBulkRun(row) }, { aggregateId: runId, eventId });
     }
   }
 
