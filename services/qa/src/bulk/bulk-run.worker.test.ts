@@ -130,6 +130,29 @@ describe('BulkRunWorker', () => {
     }
   });
 
+  it('checks the episodes matched at execute only: one created afterwards, matching the same filters, is not part of the run', async () => {
+    const org = await f.seed(3);
+    const replica = f.worker({ QA_WORKER_ID: 'replica-fixed-set', BULK_CONCURRENCY: 1 });
+    f.paceReads(200); // the run is still going when the new episode arrives
+    try {
+      await replica.onApplicationBootstrap();
+      const run = await f.tx((trx) => f.bulk.execute(actorOf(org), {}, trx));
+      const before = await f.db.selectFrom('episodes').select('id').where('organization_id', '=', org).execute();
+      await f.seed(2, { org });
+      expect((await runRow(run.run_id))?.status).not.toBe('completed');
+      expect(await ended(run.run_id)).toMatchObject({ status: 'completed', total_count: 3, processed_count: 3 });
+      const checked = await f.db
+        .selectFrom('runs')
+        .select('episode_id')
+        .where('bulk_run_id', '=', run.run_id)
+        .execute();
+      expect(checked.map((r) => r.episode_id).sort()).toEqual(before.map((e) => e.id).sort());
+    } finally {
+      f.paceReads(0);
+      await replica.onModuleDestroy();
+    }
+  });
+
   it('shares a replica’s slots between organizations: two runs started together both move before either ends', async () => {
     const [a, b] = [await f.seed(12), await f.seed(12)];
     // One slot and paced reads: the tightest case, where handing the oldest run every free slot would keep
