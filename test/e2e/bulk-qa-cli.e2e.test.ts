@@ -35,7 +35,10 @@ function ferry(args: string[], env: Record<string, string> = {}) {
   return { done, output: () => stdout };
 }
 
-/** `ferry bulk-qa` against a real gateway; QA's side is FakeQaBulkRuns (the QA service's own e2e tests come with it). */
+/**
+ * `ferry bulk-qa` against a real gateway; QA's side is FakeQaBulkRuns, which answers as QA does and lets the test
+ * drive the run (the QA service itself is tested end to end in bulk-qa.e2e and bulk-qa-live.e2e).
+ */
 describe('ferry bulk-qa', () => {
   let system: System;
   let qa: FakeQaBulkRuns;
@@ -81,39 +84,52 @@ describe('ferry bulk-qa', () => {
     expect(qa.previews).toHaveLength(asked);
   });
 
-  it('starts a run, prints its live page, follows it to completion and exits 0', async () => {
+  it('starts a run, prints its live page without the token, follows it to completion and exits 0', async () => {
     const cli = ferry(['bulk-qa', 'start', '--follow', '--gateway-url', gatewayUrl, '--token', token]);
     const run = await waitFor(() => [...qa.runs.values()].find((r) => r.organization_id === org), {
       timeoutMs: 30_000,
     });
-    await waitFor(() => cli.output().includes('running'), { what: 'the first progress line', timeoutMs: 30_000 });
+    await waitFor(() => cli.output().includes('queued 0/10'), { what: 'the snapshot line', timeoutMs: 30_000 });
     await qa.step(run.run_id);
     await qa.step(run.run_id, { failed: 'mcap_integrity@1' });
     await qa.step(run.run_id, { failed: 'mcap_integrity@1' });
     await qa.step(run.run_id, { failed: 'empty_recording@1' });
     await qa.finish(run.run_id, 'completed');
-    const { code, stdout } = await cli.done;
+    const { code, stdout, stderr } = await cli.done;
     expect(code).toBe(0);
     expect(stdout).toContain(`started bulk QA run ${run.run_id} over 10 episodes`);
-    expect(stdout).toContain(`live page: ${gatewayUrl}/ops/bulk-runs/${run.run_id}#token=${encodeURIComponent(token)}`);
+    expect(stdout).toContain(`live page: ${gatewayUrl}/ops/bulk-runs/${run.run_id} (it asks for your token;`);
+    // No credential on the terminal (or in the logs it is piped to).
+    expect(stdout + stderr).not.toContain(token);
     expect(stdout).toMatch(
       /^running 4\/10 40 % [\d.]+\/s {2}passed 1 · qa failed 3 · processing failed 0 · skipped 0$/m,
     );
     expect(stdout).toContain(`run ${run.run_id} completed: 4/10 processed`);
     expect(stdout).toContain('failures by check:\n  mcap_integrity@1  2\n  empty_recording@1  1\n');
-    // A second start is refused with the active run's id.
+  });
+
+  it('refuses a second start naming the active run, and cancels it: QA gets the cancel and the run ends cancelled', async () => {
     const blocker = qa.create(org);
     const again = await ferry(['bulk-qa', 'start', '--gateway-url', gatewayUrl, '--token', token]).done;
     expect(again.code).toBe(1);
-    expect(again.stderr).toContain(`a run is already running: ${blocker.run_id}`);
+    expect(again.stderr).toContain(`a run is already queued: ${blocker.run_id}`);
     const cancel = await ferry(['bulk-qa', 'cancel', blocker.run_id, '--gateway-url', gatewayUrl, '--token', token])
       .done;
     expect(cancel.code).toBe(0);
-    await qa.finish(blocker.run_id, 'cancelled');
+    // Nothing of a queued run is being checked: QA ends it at once.
+    expect(cancel.stdout).toBe(`cancel requested for ${blocker.run_id} (status cancelled)\n`);
+    expect(qa.runs.get(blocker.run_id)).toMatchObject({ status: 'cancelled', cancel_requested_at: expect.any(String) });
+    // A running one keeps running until its checks in flight end; the command says so.
+    const running = qa.create(org, { status: 'running' });
+    const pending = await ferry(['bulk-qa', 'cancel', running.run_id, '--gateway-url', gatewayUrl, '--token', token])
+      .done;
+    expect(pending).toMatchObject({ code: 0, stdout: `cancel requested for ${running.run_id} (status running)\n` });
+    expect(qa.runs.get(running.run_id)).toMatchObject({ status: 'running', cancel_requested_at: expect.any(String) });
+    await qa.finish(running.run_id, 'cancelled');
   });
 
   it('resumes after the gateway restarts, misses nothing, and exits non-zero when the run failed', async () => {
-    const run = qa.create(org, { total_count: 8 });
+    const run = qa.create(org, { status: 'running', total_count: 8 });
     const cli = ferry(['bulk-qa', 'follow', run.run_id, '--gateway-url', gatewayUrl, '--token', token]);
     await waitFor(() => cli.output().includes('running 0/8'), { what: 'the snapshot line', timeoutMs: 30_000 });
     for (let i = 0; i < 3; i++) await qa.step(run.run_id);
@@ -154,5 +170,28 @@ describe('ferry bulk-qa', () => {
     await qa.finish(run.run_id, 'completed');
     expect(await following).toBe(0);
     expect(text).toContain('\r\x1b[2K[############............] 2/4 50 %');
+  });
+
+  it('draws the bar with --progress bar where stdout is no terminal', async () => {
+    const run = qa.create(org, { total_count: 4 });
+    const cli = ferry(['bulk-qa', 'follow', run.run_id, '--progress', 'bar', '--gateway-url', gatewayUrl], {
+      FERRY_TOKEN: token,
+    });
+    await waitFor(() => cli.output().includes('0/4'), { what: 'the first bar', timeoutMs: 30_000 });
+    for (let i = 0; i < 3; i++) await qa.step(run.run_id);
+    await qa.finish(run.run_id, 'completed');
+    const { code, stdout } = await cli.done;
+    expect(code).toBe(0);
+    expect(stdout).toContain('\r\x1b[2K[........................] 0/4 0 %');
+    expect(stdout).toContain('\r\x1b[2K[##################......] 3/4 75 %');
+    expect(stdout).not.toMatch(/^queued 0\/4/m); // no plain lines
+    expect(stdout).toContain(`run ${run.run_id} completed: 3/4 processed`);
+  });
+
+  it('refuses a --progress it does not know', async () => {
+    const { code, stderr } = await ferry(['bulk-qa', 'follow', uuidv7(), '--progress', 'fancy'], { FERRY_TOKEN: token })
+      .done;
+    expect(code).toBe(2);
+    expect(stderr).toContain('--progress must be bar or lines');
   });
 });

@@ -3,7 +3,7 @@ import { Readable } from 'node:stream';
 import { SseParser, type StreamFrame } from '@ferry/cli';
 import type { BulkRun } from '@ferry/contracts';
 import { LocalBlobStore, newId } from '@ferry/platform';
-import { sql } from 'kysely';
+import { type Kysely, sql } from 'kysely';
 import { v7 as uuidv7 } from 'uuid';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { writeRecording } from '../../services/qa/src/checks/testing/mcap-corpus.js';
@@ -17,18 +17,20 @@ describe('bulk QA over HTTP, followed live', () => {
   let system: System;
   let replica: ServiceProcess;
   let token: string;
+  let qaDb: Kysely<any>;
 
   beforeAll(async () => {
     system = await System.create();
     await system.start(['qa', 'gateway'], {
-      env: { BULK_POLL_MS: '100', BULK_CONCURRENCY: '1', BULK_PROGRESS_INTERVAL_MS: '300' },
+      env: { BULK_POLL_MS: '100', BULK_CONCURRENCY: '1', BULK_PROGRESS_INTERVAL_MS: '500' },
     });
     replica = await system.startReplica('gateway');
+    qaDb = system.infra.database('qa').db;
   }, 120_000);
   afterAll(() => system?.shutdown());
 
-  async function seed(n: number) {
-    const org = uuidv7();
+  /** `n` approved episodes of `org` (a new organization, whose operator token `api` then uses, by default). */
+  async function seed(n: number, org = uuidv7()) {
     const bytes = await writeRecording();
     const key = `fixtures/${newId()}.mcap`;
     await new LocalBlobStore({ root: system.blobDir }).put(key, Readable.from([Buffer.from(bytes)]));
@@ -43,7 +45,7 @@ describe('bulk QA over HTTP, followed live', () => {
                             episode_created_at, qa_status)
       select gen_random_uuid(), ${org}::uuid, gen_random_uuid(), gen_random_uuid(), gen_random_uuid(), gen_random_uuid(),
              'arm-1', gen_random_uuid(), ${mcap}::jsonb, now(), 'approved'
-      from generate_series(1, ${n})`.execute(system.infra.database('qa').db);
+      from generate_series(1, ${n})`.execute(qaDb);
     token = await system.token(org, 'operator');
     return org;
   }
@@ -104,6 +106,53 @@ describe('bulk QA over HTTP, followed live', () => {
     expect((await api('GET', '/data-ops/bulk-runs/current')).status).toBe(204);
     const history = await api('GET', '/data-ops/bulk-runs');
     expect(history.body.items.map((r: BulkRun) => r.run_id)).toContain(started.body.run_id);
+  });
+
+  it('never stores a preview under an Idempotency-Key: its counts are read fresh, and the key still starts a run, which a retry replays', async () => {
+    const org = await seed(5);
+    const key = { 'idempotency-key': `"${uuidv7()}"` };
+    const first = await api('POST', '/data-ops/bulk-qa', { filters: {} }, key);
+    expect(first).toMatchObject({ status: 200, body: { matched_count: 5 } });
+    await seed(3, org);
+    const again = await api('POST', '/data-ops/bulk-qa', { filters: {} }, key);
+    expect(again).toMatchObject({ status: 200, body: { matched_count: 8 } });
+    expect(again.headers.get('idempotency-replayed')).toBeNull();
+    // Nothing was kept under the key: the start with it is a first request (not 422 for another body), and its
+    // retry is the stored 202.
+    const started = await api('POST', '/data-ops/bulk-qa', { filters: {}, confirm: true }, key);
+    expect(started).toMatchObject({ status: 202, body: { total_count: 8 } });
+    expect(started.headers.get('idempotency-replayed')).toBeNull();
+    const retried = await api('POST', '/data-ops/bulk-qa', { filters: {}, confirm: true }, key);
+    expect(retried).toMatchObject({ status: 202, body: { run_id: started.body.run_id } });
+    expect(retried.headers.get('idempotency-replayed')).toBe('true');
+    const { frames } = await readFrames(system.gatewayUrl, started.body.run_id);
+    expect(frames.at(-1)!.event).toBe('bulk_run_completed');
+  });
+
+  it('pages the run history by cursor: newest first, every run once', async () => {
+    await seed(1);
+    const ids: string[] = [];
+    for (let i = 0; i < 5; i++) {
+      // Over no episode: each run is born completed, so the next may start at once.
+      const run = await api('POST', '/data-ops/bulk-qa', { filters: { device_id: 'nobody' }, confirm: true });
+      expect(run.status).toBe(202);
+      ids.push(run.body.run_id);
+    }
+    const seen: string[] = [];
+    let cursor: string | null = null;
+    let pages = 0;
+    do {
+      const page = await api('GET', `/data-ops/bulk-runs?limit=2${cursor ? `&cursor=${cursor}` : ''}`);
+      expect(page.status).toBe(200);
+      expect(page.body.items.length).toBeLessThanOrEqual(2);
+      seen.push(...page.body.items.map((r: BulkRun) => r.run_id));
+      cursor = page.body.next_cursor;
+      pages++;
+    } while (cursor);
+    expect(seen).toEqual([...ids].reverse());
+    expect(pages).toBe(3);
+    const bad = await api('GET', '/data-ops/bulk-runs?cursor=not-a-cursor');
+    expect(bad).toMatchObject({ status: 400, body: { code: 'validation_failed' } });
   });
 
   it('streams a real run: snapshot, progress, one terminal event, then close; resumes on another gateway by Last-Event-ID', async () => {

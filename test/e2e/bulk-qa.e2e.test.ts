@@ -1,15 +1,32 @@
 import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
-import { type Actor, type BulkQaFilters, type BulkRun, bulkRunRpc, type RpcCallContext } from '@ferry/contracts';
+import {
+  type Actor,
+  type BulkQaFilters,
+  type BulkRun,
+  bulkRunEvents,
+  bulkRunRpc,
+  type RpcCallContext,
+  STREAMS,
+} from '@ferry/contracts';
 import { LocalBlobStore, newId, RpcClient } from '@ferry/platform';
-import { silentLogger, waitFor } from '@ferry/platform/testing';
-import { sql } from 'kysely';
+import { silentLogger, waitFor, waitForEventsSettled } from '@ferry/platform/testing';
+import { type Kysely, sql } from 'kysely';
 import { v7 as uuidv7 } from 'uuid';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { writeRecording } from '../../services/qa/src/checks/testing/mcap-corpus.js';
-import { type ServiceProcess, System } from '../support/system.js';
+import { exitWithin, type ServiceProcess, System } from '../support/system.js';
 
-const FAST = { BULK_POLL_MS: '100', QA_CLAIM_LEASE_MS: '3000', BULK_STALE_MS: '3000', BULK_CONCURRENCY: '4' };
+/** The stale threshold well above the lease: a dead replica's items are taken over long before a run could go stale. */
+const STALE_MS = 6_000;
+const FAST = {
+  BULK_POLL_MS: '100',
+  QA_CLAIM_LEASE_MS: '1000',
+  BULK_STALE_MS: String(STALE_MS),
+  BULK_CONCURRENCY: '4',
+  // Room beside the four checks, whose claims may wait on an episode lock the kill test holds.
+  DB_POOL_MAX: '8',
+};
 
 /**
  * Bulk QA runs on real QA replicas (DESIGN §7). The episodes are seeded straight into QA's projection
@@ -24,6 +41,8 @@ describe('bulk QA runs', () => {
   let mcapSha: string;
   let mcapSize: number;
   const replicas: ServiceProcess[] = [];
+  /** Each replica's QA_WORKER_ID: its name in claims and heart-beats. */
+  const workerIds = new Map<ServiceProcess, string>();
 
   beforeAll(async () => {
     system = await System.create();
@@ -33,13 +52,79 @@ describe('bulk QA runs', () => {
     mcapSize = bytes.byteLength;
     await new LocalBlobStore({ root: system.blobDir }).put(mcapKey, Readable.from([Buffer.from(bytes)]));
     rpc = new RpcClient({ nc: system.infra.nc, ns: system.infra.ns, logger: silentLogger(), timeoutMs: 30_000 });
+    qa = system.infra.database('qa').db;
   }, 120_000);
   afterAll(() => system?.shutdown());
 
   async function replica(env: Record<string, string> = {}) {
-    const p = await system.startReplica('qa', { ...FAST, ...env });
+    const id = `qa-e2e-${replicas.length + 1}`;
+    const p = await system.startReplica('qa', { ...FAST, QA_WORKER_ID: id, ...env });
     replicas.push(p);
+    workerIds.set(p, id);
     return p;
+  }
+
+  let qa: Kysely<any>;
+  const qaDb = () => qa;
+
+  async function killAll() {
+    for (const p of alive()) {
+      p.child.kill('SIGKILL');
+      await p.exited;
+    }
+  }
+
+  /** How long since anyone heart-beat the run, by the database's clock. */
+  async function silentForMs(runId: string): Promise<number> {
+    const { rows } = await sql<{ ms: number }>`
+      select extract(epoch from (now() - max(heartbeat_at))) * 1000 as ms
+      from bulk_run_workers where run_id = ${runId}`.execute(qaDb());
+    return Number(rows[0]!.ms);
+  }
+
+  async function lastBeatAt(runId: string): Promise<Date> {
+    const { rows } = await sql<{ at: Date }>`
+      select max(heartbeat_at) as at from bulk_run_workers where run_id = ${runId}`.execute(qaDb());
+    return rows[0]!.at;
+  }
+
+  /** The workers that ever heart-beat the run, and those that finished an item of it. */
+  async function workersOf(runId: string) {
+    const beat = await sql<{ worker_id: string }>`
+      select worker_id from bulk_run_workers where run_id = ${runId} order by worker_id`.execute(qaDb());
+    const checked = await sql<{ claimed_by: string }>`
+      select distinct claimed_by from bulk_run_items where run_id = ${runId} and status = 'done'
+      order by claimed_by`.execute(qaDb());
+    return { beat: beat.rows.map((r) => r.worker_id), checked: checked.rows.map((r) => r.claimed_by) };
+  }
+
+  /** The run's progress events as subscribers get them: from the QA stream, with when the server stored each (ns). */
+  async function progressOnStream(runId: string): Promise<{ at: bigint; version: number }[]> {
+    const { js, ns } = system.infra;
+    const stream = ns.stream(STREAMS.QA.name);
+    const subject = ns.subject(`${bulkRunEvents.progress.type}.${runId}`);
+    const consumer = await js.consumers.get(stream, { filter_subjects: subject });
+    const out: { at: bigint; version: number }[] = [];
+    try {
+      if ((await consumer.info(false)).num_pending === 0) return out;
+      const messages = await consumer.consume();
+      for await (const m of messages) {
+        out.push({ at: m.timestampNanos, version: (m.json() as { run: BulkRun }).run.version });
+        if (m.info.pending === 0) break;
+      }
+      return out;
+    } finally {
+      await consumer.delete().catch(() => undefined);
+    }
+  }
+
+  /** Every episode of the run with the number of QA runs the bulk run recorded for it. */
+  async function runsPerEpisode(runId: string) {
+    const { rows } = await sql<{ episode_id: string; runs: number }>`
+      select i.episode_id, count(r.id)::int as runs
+      from bulk_run_items i left join runs r on r.episode_id = i.episode_id and r.bulk_run_id = i.run_id
+      where i.run_id = ${runId} group by i.episode_id`.execute(qaDb());
+    return rows;
   }
 
   const alive = () => replicas.filter((p) => p.child.exitCode === null && p.child.signalCode === null);
@@ -58,7 +143,7 @@ describe('bulk QA runs', () => {
   /** `n` approved episodes of a fresh organization in QA's projection. */
   async function seed(n: number, options: { org?: string; status?: string } = {}) {
     const org = options.org ?? uuidv7();
-    const db = system.infra.database('qa').db;
+    const db = qaDb();
     const mcap = JSON.stringify({ object_key: mcapKey, size_bytes: mcapSize, sha256: mcapSha });
     await sql`
       insert into episodes (id, organization_id, task_id, order_id, scene_id, batch_id, device_id, upload_id, mcap,
@@ -88,7 +173,7 @@ describe('bulk QA runs', () => {
   it('previews without side effects, and an empty selection is born completed', async () => {
     await ensureReplicas(1);
     const org = await seed(5);
-    const db = system.infra.database('qa').db;
+    const db = qaDb();
     const before = await sql<{ n: number }>`select count(*)::int as n from bulk_runs`.execute(db);
     const preview = await rpc.call(bulkRunRpc.preview, { filters: {} }, call(org));
     expect(preview).toMatchObject({ status: 'preview', matched_count: 5, eligible_count: 5 });
@@ -120,7 +205,7 @@ describe('bulk QA runs', () => {
     await follow(other, otherRun.run_id, (r) => r.status === 'completed');
   });
 
-  it('spreads 2,000 episodes over two replicas, each processed exactly once, the counters adding up at every read', async () => {
+  it('spreads 2,000 episodes over two replicas, each processed exactly once, the counters adding up at every read, progress on the stream at most twice a second', async () => {
     const workers = await ensureReplicas(2);
     const org = await seed(2_000);
     const run = await rpc.call(bulkRunRpc.execute, { filters: {} }, call(org));
@@ -129,7 +214,7 @@ describe('bulk QA runs', () => {
     expect(reads.every(invariant)).toBe(true);
     expect(reads.map((r) => r.version)).toEqual([...reads.map((r) => r.version)].sort((a, b) => a - b));
     expect(last).toMatchObject({ processed_count: 2_000, passed_count: 2_000, processing_failed_count: 0 });
-    const db = system.infra.database('qa').db;
+    const db = qaDb();
     const perEpisode = await sql<{ n: number; c: number }>`
       select count(*)::int as n, count(distinct episode_id)::int as c from runs where bulk_run_id = ${run.run_id}`.execute(
       db,
@@ -143,20 +228,83 @@ describe('bulk QA runs', () => {
       (p) => p.lines.filter((l) => l.msg === 'qa run finished' && l.trigger === 'bulk').length,
     );
     expect(finishedBy.every((n) => n > 0)).toBe(true);
-  });
+    // What subscribers got: both replicas' progress, throttled together to at most 2 in any second of the stream.
+    await waitForEventsSettled({
+      jsm: system.infra.jsm,
+      stream: system.infra.ns.stream(STREAMS.QA.name),
+      outboxes: [db],
+    });
+    const progress = await progressOnStream(run.run_id);
+    expect(progress.length).toBeGreaterThanOrEqual(3);
+    expect(progress.map((p) => p.version)).toEqual([...progress.map((p) => p.version)].sort((a, b) => a - b));
+    for (let i = 2; i < progress.length; i++)
+      expect(progress[i]!.at - progress[i - 2]!.at).toBeGreaterThanOrEqual(1_000_000_000n);
+  }, 300_000); // follow() waits up to 240 s for the run
 
-  it('finishes a run despite a replica killed mid-run, and never interrupts it while another is alive', async () => {
-    await ensureReplicas(2);
-    const org = await seed(300);
-    const run = await rpc.call(bulkRunRpc.execute, { filters: {} }, call(org));
-    await follow(org, run.run_id, (r) => r.processed_count >= 30);
-    const victim = alive()[0]!;
-    victim.child.kill('SIGKILL');
-    await victim.exited;
-    const { last, reads } = await follow(org, run.run_id, (r) => r.status !== 'running' && r.status !== 'queued');
-    expect(last.status).toBe('completed');
-    expect(reads.every((r) => r.status !== 'interrupted')).toBe(true);
-    expect(last.processed_count).toBe(300);
+  it('finishes a run despite a replica killed holding claims: the other takes them over, never interrupts it, and checks each episode once', async () => {
+    const [victim, survivor] = await ensureReplicas(2);
+    const [victimId, survivorId] = [workerIds.get(victim!)!, workerIds.get(survivor!)!];
+    const org = await seed(60);
+    const db = qaDb();
+    // The test holds every episode of the organization locked: each replica claims items and its checks wait on the
+    // episodes' locks, so the victim surely holds claims when it dies, and the run outlives BULK_STALE_MS after it.
+    const hold = await db.startTransaction().execute();
+    try {
+      await sql`select id from episodes where organization_id = ${org} for update`.execute(hold);
+      const run = await rpc.call(bulkRunRpc.execute, { filters: {} }, call(org));
+      const held = await waitFor(
+        async () => {
+          const { rows } = await sql<{ position: number }>`
+            select position from bulk_run_items
+            where run_id = ${run.run_id} and status = 'claimed' and claimed_by = ${victimId}
+              and claim_expires_at > now()`.execute(db);
+          return rows.length > 0 && rows.map((r) => r.position);
+        },
+        { timeoutMs: 30_000, what: 'the victim to hold claims' },
+      );
+      victim!.child.kill('SIGKILL');
+      await victim!.exited;
+
+      // The survivor sweeps right after each of its heart-beats. Wait until it has beaten the run once past the
+      // victim's last beat + BULK_STALE_MS, then once more: a whole sweep ran while the victim's beat was stale.
+      const beatOf = async (worker: string) => {
+        const { rows } = await sql<{ at: Date }>`
+          select heartbeat_at as at from bulk_run_workers
+          where run_id = ${run.run_id} and worker_id = ${worker}`.execute(db);
+        return rows[0]!.at;
+      };
+      const victimLast = await beatOf(victimId);
+      const pastStale = await waitFor(
+        async () => {
+          const at = await beatOf(survivorId);
+          return at.getTime() >= victimLast.getTime() + STALE_MS && at;
+        },
+        { timeoutMs: 60_000, what: 'the survivor to beat the run past the stale threshold' },
+      );
+      await waitFor(async () => (await beatOf(survivorId)).getTime() > pastStale.getTime(), {
+        timeoutMs: 30_000,
+        what: 'one more poll of the survivor',
+      });
+      expect((await rpc.call(bulkRunRpc.get, { id: run.run_id }, call(org))).status).toBe('running');
+      await hold.commit().execute();
+
+      const { last, reads } = await follow(org, run.run_id, (r) => r.status !== 'running' && r.status !== 'queued');
+      expect(last).toMatchObject({ status: 'completed', processed_count: 60, passed_count: 60 });
+      expect(reads.every((r) => r.status !== 'interrupted')).toBe(true);
+      // The victim's claims were taken over and finished by the survivor.
+      const { rows: takenOver } = await sql<{ claimed_by: string }>`
+        select claimed_by from bulk_run_items where run_id = ${run.run_id} and position = any(${held})`.execute(db);
+      expect(takenOver.map((r) => r.claimed_by)).toEqual(held.map(() => survivorId));
+      // Exactly once, by QA's own record: one finished run per episode of the run.
+      const perEpisode = await runsPerEpisode(run.run_id);
+      expect(perEpisode).toHaveLength(60);
+      expect(perEpisode.every((e) => e.runs === 1)).toBe(true);
+    } finally {
+      await hold
+        .rollback()
+        .execute()
+        .catch(() => undefined);
+    }
   });
 
   it('counts a checked item in the transaction that records its run: a replica killed right after that commit leaves no second run', async () => {
@@ -165,48 +313,76 @@ describe('bulk QA runs', () => {
       await p.exited;
     }
     const org = await seed(40);
+    // A second replica stays up and finishes the run: a run every replica abandoned is interrupted, not adopted.
     const victim = await replica({ FERRY_FAULTS: 'qa.after_record' });
+    await replica();
+    const victimId = workerIds.get(victim)!;
     const run = await rpc.call(bulkRunRpc.execute, { filters: {} }, call(org));
-    expect(await victim.exited).toMatchObject({ signal: 'SIGKILL' });
+    expect(await exitWithin(victim, 60_000)).toMatchObject({ signal: 'SIGKILL' });
     expect(victim.raw.join('\n')).toMatch(/fault injected at qa\.after_record/);
-    const db = system.infra.database('qa').db;
-    // Every run the victim recorded has its item counted: both or neither (two checks may have committed
-    // together before the kill landed).
+    const db = qaDb();
+    // Every run the victim recorded has its item counted under its claim: both or neither (two checks may have
+    // committed together before the kill landed).
     const atDeath = await sql<{ runs: number; done: number }>`
-      select (select count(*)::int from runs where bulk_run_id = ${run.run_id}) as runs,
-             (select count(*)::int from bulk_run_items where run_id = ${run.run_id} and status = 'done') as done`.execute(
-      db,
-    );
+      select count(r.id)::int as runs, (count(*) filter (where i.status = 'done'))::int as done
+      from bulk_run_items i left join runs r on r.episode_id = i.episode_id and r.bulk_run_id = i.run_id
+      where i.run_id = ${run.run_id} and i.claimed_by = ${victimId}`.execute(db);
     expect(atDeath.rows[0]!.runs).toBeGreaterThanOrEqual(1);
     expect(atDeath.rows[0]!.done).toBe(atDeath.rows[0]!.runs);
-    await replica();
     const { last } = await follow(org, run.run_id, (r) => r.status === 'completed');
     expect(last).toMatchObject({ processed_count: 40, passed_count: 40, skipped_count: 0 });
-    const perEpisode = await sql<{ n: number; c: number }>`
-      select count(*)::int as n, count(distinct episode_id)::int as c from runs where bulk_run_id = ${run.run_id}`.execute(
-      db,
-    );
-    expect(perEpisode.rows[0]).toEqual({ n: 40, c: 40 });
+    const perEpisode = await runsPerEpisode(run.run_id);
+    expect(perEpisode).toHaveLength(40);
+    expect(perEpisode.every((e) => e.runs === 1)).toBe(true);
   });
 
-  it('interrupts a run every replica abandoned, after the lease, also when a replica restarts', async () => {
+  /** A run well under way on one replica, then every replica killed. */
+  async function abandonedRun() {
     await ensureReplicas(1);
     const org = await seed(400);
     const run = await rpc.call(bulkRunRpc.execute, { filters: {} }, call(org));
     await follow(org, run.run_id, (r) => r.processed_count >= 20);
-    for (const p of alive()) {
-      p.child.kill('SIGKILL');
-      await p.exited;
-    }
-    await new Promise((r) => setTimeout(r, 3_500)); // the stale threshold (BULK_STALE_MS) passes with nobody alive
-    await replica();
-    const { last } = await follow(org, run.run_id, (r) => r.status !== 'running' && r.status !== 'queued', 30_000);
+    await killAll();
+    return { org, runId: run.run_id };
+  }
+
+  it('interrupts a run every replica abandoned at a replica’s start once BULK_STALE_MS has passed', async () => {
+    const { org, runId } = await abandonedRun();
+    await waitFor(async () => (await silentForMs(runId)) > STALE_MS, {
+      timeoutMs: 30_000,
+      what: 'nobody to have beaten the run for BULK_STALE_MS',
+    });
+    const restarted = await replica();
+    const { last } = await follow(org, runId, (r) => r.status !== 'running' && r.status !== 'queued', 30_000);
     expect(last.status).toBe('interrupted');
     expect(last.processed_count).toBeLessThan(400);
     expect(invariant(last)).toBe(true);
-    // Still interrupted a while later: the restarted replica never adopted it.
-    await new Promise((r) => setTimeout(r, 1_000));
-    expect((await rpc.call(bulkRunRpc.get, { id: run.run_id }, call(org))).status).toBe('interrupted');
+    // The restarted replica neither beat it nor checked an item of it.
+    const { beat, checked } = await workersOf(runId);
+    expect(beat).not.toContain(workerIds.get(restarted));
+    expect(checked).not.toContain(workerIds.get(restarted));
+    expect(new Date(last.finished_at!).getTime() - (await lastBeatAt(runId)).getTime()).toBeGreaterThanOrEqual(
+      STALE_MS,
+    );
+  });
+
+  it('never adopts a run every replica abandoned when a replica restarts within BULK_STALE_MS: its periodic sweep interrupts it', async () => {
+    const { org, runId } = await abandonedRun();
+    const windowMs = 12_000; // the restarted replica's threshold: room for it to start well inside the window
+    const restarted = await replica({ BULK_STALE_MS: String(windowMs) });
+    const silentAtStart = await silentForMs(runId);
+    expect(silentAtStart).toBeLessThan(windowMs); // it is back within the window: the startup sweep could not end it
+    const { last } = await follow(org, runId, (r) => r.status !== 'running' && r.status !== 'queued', 60_000);
+    expect(last.status).toBe('interrupted');
+    expect(last.error_message).toContain(`no QA worker heart-beat for ${windowMs} ms`);
+    expect(invariant(last)).toBe(true);
+    const { beat, checked } = await workersOf(runId);
+    expect(beat).not.toContain(workerIds.get(restarted));
+    expect(checked).not.toContain(workerIds.get(restarted));
+    // Interrupted only once the window had passed with nobody beating it.
+    expect(new Date(last.finished_at!).getTime() - (await lastBeatAt(runId)).getTime()).toBeGreaterThanOrEqual(
+      windowMs,
+    );
   });
 
   it('cancels: no new items handed out, cancelled once the in-flight ones finish', async () => {
@@ -223,7 +399,7 @@ describe('bulk QA runs', () => {
     // a claim needs an active run with no cancel requested — so no item can be checked for it later.
     const items = await sql<{ status: string; n: number }>`
       select status, count(*)::int as n from bulk_run_items where run_id = ${run.run_id}
-      group by status order by status`.execute(system.infra.database('qa').db);
+      group by status order by status`.execute(qaDb());
     expect(items.rows).toEqual([
       { status: 'done', n: last.processed_count },
       { status: 'pending', n: 300 - last.processed_count },

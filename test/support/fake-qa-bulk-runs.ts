@@ -15,17 +15,25 @@ import type { System } from './system.js';
 
 /**
  * Plays the QA service's side of bulk runs on the real NATS and JetStream, for the tests of what sits in
- * front of it (the gateway's SSE relay, `ferry bulk-qa`): it answers `qa.rpc.bulk_run.*` from runs held
- * in memory and publishes progress/finished events into the namespace's QA stream with the headers the
- * outbox relay sets — when the test says so, which the real service cannot be made to do: a run held at
- * 50 % while a gateway restarts, a terminal event that is never published, a burst of progress. The
- * real QA service's bulk runs are tested end to end in bulk-qa.e2e and bulk-qa-live.e2e.
+ * front of it (the gateway's SSE relay, the live page, `ferry bulk-qa`, the fan-out bench): it answers
+ * `qa.rpc.bulk_run.*` from runs held in memory and publishes progress/finished events into the namespace's QA
+ * stream with the headers the outbox relay sets — when the test says so, which the real service cannot be made to
+ * do: a run held at 50 % while a gateway restarts, a terminal event that is never published, a burst of progress.
+ *
+ * It answers as QA does (services/qa/src/bulk): a new run is `queued` (the first step starts it, as a worker
+ * does), one over no episode is born `completed`; a second execute in the organization is 409 `bulk_run_active`
+ * naming the active run; cancelling an ended run answers it as it is; cancelling a queued run (nothing claimed
+ * yet) ends it `cancelled` at once with its terminal event, while a running one is taken to have checks in flight
+ * and keeps running, cancel requested, until the test finishes it. The real QA service's bulk runs are tested
+ * end to end in bulk-qa.e2e and bulk-qa-live.e2e.
  */
 export class FakeQaBulkRuns {
   readonly runs = new Map<string, BulkRun>();
   private readonly server: RpcServer;
   /** The filters of every preview asked for, in order. */
   readonly previews: BulkQaFilters[] = [];
+  /** How many episodes the next execute finds (0: the run is born completed). */
+  executeTotal = 10;
   /** Each publish's stream sequence, in order. */
   readonly published: { seq: number; kind: 'progress' | 'finished'; run: BulkRun }[] = [];
 
@@ -74,17 +82,28 @@ export class FakeQaBulkRuns {
         (r) => r.organization_id === call.actor.org && !isTerminalBulkRun(r.status),
       );
       if (active) {
-        throw new DomainError('bulk_run_active', 'a bulk run is already active', {
+        throw new DomainError('bulk_run_active', `run ${active.run_id} is ${active.status}; one run at a time`, {
           run_id: active.run_id,
           status: active.status,
         });
       }
-      return this.create(call.actor.org, { filters, created_by: call.actor.sub });
+      const total = this.executeTotal;
+      const run = this.create(call.actor.org, {
+        filters,
+        created_by: call.actor.sub,
+        total_count: total,
+        ...(total === 0 ? { status: 'completed' as const, finished_at: new Date().toISOString() } : {}),
+      });
+      await this.publish(total === 0 ? 'finished' : 'progress', run);
+      return run;
     });
     this.server.register(bulkRunRpc.cancel, async ({ id }, { call }) => {
       const run = find(id, call);
-      if (isTerminalBulkRun(run.status)) throw new DomainError('invalid_state', `bulk run ${id} has ended`);
-      return this.update(id, { cancel_requested_at: new Date().toISOString() });
+      if (isTerminalBulkRun(run.status)) return run;
+      const requested = this.update(id, { cancel_requested_at: run.cancel_requested_at ?? new Date().toISOString() });
+      if (requested.status !== 'queued') return requested;
+      await this.finish(id, 'cancelled');
+      return this.runs.get(id)!;
     });
     this.server.start();
   }
@@ -97,13 +116,15 @@ export class FakeQaBulkRuns {
     return this.system.infra.ns.stream(STREAMS.QA.name);
   }
 
+  /** A run as execute leaves it (`queued`, not started), unless `patch` says otherwise; nothing is published. */
   create(org: string, patch: Partial<BulkRun> = {}): BulkRun {
     const now = new Date().toISOString();
+    const status = patch.status ?? 'queued';
     const run: BulkRun = {
       run_id: newId(),
       organization_id: org,
       action: 'bulk_qa',
-      status: 'running',
+      status,
       filters: {} as BulkQaFilters,
       total_count: 10,
       processed_count: 0,
@@ -115,7 +136,7 @@ export class FakeQaBulkRuns {
       version: 1,
       created_by: 'operator-test',
       created_at: now,
-      started_at: now,
+      started_at: status === 'queued' ? null : now,
       updated_at: now,
       finished_at: null,
       cancel_requested_at: null,
@@ -134,12 +155,13 @@ export class FakeQaBulkRuns {
     return next;
   }
 
-  /** One more episode processed (passed, or failed `check`), published as a progress event. */
+  /** One more episode processed (passed, or failed `check`), published as a progress event; starts a queued run. */
   async step(id: string, outcome: { failed?: string } = {}, extra: Partial<BulkRun> = {}): Promise<number> {
     const run = this.runs.get(id)!;
     const failures = { ...run.failures_by_check };
     if (outcome.failed) failures[outcome.failed] = (failures[outcome.failed] ?? 0) + 1;
     const next = this.update(id, {
+      ...(run.status === 'queued' ? { status: 'running' as const, started_at: new Date().toISOString() } : {}),
       processed_count: run.processed_count + 1,
       passed_count: run.passed_count + (outcome.failed ? 0 : 1),
       qa_failed_count: run.qa_failed_count + (outcome.failed ? 1 : 0),

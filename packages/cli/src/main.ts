@@ -50,9 +50,11 @@ Commands:
   dlq replay SEQ             republish DLQ entry SEQ to its original subject and remove it
   bulk-qa preview [FILTERS]  how many episodes a bulk QA run would check (no side effects)
   bulk-qa start [FILTERS] [--follow]
-                             start a bulk QA run; prints its id and live page URL; --follow as below
-  bulk-qa follow RUN_ID      follow a run live (resumes a dropped connection); exit 0 when it completed,
-                             1 otherwise, with the failures by check
+                             start a bulk QA run; prints its id and live page URL (no token in it: the page
+                             asks for one); --follow as below
+  bulk-qa follow RUN_ID [--progress bar|lines]
+                             follow a run live (resumes a dropped connection); exit 0 when it completed,
+                             1 otherwise, with the failures by check; a bar on a terminal, lines otherwise
   bulk-qa cancel RUN_ID      cancel a run
     over HTTP: --gateway-url URL (or FERRY_GATEWAY_URL, default http://127.0.0.1:3000),
     --token TOKEN (or FERRY_TOKEN). FILTERS: --qa-status a,b --scene-id ID --order-id ID --device-id ID
@@ -88,6 +90,7 @@ async function main(argv: string[]): Promise<number> {
       label: { type: 'string' },
       'data-dir': { type: 'string' },
       follow: { type: 'boolean' },
+      progress: { type: 'string' },
       'qa-status': { type: 'string' },
       'scene-id': { type: 'string' },
       'order-id': { type: 'string' },
@@ -171,11 +174,16 @@ async function main(argv: string[]): Promise<number> {
         console.error('ferry bulk-qa: give --token or set FERRY_TOKEN (mint one with `ferry token`)');
         return 2;
       }
+      if (values.progress !== undefined && values.progress !== 'bar' && values.progress !== 'lines') {
+        console.error('ferry bulk-qa: --progress must be bar or lines');
+        return 2;
+      }
       const ctx = {
         gatewayUrl: values['gateway-url'] ?? process.env.FERRY_GATEWAY_URL ?? 'http://127.0.0.1:3000',
         token,
         out: process.stdout,
         err: process.stderr,
+        ...(values.progress ? { progress: values.progress as 'bar' | 'lines' } : {}),
       };
       if (sub === 'preview') return bulkQaPreview(ctx, values);
       if (sub === 'start') return bulkQaStart(ctx, values, { follow: values.follow });

@@ -124,6 +124,8 @@ export interface BulkRunsTable {
   error_message: string | null;
   last_progress_at: NullableTimestamp;
   last_progress_version: Generated<number>;
+  last_progress_event_id: string | null;
+  last_progress_published_at: NullableTimestamp;
 }
 
 export interface BulkRunItemsTable {
@@ -139,6 +141,8 @@ export interface BulkRunItemsTable {
   claim_token: string | null;
   claim_expires_at: NullableTimestamp;
   outcome: 'passed' | 'qa_failed' | 'processing_failed' | 'skipped' | null;
+  /** Why it was counted `processing_failed`. */
+  error: ColumnType<string | null, string | null | undefined, string | null>;
 }
 
 export interface BulkRunWorkersTable {

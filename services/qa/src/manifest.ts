@@ -39,15 +39,25 @@ export const QaConfig = BlobStoreConfig.extend({
   QA_REDRIVE_MAX: z.coerce.number().int().min(0).max(1_000).default(10),
   /** Bulk-run items this process checks at once. Default 2. */
   BULK_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(2),
-  /** How often workers heart-beat a run and look for work. Default 1 s. */
+  /**
+   * How long one bulk item's check may take before it is abandoned: its read is aborted, its episode claim released,
+   * and it is counted `processing_failed` with the reason, so a hung read can neither hold a run open nor keep a
+   * cancel waiting. Default 2 minutes (Keystone's per-episode timeout); keep it above the longest honest check.
+   */
+  BULK_ITEM_TIMEOUT_MS: z.coerce.number().int().min(500).max(3_600_000).default(120_000),
+  /** How often workers heart-beat the runs they work on and look for work. Default 1 s. */
   BULK_POLL_MS: z.coerce.number().int().min(50).max(60_000).default(1_000),
   /**
-   * A queued or running run whose workers have all been silent this long is `interrupted` (by the
-   * periodic sweep and at startup). Default 30 s; keep it above BULK_POLL_MS and the claim lease.
+   * A queued or running run nobody has heart-beaten this long (every replica working on it died) is `interrupted`:
+   * by the startup sweep, or by the periodic sweep of a replica restarted within the window, which never adopts it.
+   * Default 30 s; keep it well above BULK_POLL_MS and the claim lease.
    */
   BULK_STALE_MS: z.coerce.number().int().min(200).default(30_000),
-  /** Progress events per run at most every this many ms (DESIGN: ≤ 2 per second). Default 500. */
-  BULK_PROGRESS_INTERVAL_MS: z.coerce.number().int().min(100).default(500),
+  /**
+   * A run's next progress event waits this long after the last one was seen published (DESIGN: ≤ 2 per second per
+   * run, as subscribers receive them). Default and minimum 500: less would break that contract.
+   */
+  BULK_PROGRESS_INTERVAL_MS: z.coerce.number().int().min(500).default(500),
   /** This replica's name in claims and heart-beats. Default: host name and a random suffix. */
   QA_WORKER_ID: z
     .string()

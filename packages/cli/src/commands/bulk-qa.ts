@@ -18,6 +18,11 @@ export interface BulkQaContext {
   token: string;
   out: NodeJS.WritableStream & { isTTY?: boolean; columns?: number };
   err: NodeJS.WritableStream;
+  /**
+   * How `follow` shows progress: `bar`, one line redrawn in place; `lines`, a plain line per change (for logs).
+   * Default: a bar on a terminal, lines otherwise.
+   */
+  progress?: 'bar' | 'lines';
   /** Backoff between reconnects of `follow` (tests shorten it). */
   backoffMs?: readonly number[];
 }
@@ -70,10 +75,16 @@ function problemText(status: number, body: unknown): string {
   return `HTTP ${status}${p?.code ? ` ${p.code}` : ''}: ${p?.detail ?? 'refused'}${fields ? ` (${fields})` : ''}`;
 }
 
-/** The live page for a run; the token rides in the fragment, which browsers never send to a server. */
-export function livePageUrl(ctx: Pick<BulkQaContext, 'gatewayUrl' | 'token'>, runId: string): string {
-  return `${new URL(`/ops/bulk-runs/${runId}`, ctx.gatewayUrl)}#token=${encodeURIComponent(ctx.token)}`;
+/**
+ * The live page for a run, with no credential in it: output ends up in logs and scrollback, so the page asks for the
+ * token itself (kept in the browser tab only).
+ */
+export function livePageUrl(ctx: Pick<BulkQaContext, 'gatewayUrl'>, runId: string): string {
+  return new URL(`/ops/bulk-runs/${runId}`, ctx.gatewayUrl).toString();
 }
+
+const livePageLine = (ctx: BulkQaContext, runId: string) =>
+  `live page: ${livePageUrl(ctx, runId)} (it asks for your token; paste the one you use here)\n`;
 
 export async function bulkQaPreview(ctx: BulkQaContext, flags: BulkQaFlags): Promise<number> {
   const res = await api<BulkQaPreview>(ctx, 'POST', '/data-ops/bulk-qa', { filters: filtersFrom(flags) });
@@ -110,7 +121,7 @@ export async function bulkQaStart(
   }
   const run = res.body;
   ctx.out.write(`started bulk QA run ${run.run_id} over ${run.total_count} episodes\n`);
-  ctx.out.write(`live page: ${livePageUrl(ctx, run.run_id)}\n`);
+  ctx.out.write(livePageLine(ctx, run.run_id));
   return options.follow ? bulkQaFollow(ctx, run.run_id, { printPage: false }) : 0;
 }
 
@@ -139,8 +150,8 @@ function counters(run: BulkRun): string {
 }
 
 /**
- * Draws progress: on a terminal, one line redrawn in place (bar, processed/total, %, rate, counters);
- * otherwise a plain line per change, fit for logs.
+ * Draws progress: as a bar, one line redrawn in place (bar, processed/total, %, rate, counters); as lines, a plain
+ * line per change, fit for logs.
  */
 class ProgressView {
   private started = performance.now();
@@ -148,14 +159,17 @@ class ProgressView {
   private lastLine = '';
   private drawn = false;
 
-  constructor(private readonly out: BulkQaContext['out']) {}
+  constructor(
+    private readonly out: BulkQaContext['out'],
+    private readonly mode: 'bar' | 'lines',
+  ) {}
 
   show(run: BulkRun): void {
     this.firstProcessed ??= run.processed_count;
     const seconds = (performance.now() - this.started) / 1000;
     const rate = seconds > 0 ? (run.processed_count - this.firstProcessed) / seconds : 0;
     const summary = `${run.processed_count}/${run.total_count} ${pct(run)} % ${rate.toFixed(1)}/s  ${counters(run)}`;
-    if (this.out.isTTY) {
+    if (this.mode === 'bar') {
       const width = 24;
       const filled = Math.round((pct(run) / 100) * width);
       const line = `[${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${summary}`;
@@ -186,8 +200,8 @@ export async function bulkQaFollow(
   runId: string,
   options: { printPage?: boolean } = {},
 ): Promise<number> {
-  if (options.printPage ?? true) ctx.out.write(`live page: ${livePageUrl(ctx, runId)}\n`);
-  const view = new ProgressView(ctx.out);
+  if (options.printPage ?? true) ctx.out.write(livePageLine(ctx, runId));
+  const view = new ProgressView(ctx.out, ctx.progress ?? (ctx.out.isTTY ? 'bar' : 'lines'));
   let highest = -1;
   let run: BulkRun;
   try {

@@ -132,8 +132,12 @@ export interface RouteDefinition<
   >;
   /** Extra error statuses this route can answer, for the docs (e.g. 409 for a name conflict). */
   errors?: Readonly<Record<number, string>>;
-  /** Honour Idempotency-Key (POST/PATCH command routes). */
-  idempotent?: boolean;
+  /**
+   * Honour Idempotency-Key (POST/PATCH command routes): `true` for every request, or a predicate over the validated
+   * input for a route that is a command only for some bodies (a preview on the same route is a query: its answer is
+   * never stored, so a key sent with it can neither replay stale counts nor block the command that follows).
+   */
+  idempotent?: boolean | ((input: { params: Infer<P>; query: Infer<Q>; body: Infer<B> }) => boolean);
   /** Body size limit; defaults to BODY_LIMIT_BYTES. */
   maxBodyBytes?: number;
   handle(
@@ -347,7 +351,9 @@ async function execute(route: RouteDefinition, c: Context, options: MountOptions
   }
 
   const requestId = c.get('requestId');
-  const key = route.idempotent ? parseIdempotencyKey(c.req.header('idempotency-key')) : undefined;
+  const honoursKey =
+    typeof route.idempotent === 'function' ? route.idempotent({ params, query, body } as never) : route.idempotent;
+  const key = honoursKey ? parseIdempotencyKey(c.req.header('idempotency-key')) : undefined;
   const ctx = (commandId?: string): RouteContext => ({
     actor,
     requestId,

@@ -46,11 +46,13 @@ export const bulkRunRoutes = [
       'Without `confirm`: a **preview** (200): how many episodes the filters match and would be checked, no side ' +
       'effects. With `confirm: true`: **starts a run** (202) over the episodes matched now (the set is fixed at this ' +
       'moment); follow it with `GET /data-ops/bulk-runs/{id}` or its event stream. One active run per organization: ' +
-      'a second start answers 409 `bulk_run_active` whose `details` carry the active `run_id` and `status`.',
+      'a second start answers 409 `bulk_run_active` whose `details` carry the active `run_id` and `status`. ' +
+      '`Idempotency-Key` applies to a start only: a preview is never stored (a key sent with one is ignored).',
     tags,
     roles: WRITERS,
     body: BulkQaBody,
-    idempotent: true,
+    // Only a start is a command; a preview's counts are read fresh every time, never replayed.
+    idempotent: ({ body }) => body.confirm === true,
     responses: {
       200: { description: 'A preview (no `confirm`): counts only, nothing changed.', schema: BulkQaPreview },
       202: { description: 'The run started (`confirm: true`): its first snapshot.', schema: BulkRun },

@@ -13,6 +13,8 @@ import type { BulkRunItemsTable, BulkRunsTable, QaDB } from '../database.js';
 type Db = Kysely<QaDB>;
 export type BulkRunRow = Selectable<BulkRunsTable>;
 export type BulkItemRow = Selectable<BulkRunItemsTable>;
+/** A claimed item, with the worker whose lapsed claim this one replaced (null for an item never claimed before). */
+export type ClaimedItem = BulkItemRow & { taken_from: string | null };
 export type ItemOutcome = 'passed' | 'qa_failed' | 'processing_failed' | 'skipped';
 
 const ACTIVE = ACTIVE_BULK_RUN_STATUSES;
@@ -110,14 +112,24 @@ export class BulkRunRepository {
 
   /**
    * Inserts unless the organization has an active run (the partial unique index decides, across
-   * replicas). The run's first progress slot is taken with it: the caller publishes the new run in the
-   * same transaction, and the start and the first counted items must wait their turn behind that event
-   * (≤ 2 per second per run, the first one included).
+   * replicas). The run's first progress slot is taken with it (`progressEventId`, the event the caller publishes
+   * the new run with in the same transaction): the start and the first counted items wait their turn behind that
+   * event (≤ 2 per second per run, the first one included).
    */
-  async insertUnlessActive(db: Db, row: Insertable<BulkRunsTable>): Promise<BulkRunRow | undefined> {
+  async insertUnlessActive(
+    db: Db,
+    row: Insertable<BulkRunsTable>,
+    progressEventId: string,
+  ): Promise<BulkRunRow | undefined> {
     return db
       .insertInto('bulk_runs')
-      .values({ ...row, version: 1, last_progress_at: sql<Date>`now()`, last_progress_version: 1 })
+      .values({
+        ...row,
+        version: 1,
+        last_progress_at: sql<Date>`now()`,
+        last_progress_version: 1,
+        last_progress_event_id: progressEventId,
+      })
       .onConflict((oc) => oc.column('organization_id').where('status', 'in', ACTIVE).doNothing())
       .returningAll()
       .executeTakeFirst();
@@ -230,20 +242,39 @@ export class BulkRunRepository {
   }
 
   /**
-   * Marks a progress event due when the run moved since the last one and the last one is at least
-   * `intervalMs` old (≤ 2/s per run); returns the run when one is due.
+   * Notes when the run's last progress event was first seen published (its outbox row marked, so the stream has
+   * stored it): the clock the next progress event waits on. Nothing to note while it is unpublished or once noted.
    */
-  async takeProgressSlot(db: Db, id: string, intervalMs: number): Promise<BulkRunRow | undefined> {
+  async noteProgressPublished(db: Db, id: string): Promise<void> {
+    await sql`
+      update bulk_runs as r set last_progress_published_at = clock_timestamp()
+      where r.id = ${id} and r.last_progress_event_id is not null and r.last_progress_published_at is null
+        and not exists (select 1 from outbox o where o.id = r.last_progress_event_id and o.published_at is null)`.execute(
+      db,
+    );
+  }
+
+  /**
+   * Takes the next progress slot for event `eventId` when one is due: the run moved since the last progress event,
+   * and that event was seen published at least `intervalMs` ago (≤ 2/s per run as subscribers receive them, however
+   * the relay lags); returns the run then.
+   */
+  async takeProgressSlot(db: Db, id: string, intervalMs: number, eventId: string): Promise<BulkRunRow | undefined> {
     return db
       .updateTable('bulk_runs')
-      .set({ last_progress_at: sql<Date>`now()`, last_progress_version: sql<number>`version` })
+      .set({
+        last_progress_at: sql<Date>`now()`,
+        last_progress_version: sql<number>`version`,
+        last_progress_event_id: eventId,
+        last_progress_published_at: null,
+      })
       .where('id', '=', id)
       .where('status', 'in', ACTIVE)
       .where(sql<boolean>`version > last_progress_version`)
       .where((eb) =>
         eb.or([
-          eb('last_progress_at', 'is', null),
-          eb('last_progress_at', '<', sql<Date>`now() - ${`${intervalMs} milliseconds`}::interval`),
+          eb('last_progress_event_id', 'is', null),
+          eb('last_progress_published_at', '<=', sql<Date>`now() - ${`${intervalMs} milliseconds`}::interval`),
         ]),
       )
       .returningAll()
@@ -261,14 +292,14 @@ export class BulkRunRepository {
    * nothing. Without the lock a claim begun before a cancel could commit after the cancel had found
    * nothing in flight and ended the run, and its items would be checked for a cancelled run.
    */
-  async claimItems(db: Db, runId: string, worker: string, leaseMs: number, limit: number): Promise<BulkItemRow[]> {
+  async claimItems(db: Db, runId: string, worker: string, leaseMs: number, limit: number): Promise<ClaimedItem[]> {
     if (limit <= 0) return [];
-    const { rows } = await sql<BulkItemRow>`
+    const { rows } = await sql<ClaimedItem>`
       update bulk_run_items as i
       set status = 'claimed', claimed_by = ${worker}, claim_token = gen_random_uuid(),
           claim_expires_at = now() + ${`${leaseMs} milliseconds`}::interval
       from (
-        select run_id, position from bulk_run_items
+        select run_id, position, claimed_by as taken_from from bulk_run_items
         where run_id = ${runId}
           and (status = 'pending' or (status = 'claimed' and claim_expires_at < now()))
           and exists (
@@ -280,8 +311,26 @@ export class BulkRunRepository {
         for update skip locked
       ) as todo
       where i.run_id = todo.run_id and i.position = todo.position
-      returning i.*`.execute(db);
+      returning i.*, todo.taken_from`.execute(db);
     return rows;
+  }
+
+  /**
+   * Keeps a taken-over item under this claim until the episode claim of the worker it was taken from lapses, and
+   * says whether it did. That worker died mid-check: its item claim lapsed first, its episode claim has not yet, so
+   * the check now finds the episode "already running" — which must not count the item skipped (it would never be
+   * checked by the run). When this claim lapses with it, the item is claimed again and checked.
+   */
+  async awaitLapsedCheck(db: Db, item: ClaimedItem): Promise<boolean> {
+    if (!item.taken_from) return false;
+    const { rows } = await sql`
+      update bulk_run_items as i set claim_expires_at = e.claim_expires_at
+      from episodes e
+      where i.run_id = ${item.run_id} and i.position = ${item.position}
+        and i.status = 'claimed' and i.claim_token = ${item.claim_token}
+        and e.id = i.episode_id and e.claimed_by = ${item.taken_from} and e.claim_expires_at > now()
+      returning i.position`.execute(db);
+    return rows.length > 0;
   }
 
   /** Extends this claim of the item; false when the claim lapsed and the item was claimed again. */
@@ -297,11 +346,14 @@ export class BulkRunRepository {
     return Number(res.numUpdatedRows) > 0;
   }
 
-  /** Finishes the item under this claim; false when the claim lapsed and another claim took it. */
-  async finishItem(db: Db, item: BulkItemRow, outcome: ItemOutcome): Promise<boolean> {
+  /**
+   * Finishes the item under this claim (`error`: why it was counted `processing_failed`); false when the claim lapsed
+   * and another claim took it.
+   */
+  async finishItem(db: Db, item: BulkItemRow, outcome: ItemOutcome, error?: string): Promise<boolean> {
     const res = await db
       .updateTable('bulk_run_items')
-      .set({ status: 'done', outcome, claim_expires_at: null })
+      .set({ status: 'done', outcome, claim_expires_at: null, error: error?.slice(0, 1000) ?? null })
       .where('run_id', '=', item.run_id)
       .where('position', '=', item.position)
       .where('status', '=', 'claimed')
@@ -324,19 +376,29 @@ export class BulkRunRepository {
 
   // ---------------------------------------------------------------------------------------- workers
 
-  /** This worker's heart-beat on every active run, in one statement. */
-  async heartbeatActive(db: Db, worker: string): Promise<void> {
-    await db
-      .insertInto('bulk_run_workers')
-      .columns(['run_id', 'worker_id', 'heartbeat_at'])
-      .expression((eb) =>
-        eb
-          .selectFrom('bulk_runs')
-          .select(['id', sql<string>`${worker}::text`.as('worker_id'), sql<Date>`now()`.as('heartbeat_at')])
-          .where('status', 'in', ACTIVE),
-      )
-      .onConflict((oc) => oc.columns(['run_id', 'worker_id']).doUpdateSet({ heartbeat_at: sql<Date>`now()` }))
-      .execute();
+  /** The database's clock (heart-beats and the sweep are measured by it, whatever the replicas' clocks). */
+  async now(db: Db): Promise<Date> {
+    const { rows } = await sql<{ now: Date }>`select clock_timestamp() as now`.execute(db);
+    return rows[0]!.now;
+  }
+
+  /**
+   * This worker's heart-beat, in one statement, on the active runs it works on: those seen alive since it started
+   * (`since`) — executed after that, or heart-beaten after that by any worker, itself included. Returns their ids.
+   * A run whose last sign of life predates this worker's start is not beaten: every replica working on it may have
+   * died (a restart within BULK_STALE_MS cannot tell), so it is left to go stale and be interrupted rather than
+   * adopted; a run alive on another replica shows a fresh heart-beat within one poll and is joined then.
+   */
+  async heartbeat(db: Db, worker: string, since: Date): Promise<string[]> {
+    const { rows } = await sql<{ run_id: string }>`
+      insert into bulk_run_workers (run_id, worker_id, heartbeat_at)
+      select r.id, ${worker}, now() from bulk_runs r
+      where r.status in ('queued', 'running')
+        and (r.created_at >= ${since}
+             or exists (select 1 from bulk_run_workers w where w.run_id = r.id and w.heartbeat_at >= ${since}))
+      on conflict (run_id, worker_id) do update set heartbeat_at = now()
+      returning run_id`.execute(db);
+    return rows.map((r) => r.run_id);
   }
 
   /**

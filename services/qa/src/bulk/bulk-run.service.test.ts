@@ -107,6 +107,28 @@ describe('bulk runs against Postgres', () => {
     });
   });
 
+  describe('two executes racing', () => {
+    it('lets one in: the other, past its check for an active run, waits on the partial unique index and is refused naming the first run', async () => {
+      const org = await f.seed(3);
+      const actor = actorOf(org);
+      const first = await f.db.startTransaction().execute();
+      const run = await f.bulk.execute(actor, {}, first);
+
+      // The second's read for an active run cannot see the first's uncommitted row: only the index can stop it.
+      const second = f.tx((trx) => f.bulk.execute(actor, {}, trx));
+      const race = await raceAgainst(await f.backendPid(first), second);
+      await first.commit().execute();
+
+      expect(race).toBe('waited');
+      await expect(second).rejects.toMatchObject({
+        code: 'bulk_run_active',
+        details: { run_id: run.run_id, status: 'queued' },
+      });
+      const runs = await f.db.selectFrom('bulk_runs').select('id').where('organization_id', '=', org).execute();
+      expect(runs.map((r) => r.id)).toEqual([run.run_id]);
+    });
+  });
+
   describe('BulkRunService.preview', () => {
     it('counts what a run would skip without loading the episodes: live claims, then statuses a person set', async () => {
       const org = await f.seed(6);

@@ -70,16 +70,21 @@ export class BulkRunService {
     if (existing) throw await busy(existing);
     const episodes = await this.runs.select(trx, actor.org, filters);
     const empty = episodes.length === 0;
-    const row = await this.runs.insertUnlessActive(trx, {
-      id: newId(),
-      organization_id: actor.org,
-      status: empty ? 'completed' : 'queued',
-      filters: JSON.stringify(filters),
-      total_count: episodes.length,
-      created_by: actor.sub,
-      updated_at: new Date(),
-      ...(empty ? { finished_at: new Date(), started_at: new Date() } : {}),
-    });
+    const eventId = newId();
+    const row = await this.runs.insertUnlessActive(
+      trx,
+      {
+        id: newId(),
+        organization_id: actor.org,
+        status: empty ? 'completed' : 'queued',
+        filters: JSON.stringify(filters),
+        total_count: episodes.length,
+        created_by: actor.sub,
+        updated_at: new Date(),
+        ...(empty ? { finished_at: new Date(), started_at: new Date() } : {}),
+      },
+      eventId,
+    );
     // Two executes racing: the index let one in; the other sees it (its transaction waited for ours).
     if (!row) throw await busy();
     await this.runs.insertItems(
@@ -88,8 +93,8 @@ export class BulkRunService {
       episodes.map((e) => e.id),
     );
     const run = toBulkRun(row);
-    if (empty) await this.outbox.append(trx, bulkRunEvents.finished, { run }, { aggregateId: run.run_id });
-    else await this.outbox.append(trx, bulkRunEvents.progress, { run }, { aggregateId: run.run_id });
+    if (empty) await this.outbox.append(trx, bulkRunEvents.finished, { run }, { aggregateId: run.run_id, eventId });
+    else await this.outbox.append(trx, bulkRunEvents.progress, { run }, { aggregateId: run.run_id, eventId });
     return run;
   }
 

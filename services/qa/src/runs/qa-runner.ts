@@ -1,3 +1,4 @@
+import { addAbortSignal } from 'node:stream';
 import {
   type AutoCheckReason,
   isProtectedQaStatus,
@@ -49,6 +50,11 @@ export interface CheckRequest {
    * run and what depends on it commit together or not at all.
    */
   onRecorded?: (trx: Transaction<QaDB>, run: QaRun) => Promise<void>;
+  /**
+   * Gives up on the check (a bulk item's time limit): the recording read is destroyed, the claim released, nothing
+   * recorded, and check() rejects with the signal's reason — at once, even if storage never answers.
+   */
+  signal?: AbortSignal;
 }
 
 export type SkipReason = 'not_found' | 'already_running' | 'not_pending' | 'protected' | 'claim_lost';
@@ -63,6 +69,16 @@ interface Claim {
   /** The status before this check (what a release goes back to, and what a protected run keeps). */
   before: QaStatus;
   startedAt: Date;
+}
+
+/** `work`, or the signal's reason as soon as it aborts: a read that never answers cannot hold the caller. */
+function untilAborted<T>(work: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) return Promise.reject(signal.reason);
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason);
+    signal.addEventListener('abort', onAbort, { once: true });
+    work.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
+  });
 }
 
 /**
@@ -128,6 +144,9 @@ export class QaRunner {
       );
     }
     const abort = new AbortController();
+    const giveUp = () => abort.abort(req.signal?.reason);
+    req.signal?.addEventListener('abort', giveUp, { once: true });
+    if (req.signal?.aborted) giveUp(); // the time ran out while the claim was taken
     const lease = this.config.QA_CLAIM_LEASE_MS;
     let renewing: Promise<unknown> = Promise.resolve();
     const renew = setInterval(
@@ -144,10 +163,15 @@ export class QaRunner {
     renew.unref();
     let suite: Awaited<ReturnType<typeof runQaSuite>>;
     try {
-      suite = await this.runSuite(claim, abort.signal);
+      suite = await untilAborted(this.runSuite(claim, abort.signal), abort.signal);
     } catch (err) {
       clearInterval(renew);
+      req.signal?.removeEventListener('abort', giveUp);
       await renewing;
+      if (req.signal?.aborted) {
+        await this.release(claim, req.trigger);
+        throw req.signal.reason;
+      }
       if (abort.signal.aborted) return { kind: 'skipped', reason: 'claim_lost' };
       await this.release(claim, req.trigger);
       if (err instanceof BlobStorageError) {
@@ -160,6 +184,7 @@ export class QaRunner {
       throw err;
     }
     clearInterval(renew);
+    req.signal?.removeEventListener('abort', giveUp);
     await renewing;
     let outcome: CheckOutcome;
     try {
@@ -180,7 +205,10 @@ export class QaRunner {
     const profile = await this.profiles.bestFor(this.db, e.organization_id, e.robot_type, e.scene_id);
     let faulted = false;
     return runQaSuite({
-      open: async () => ((await this.blob.stat(e.mcap.object_key)) ? this.blob.read(e.mcap.object_key) : null),
+      open: async () =>
+        (await this.blob.stat(e.mcap.object_key))
+          ? addAbortSignal(signal, await this.blob.read(e.mcap.object_key)) // an abort closes the read itself
+          : null,
       expected: { size_bytes: e.mcap.size_bytes, sha256: e.mcap.sha256 },
       recording: (e.recording as RecordingMetadata | null) ?? null,
       profile: (profile?.rules as QaProfile | undefined) ?? null,

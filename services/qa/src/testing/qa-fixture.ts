@@ -210,6 +210,14 @@ export async function qaFixture(overrides: Partial<Record<keyof QaConfig, string
     holdReads(): () => void {
       return blobStore.hold();
     },
+    /**
+     * From now on (until called with false) every read of the blob store opens a stream that never yields a byte,
+     * as storage that stopped answering mid-read; returns the streams opened so far, to see they were closed.
+     */
+    hangReads(on = true): Readable[] {
+      blobStore.hanging = on;
+      return blobStore.hung;
+    },
     /** The Postgres backend of an open transaction (to see who waits on its locks). */
     async backendPid(trx: Transaction<QaDB>): Promise<number> {
       return (await sql<{ pid: number }>`select pg_backend_pid() as pid`.execute(trx)).rows[0]!.pid;
@@ -230,9 +238,11 @@ export async function qaFixture(overrides: Partial<Record<keyof QaConfig, string
   return fixture;
 }
 
-/** A local blob store whose reads can be held back (paced, or held until released), to pace a run. */
+/** A local blob store whose reads can be held back (paced, or held until released), to pace a run, or never answer. */
 class PacedBlobStore extends LocalBlobStore {
   readDelayMs = 0;
+  hanging = false;
+  readonly hung: Readable[] = [];
   private held?: Promise<void>;
 
   hold(): () => void {
@@ -248,6 +258,11 @@ class PacedBlobStore extends LocalBlobStore {
   }
 
   override async read(...args: Parameters<LocalBlobStore['read']>): ReturnType<LocalBlobStore['read']> {
+    if (this.hanging) {
+      const stream = new Readable({ read() {} });
+      this.hung.push(stream);
+      return stream;
+    }
     if (this.held) await this.held;
     if (this.readDelayMs > 0) await sleep(this.readDelayMs);
     return super.read(...args);
