@@ -113,6 +113,9 @@ describe('bulk QA over HTTP, followed live', () => {
     const key = { 'idempotency-key': `"${uuidv7()}"` };
     const first = await api('POST', '/data-ops/bulk-qa', { filters: {} }, key);
     expect(first).toMatchObject({ status: 200, body: { matched_count: 5 } });
+    // A malformed key is refused on a preview too: the route takes keys, whether or not it stores this answer.
+    const malformed = await api('POST', '/data-ops/bulk-qa', { filters: {} }, { 'idempotency-key': '""' });
+    expect(malformed).toMatchObject({ status: 400, body: { code: 'idempotency_key_invalid' } });
     await seed(3, org);
     const again = await api('POST', '/data-ops/bulk-qa', { filters: {} }, key);
     expect(again).toMatchObject({ status: 200, body: { matched_count: 8 } });

@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { goodSidecar, writeLargeMcap, writeRecording } from '../../services/qa/src/checks/testing/mcap-corpus.js';
 import { type DeviceWorld, deviceWorld } from '../support/device-world.js';
 import { sidecarOf, uploadRecording } from '../support/recordings.js';
-import { System } from '../support/system.js';
+import { exitWithin, System } from '../support/system.js';
 
 const MiB = 1024 * 1024;
 
@@ -136,7 +136,8 @@ describe('QA replicas', () => {
 
     // Replica A dies (SIGKILL) in the middle of reading the recording, holding the claim.
     const a = await system.startReplica('qa', { FERRY_FAULTS: 'qa.mid_check', QA_CLAIM_LEASE_MS: '2000' });
-    expect(await a.exited).toMatchObject({ signal: 'SIGKILL' });
+    // A fault that never fires must fail here, not hang to the test's timeout with a live replica.
+    expect(await exitWithin(a, 45_000).finally(() => a.child.kill('SIGKILL'))).toMatchObject({ signal: 'SIGKILL' });
     expect(a.raw.join('\n')).toMatch(/fault injected at qa\.mid_check/);
     // No QA replica answers now: read the claim A left behind in QA's own table.
     const { rows } = await sql<{ qa_status: string; claimed: boolean }>`

@@ -304,15 +304,19 @@ describe('the upload protocol', () => {
       env: { FERRY_FAULTS: 'transfer.after_task_failed', UPLOAD_PART_SIZE: String(PART) },
     });
     const doomed = system.processes.get('transfer')!;
-    const first = await w.device.api('POST', `/uploads/${u.id}/fail`, { reason: 'disk full' });
-    expect(first.status).toBeGreaterThanOrEqual(500);
-    expect(await doomed.exited).toMatchObject({ signal: 'SIGKILL' });
-    expect((await w.operator('GET', `/tasks/${u.task_id}`)).body.status).toBe('failed');
-    await system.start(['transfer'], { env: { UPLOAD_PART_SIZE: String(PART) } });
-    expect((await w.uploader().get(u.id)).status).toBe('open');
-    const again = await w.device.api('POST', `/uploads/${u.id}/fail`, { reason: 'disk full' });
-    expect(again.status).toBe(200);
-    expect(again.body).toMatchObject({ status: 'failed', task: { failed: true, status: 'failed' } });
+    try {
+      const first = await w.device.api('POST', `/uploads/${u.id}/fail`, { reason: 'disk full' });
+      expect(first.status).toBeGreaterThanOrEqual(500);
+      expect(await exitWithin(doomed)).toMatchObject({ signal: 'SIGKILL' });
+      expect((await w.operator('GET', `/tasks/${u.task_id}`)).body.status).toBe('failed');
+      await system.start(['transfer'], { env: { UPLOAD_PART_SIZE: String(PART) } });
+      expect((await w.uploader().get(u.id)).status).toBe('open');
+      const again = await w.device.api('POST', `/uploads/${u.id}/fail`, { reason: 'disk full' });
+      expect(again.status).toBe(200);
+      expect(again.body).toMatchObject({ status: 'failed', task: { failed: true, status: 'failed' } });
+    } finally {
+      await healthyTransferAfter(doomed);
+    }
   });
 
   it('fails the upload, drops its staged parts and leaves the task as it is when an operator cancelled the task first', async () => {

@@ -351,9 +351,12 @@ async function execute(route: RouteDefinition, c: Context, options: MountOptions
   }
 
   const requestId = c.get('requestId');
+  // A route that takes a key checks it on every request (a malformed one is a 400 even on a preview, as the
+  // document says), and stores the answer only for the requests that are commands.
+  const parsedKey = route.idempotent ? parseIdempotencyKey(c.req.header('idempotency-key')) : undefined;
   const honoursKey =
     typeof route.idempotent === 'function' ? route.idempotent({ params, query, body } as never) : route.idempotent;
-  const key = honoursKey ? parseIdempotencyKey(c.req.header('idempotency-key')) : undefined;
+  const key = honoursKey ? parsedKey : undefined;
   const ctx = (commandId?: string): RouteContext => ({
     actor,
     requestId,
