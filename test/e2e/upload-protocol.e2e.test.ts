@@ -249,16 +249,18 @@ describe('the upload protocol', () => {
     const mcap = new Payload(6 * MiB, 'redelivered');
     const u = await openUpload(w, mcap);
     await w.uploader().sendMissing(u.id, { mcap: (s, l) => mcap.stream(s, l) });
-    // This transfer SIGKILLs itself right after its first consumer commit: the verdict, never acked.
+    // This transfer SIGKILLs itself right after its verifier first commits: the verdict, never acked.
     await system.stop('transfer');
     await system.start(['transfer'], {
-      env: { FERRY_FAULTS: 'consumer.after_commit', UPLOAD_PART_SIZE: String(PART) },
+      // Scoped to the verifier: transfer's other consumers (episode.created, upload.rejected of earlier
+      // uploads) must not take the one kill.
+      env: { FERRY_FAULTS: 'consumer.after_commit@transfer__verify-upload', UPLOAD_PART_SIZE: String(PART) },
     });
     const doomed = system.processes.get('transfer')!;
     try {
       expect((await w.uploader().complete(u.id)).status).toBe(202);
       expect(await exitWithin(doomed)).toMatchObject({ signal: 'SIGKILL' });
-      expect(doomed.raw.join('\n')).toMatch(/fault injected at consumer\.after_commit/);
+      expect(doomed.raw.join('\n')).toMatch(/fault injected at consumer\.after_commit@transfer__verify-upload/);
       // The verdict committed before the kill (read from the database: no transfer answers now).
       const { rows } = await sql<{ status: string }>`select status from uploads where id = ${u.id}`.execute(
         system.infra.database('transfer').db,

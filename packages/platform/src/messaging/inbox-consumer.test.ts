@@ -171,7 +171,7 @@ describe('InboxConsumer', () => {
       CONSUMER_SCHEMA: infra.schema('cons'),
       CONSUMER_DURABLE: def.durable,
       ACK_WAIT_MS: '1000',
-      FERRY_FAULTS: 'consumer.after_commit',
+      FERRY_FAULTS: `consumer.after_commit@${def.durable}`, // the scope is the consumer's durable
     });
     const id = uuidv7();
     try {

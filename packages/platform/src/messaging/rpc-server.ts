@@ -183,7 +183,7 @@ export class RpcServer {
       }
       return value;
     });
-    faultPoint('rpc.after_commit');
+    faultPoint('rpc.after_commit', def.subject);
     return result;
   }
 
