@@ -8,6 +8,7 @@ import type { Database } from '../db/database.js';
 import { DomainError } from '../errors/domain-error.js';
 import { DependencyMonitor } from '../health/dependency-monitor.js';
 import { currentTrace } from '../logging/context.js';
+import { createMetrics } from '../metrics/metrics.js';
 import { captureLogger, silentLogger, TestInfra } from '../testing/index.js';
 import { RpcClient } from './rpc-client.js';
 import { RpcServer } from './rpc-server.js';
@@ -184,6 +185,43 @@ describe('RpcServer and RpcClient', () => {
     await expect(client.call(echo, { text: 'slow', delayMs: 800 }, ctx(), { timeoutMs: 200 })).rejects.toMatchObject({
       code: 'upstream_timeout',
     });
+  });
+
+  it('counts each call by outcome, and one made while NATS is known down as not_sent: no request goes out', async () => {
+    const metrics = createMetrics('rpc-client-test');
+    const natsMonitor = new DependencyMonitor({ logger: silentLogger() });
+    const counted = new RpcClient({
+      nc: infra.nc,
+      ns: infra.ns,
+      logger: silentLogger(),
+      timeoutMs: 2_000,
+      monitor: natsMonitor,
+      metrics,
+    });
+    const calls = async () =>
+      Object.fromEntries(
+        (await metrics.rpcCalls.get()).values.map((v) => [`${v.labels.subject} ${v.labels.outcome}`, v.value]),
+      );
+    try {
+      await counted.call(echo, { text: 'counted' }, ctx());
+      await expect(counted.call(fail, { kind: 'domain' }, ctx())).rejects.toMatchObject({ code: 'name_taken' });
+      await expect(counted.call(nobody, {}, ctx())).rejects.toMatchObject({ code: 'unavailable' });
+      natsMonitor.down('nats', new Error('disconnected'));
+      await expect(counted.call(echo, { text: 'never sent' }, ctx())).rejects.toMatchObject({
+        code: 'unavailable',
+        details: { dependency: 'nats' },
+      });
+      expect(await calls()).toEqual({
+        [`${echo.subject} ok`]: 1,
+        [`${fail.subject} name_taken`]: 1,
+        [`${nobody.subject} no_responders`]: 1,
+        [`${echo.subject} not_sent`]: 1,
+      });
+      expect(echoedByFirst).toContain('counted');
+      expect(echoedByFirst).not.toContain('never sent'); // NATS is in fact up: had it gone out, it was answered
+    } finally {
+      natsMonitor.close();
+    }
   });
 
   it('runs a command with a command id once; a repeat returns the first reply without running again', async () => {
