@@ -4,12 +4,12 @@ import { v4 as uuidv4 } from 'uuid';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { BlobNotFoundError, BlobStorageError } from '../blob/blob-errors.js';
-import type { Database } from '../db/database.js';
+import { createPool, type Database } from '../db/database.js';
 import { DomainError } from '../errors/domain-error.js';
 import { DependencyMonitor } from '../health/dependency-monitor.js';
 import { currentTrace } from '../logging/context.js';
 import { createMetrics } from '../metrics/metrics.js';
-import { captureLogger, silentLogger, TestInfra } from '../testing/index.js';
+import { captureLogger, silentLogger, TestInfra, testDatabaseUrl } from '../testing/index.js';
 import { RpcClient } from './rpc-client.js';
 import { RpcServer } from './rpc-server.js';
 
@@ -42,6 +42,12 @@ const bulk = defineRpc({
   kind: 'query',
   request: z.object({ items: z.array(z.string()), factor: z.number().int() }),
   reply: z.object({ items: z.array(z.string()) }),
+});
+const busy = defineRpc({
+  subject: 'production.rpc.probe.busy',
+  kind: 'query',
+  request: z.object({}),
+  reply: z.object({}),
 });
 const nobody = defineRpc({
   subject: 'production.rpc.probe.nobody',
@@ -109,6 +115,25 @@ describe('RpcServer and RpcClient', () => {
       if (!cause) throw new BlobNotFoundError(key);
       throw new BlobStorageError('createMultipart', key, { cause });
     });
+    server.register(busy, async () => {
+      // A real full pool: its one connection is held, so the handler's checkout times out in the queue.
+      const full = createPool({
+        url: testDatabaseUrl(),
+        schema: 'public',
+        applicationName: 'rpc-test',
+        logger: silentLogger(),
+        max: 1,
+        connectionTimeoutMs: 200,
+      });
+      const held = await full.connect();
+      try {
+        await full.query('select 1');
+        return {};
+      } finally {
+        held.release();
+        await full.end();
+      }
+    });
     server.register(bulk, async (data: { items: string[]; factor: number }) => ({
       items: data.items.flatMap((item) => Array.from({ length: data.factor }, (_, i) => `${item}#${i}`)),
     }));
@@ -172,6 +197,16 @@ describe('RpcServer and RpcClient', () => {
       .lines()
       .find((l) => l.msg === 'RPC handler: object store failed' && l.subject === storage.subject);
     expect(JSON.stringify(line)).toMatch(/ECONNREFUSED/);
+  });
+
+  it('answers a saturated database pool 503 unavailable with Retry-After, not as a Postgres outage nor a bug', async () => {
+    const err = await client.call(busy, {}, ctx()).catch((e) => e);
+    expect(err).toBeInstanceOf(DomainError);
+    expect(err).toMatchObject({ code: 'unavailable', details: { reason: 'busy' } });
+    expect(err.details.retry_after_seconds).toBeGreaterThan(0);
+    expect(err.details).not.toHaveProperty('dependency');
+    expect(monitor.isDown('postgres')).toBe(false);
+    expect(captured.lines().filter((l) => l.subject === busy.subject && l.msg === 'RPC handler failed')).toEqual([]);
   });
 
   it('answers a missing stored object as not_found', async () => {
