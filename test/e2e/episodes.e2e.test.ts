@@ -96,23 +96,19 @@ describe('verified uploads to episodes, end to end', () => {
   });
 
   it('creates one episode when production dies between commit and ack and the event comes back', async () => {
-    // consumer.after_commit fires on the first commit of ANY of production's consumers: let the QA
-    // statuses of earlier tests land first, so the commit that kills it is the upload-verified one.
-    await waitForConsumerDrained({
-      jsm: system.infra.jsm,
-      stream: system.infra.ns.stream('QA'),
-      durable: 'production__qa-status',
-      timeoutMs: 30_000,
-    });
     await system.stop('production');
     let faulty: ServiceProcess | undefined;
     try {
-      await system.start(['production'], { env: { FERRY_FAULTS: 'consumer.after_commit' } });
+      // Scoped to upload-verified: production also consumes QA statuses, and QA (running here) may still be
+      // publishing them for the first test's episode; an unscoped fault would kill whichever commits first.
+      await system.start(['production'], {
+        env: { FERRY_FAULTS: 'consumer.after_commit@production__upload-verified' },
+      });
       faulty = system.processes.get('production')!;
       const { task: t, device } = await task();
       const uploadId = await publishVerified(t.id, device);
       expect(await exitWithin(faulty)).toMatchObject({ signal: 'SIGKILL' });
-      expect(faulty.raw.join('\n')).toMatch(/fault injected at consumer\.after_commit/);
+      expect(faulty.raw.join('\n')).toMatch(/fault injected at consumer\.after_commit@production__upload-verified/);
       await system.start(['production']); // redelivered after ack_wait; the inbox says duplicate
       const restarted = system.processes.get('production')!;
       // The kill hit upload-verified between its commit and its ack: the message comes back and the

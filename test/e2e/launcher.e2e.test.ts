@@ -35,6 +35,43 @@ function pidsMentioning(needle: string): number[] {
   return pids;
 }
 
+function commandLine(pid: number): string {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').replaceAll('\0', ' ');
+  } catch {
+    return '';
+  }
+}
+
+/**
+ * The live processes `l`'s run state (run.json) records — the launcher, its services and the nats supervisor —
+ * each still running what it was recorded running (scripts/start.mjs matches them the same way), so a pid
+ * reused since is never touched. The services' command lines do not mention the data directory.
+ */
+function recordedAlive(l: Launch): number[] {
+  let state: ReturnType<Launch['runState']>;
+  try {
+    state = l.runState();
+  } catch {
+    return []; // no run state written yet
+  }
+  return [...Object.values(state.processes), { pid: state.pid, match: 'start.mjs' }]
+    .filter((p) => p.pid && running(p.pid) && commandLine(p.pid).includes(p.match))
+    .map((p) => p.pid);
+}
+
+/** SIGKILL to `pid`'s process group where it leads one (the launcher starts each child detached), else to it. */
+function killHard(pid: number) {
+  for (const target of [-pid, pid]) {
+    try {
+      process.kill(target, 'SIGKILL');
+      return;
+    } catch {
+      // not a group leader, or gone meanwhile
+    }
+  }
+}
+
 interface Launch {
   child: ChildProcess;
   output: () => string;
@@ -149,7 +186,9 @@ describe('the launcher (npm start) supervises what it starts', () => {
   });
   afterAll(async () => {
     for (const l of launches.splice(0)) {
-      for (const pid of pidsMentioning(l.dataDir)) process.kill(pid, 'SIGKILL');
+      // Whatever is still running of it, a test that failed half-way included: the services and the nats
+      // supervisor recorded in run.json, and the nats-server (whose command line names the data directory).
+      for (const pid of new Set([...recordedAlive(l), ...pidsMentioning(l.dataDir)])) killHard(pid);
       await dropNamespaceSchemas(testDatabaseUrl(), l.namespace);
       await rm(l.dataDir, { recursive: true, force: true });
     }

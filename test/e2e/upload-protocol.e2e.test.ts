@@ -5,7 +5,7 @@ import { Readable } from 'node:stream';
 import type { PartTarget, Upload } from '@ferry/contracts';
 import { LocalBlobStore } from '@ferry/platform';
 import { streamMessages, waitFor, waitForEventsSettled } from '@ferry/platform/testing';
-import { sql } from 'kysely';
+import { type Kysely, sql } from 'kysely';
 import { v7 as uuidv7 } from 'uuid';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type DeviceWorld, deviceWorld } from '../support/device-world.js';
@@ -249,16 +249,18 @@ describe('the upload protocol', () => {
     const mcap = new Payload(6 * MiB, 'redelivered');
     const u = await openUpload(w, mcap);
     await w.uploader().sendMissing(u.id, { mcap: (s, l) => mcap.stream(s, l) });
-    // This transfer SIGKILLs itself right after its first consumer commit: the verdict, never acked.
+    // This transfer SIGKILLs itself right after its verifier first commits: the verdict, never acked.
     await system.stop('transfer');
     await system.start(['transfer'], {
-      env: { FERRY_FAULTS: 'consumer.after_commit', UPLOAD_PART_SIZE: String(PART) },
+      // Scoped to the verifier: transfer's other consumers (episode.created, upload.rejected of earlier
+      // uploads) must not take the one kill.
+      env: { FERRY_FAULTS: 'consumer.after_commit@transfer__verify-upload', UPLOAD_PART_SIZE: String(PART) },
     });
     const doomed = system.processes.get('transfer')!;
     try {
       expect((await w.uploader().complete(u.id)).status).toBe(202);
       expect(await exitWithin(doomed)).toMatchObject({ signal: 'SIGKILL' });
-      expect(doomed.raw.join('\n')).toMatch(/fault injected at consumer\.after_commit/);
+      expect(doomed.raw.join('\n')).toMatch(/fault injected at consumer\.after_commit@transfer__verify-upload/);
       // The verdict committed before the kill (read from the database: no transfer answers now).
       const { rows } = await sql<{ status: string }>`select status from uploads where id = ${u.id}`.execute(
         system.infra.database('transfer').db,
@@ -559,14 +561,43 @@ describe('the upload protocol', () => {
       });
     }
 
+    /**
+     * Sessions waiting on `pid`'s locks, directly or behind another waiter: of several transactions queued on one
+     * row lock, only the first waits on its holder; the rest wait on the first (pg_blocking_pids).
+     */
+    async function sessionsWaitingOn(db: Kysely<any>, pid: number): Promise<number> {
+      const { rows } = await sql<{ n: number }>`
+        with recursive waiting(pid) as (
+          select ${pid}::int
+          union
+          select a.pid from pg_stat_activity a join waiting w on w.pid = any(pg_blocking_pids(a.pid))
+        )
+        select count(*)::int - 1 as n from waiting`.execute(db);
+      return rows[0]!.n;
+    }
+
     it('completes once when complete is sent 10 times at once: one upload.completed, answers 202 verifying or the state after it', async () => {
       const w = await deviceWorld(system);
       const mcap = new Payload(6 * MiB, 'complete-10');
       const u = await openUpload(w, mcap);
       await w.uploader().sendMissing(u.id, { mcap: (s, l) => mcap.stream(s, l) });
-      const answers = await Promise.all(
-        Array.from({ length: 10 }, () => w.device.api('POST', `/uploads/${u.id}/complete`)),
-      );
+      // Each complete locks the upload row first: this transaction holds it until at least two of them are
+      // waiting on it together, so the completes provably overlap rather than arriving one after another.
+      const transferDb = system.infra.database('transfer').db;
+      const holder = await transferDb.startTransaction().execute();
+      let sent: Promise<Awaited<ReturnType<typeof w.device.api>>[]> | undefined;
+      try {
+        const { rows } = await sql<{ pid: number }>`select pg_backend_pid() as pid`.execute(holder);
+        await sql`select id from uploads where id = ${u.id} for update`.execute(holder);
+        sent = Promise.all(Array.from({ length: 10 }, () => w.device.api('POST', `/uploads/${u.id}/complete`)));
+        await waitFor(async () => (await sessionsWaitingOn(transferDb, rows[0]!.pid)) >= 2, {
+          timeoutMs: 30_000,
+          what: 'two completes or more to wait on the upload row at once',
+        });
+      } finally {
+        await holder.commit().execute();
+      }
+      const answers = await sent!;
       for (const a of answers) {
         expect(a.body.id).toBe(u.id);
         // The first to move it answers 202 verifying; the rest the current state: still verifying (202), or past

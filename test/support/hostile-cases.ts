@@ -162,6 +162,11 @@ export interface HostileFixtures {
    * fields take them. A uuid path parameter with none falls back to a random id, reported by `onRandomId`.
    */
   ids: Record<string, string>;
+  /**
+   * Per operation (`DELETE /api/v1/scenes/{id}`), ids that replace `ids` for its path parameters: a throwaway
+   * resource its valid request can use up (a delete) without taking from the operations that run after it.
+   */
+  idsByOperation?: Record<string, Record<string, string>>;
   /** Valid values (URL-encoded) for required query parameters no schema can make up (a part URL's signature). */
   query?: Record<string, string>;
   /** Valid values for body fields no schema can make up, by name (an unused pairing token). */
@@ -329,30 +334,24 @@ function urlFor(
   return pairs.length === 0 ? path : `${path}?${pairs.map(([name, value]) => `${name}=${value}`).join('&')}`;
 }
 
-/**
- * Every hostile case for `op`. Each is a request that would be valid but for one thing: path
- * parameters, required query parameters, `<thing>_id` body fields and byte bodies come from `fixtures`
- * (real resources, so a request that slipped through would change something the suite reads back) or
- * from their own schema; `auth` are the Authorization headers to use.
- */
-export function hostileCases(
-  doc: Schema,
-  op: Operation,
-  options: {
-    fixtures: HostileFixtures;
-    auth: { valid: string; expired: string; forged: string; viewer: string; device: string };
-    /** Told of each uuid path parameter no fixture covers (its cases run against a random id). */
-    onRandomId?: (operation: string, param: string) => void;
-  },
-): HostileCase[] {
+/** What the hostile cases of an operation are built from: real resources, the caller it accepts. */
+export interface HostileOptions {
+  fixtures: HostileFixtures;
+  auth: { valid: string; expired: string; forged: string; viewer: string; device: string };
+  /** Told of each uuid path parameter no fixture covers (its cases run against a random id). */
+  onRandomId?: (operation: string, param: string) => void;
+}
+
+/** The valid request of `op` every hostile case alters in one place, and the parts the cases reuse. */
+function baseOf(doc: Schema, op: Operation, options: HostileOptions) {
   const label = `${op.method} ${op.path}`;
-  const cases: HostileCase[] = [];
   const { fixtures } = options;
   const ids = Object.fromEntries(
     op.pathParams.map((param) => {
       const schema = op.pathSchemas[param] ?? {};
       if (!isUuid(doc, schema)) return [param, encodeURIComponent(String(minimalValue(doc, schema)))];
-      const real = fixtures.ids[resourceOf(op.path, param)];
+      const resource = resourceOf(op.path, param);
+      const real = fixtures.idsByOperation?.[label]?.[resource] ?? fixtures.ids[resource];
       if (real === undefined) options.onRandomId?.(label, param);
       return [param, real ?? randomUUID()];
     }),
@@ -363,7 +362,6 @@ export function hostileCases(
       .map((q) => [q.name, fixtures.query?.[q.name] ?? encodeURIComponent(String(minimalValue(doc, q.schema)))]),
   );
   const url = (path: Record<string, string> = ids, extra: [string, string][] = []) => urlFor(op, path, query, extra);
-  const baseUrl = url();
   const field = (name: string, schema: Schema) => {
     if (fixtures.fields?.[name] !== undefined) return fixtures.fields[name];
     const collection = collectionOf(name);
@@ -381,11 +379,43 @@ export function hostileCases(
   // A caller the operation accepts as it is: a device where devices may call (a user acting on a
   // device's behalf must name it, which no schema says), an admin elsewhere.
   const auth = { authorization: op.actors.includes('device') ? options.auth.device : options.auth.valid };
-  const add = (c: Omit<HostileCase, 'operation' | 'method'> & { method?: string }) =>
-    cases.push({ operation: label, method: op.method, ...c });
   const withBody = (body: unknown) =>
     op.body ? JSON.stringify(body) : op.rawBody && fixtures.rawBody ? fixtures.rawBody : undefined;
   const bodyHeaders = op.body ? json : bytes;
+  return { label, ids, query, url, baseUrl: url(), field, baseBody, json, auth, withBody, bodyHeaders };
+}
+
+/**
+ * The request of `op` that every hostile case alters in one place, unaltered: it must succeed, or each case
+ * of `op` could pass on the refusal of something the case did not change.
+ */
+export function baseRequest(doc: Schema, op: Operation, options: HostileOptions): HostileCase {
+  const { label, baseUrl, auth, bodyHeaders, withBody, baseBody } = baseOf(doc, op, options);
+  return {
+    operation: label,
+    name: 'the base request',
+    method: op.method,
+    url: baseUrl,
+    headers: { ...auth, ...bodyHeaders },
+    body: withBody(baseBody),
+  };
+}
+
+/**
+ * Every hostile case for `op`. Each is a request that would be valid but for one thing: path
+ * parameters, required query parameters, `<thing>_id` body fields and byte bodies come from `fixtures`
+ * (real resources, so a request that slipped through would change something the suite reads back) or
+ * from their own schema (see `baseRequest`); `auth` are the Authorization headers to use.
+ */
+export function hostileCases(doc: Schema, op: Operation, options: HostileOptions): HostileCase[] {
+  const cases: HostileCase[] = [];
+  const { label, ids, query, url, baseUrl, field, baseBody, json, auth, withBody, bodyHeaders } = baseOf(
+    doc,
+    op,
+    options,
+  );
+  const add = (c: Omit<HostileCase, 'operation' | 'method'> & { method?: string }) =>
+    cases.push({ operation: label, method: op.method, ...c });
 
   // Authentication: every case here must be 401 (or 403), whatever else the request says.
   if (op.security) {

@@ -52,9 +52,12 @@ export { DomainError, isDomainError, notFound } from './errors/domain-error.js';
 export { type FaultPoint, faultPoint } from './faults/faults.js';
 export { type HealthCheck, natsCheck, postgresCheck, rpcCheck, withTimeout } from './health/checks.js';
 export {
+  BUSY_RETRY_AFTER_SECONDS,
   type Dependency,
   DependencyMonitor,
   type DependencyMonitorOptions,
+  databaseBusy,
+  isPoolSaturated,
   isPostgresConnectionError,
   OUTAGE_RETRY_AFTER_SECONDS,
   unavailable,

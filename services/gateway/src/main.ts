@@ -147,7 +147,7 @@ onParentExit(() => void shutdown('launcher exited'));
 
 try {
   nc = await connectNats({ servers: config.NATS_URL, name: 'ferry-gateway', logger, monitor });
-  rpc = new RpcClient({ nc, ns, logger, timeoutMs: config.RPC_TIMEOUT_MS, monitor });
+  rpc = new RpcClient({ nc, ns, logger, timeoutMs: config.RPC_TIMEOUT_MS, monitor, metrics });
   // The SSE relay reads the QA stream: it must exist (provisioned by `ferry setup`, never by us).
   const jsm = await jetstreamManager(nc);
   await verifyTopology(jsm, ns, { streams: [STREAMS.QA.name], consumers: [] });

@@ -15,6 +15,12 @@ export interface DatabaseOptions {
   max?: number;
   applicationName: string;
   logger: Logger;
+  /**
+   * How long a checkout waits for a connection: a new one to open, or, when all `max` are taken, one to be
+   * released. Default 5 s; past it the caller gets an error (an outage, or a saturated pool: see
+   * isPoolSaturated) rather than waiting on.
+   */
+  connectionTimeoutMs?: number;
   /** Abort a single statement after this long. Default 30 s; protects the pool from stuck queries. */
   statementTimeoutMs?: number;
   /** Told when idle connections die because Postgres went away (one warning per outage, not one per client). */
@@ -37,7 +43,7 @@ export function createPool(options: DatabaseOptions): pg.Pool {
     application_name: options.applicationName,
     // Quoted so a namespaced schema name never needs escaping; `public` stays reachable for extensions.
     options: `-c search_path="${options.schema}",public -c statement_timeout=${options.statementTimeoutMs ?? 30_000}`,
-    connectionTimeoutMillis: 5_000,
+    connectionTimeoutMillis: options.connectionTimeoutMs ?? 5_000,
     idleTimeoutMillis: 30_000,
   });
   const onClientError = (err: Error) => {

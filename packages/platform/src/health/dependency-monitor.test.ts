@@ -2,8 +2,9 @@ import net from 'node:net';
 import { describe, expect, it } from 'vitest';
 import { BlobNotFoundError, BlobStorageError } from '../blob/blob-errors.js';
 import { createPool } from '../db/database.js';
-import { silentLogger, testDatabaseUrl } from '../testing/index.js';
-import { DependencyMonitor, isPostgresConnectionError } from './dependency-monitor.js';
+import { isDomainError } from '../errors/domain-error.js';
+import { captureLogger, silentLogger, testDatabaseUrl } from '../testing/index.js';
+import { DependencyMonitor, isPoolSaturated, isPostgresConnectionError } from './dependency-monitor.js';
 
 /** A local port nothing listens on (fetch refuses to try well-known ones such as 1). */
 async function closedPort(): Promise<number> {
@@ -45,6 +46,43 @@ describe('isPostgresConnectionError', () => {
     await real.end();
     expect(terminated).toMatchObject({ code: '57P01' });
     expect(isPostgresConnectionError(terminated)).toBe(true);
+  });
+
+  it('takes a full pool (its one client held, a checkout timing out in its queue) for busy, not an outage', async () => {
+    const full = createPool({
+      url: testDatabaseUrl(),
+      schema: 'public',
+      applicationName: 'monitor-test',
+      logger: silentLogger(),
+      max: 1,
+      connectionTimeoutMs: 200,
+    });
+    const held = await full.connect();
+    let waited: unknown;
+    try {
+      waited = await full.query('select 1').then(
+        () => undefined,
+        (err: unknown) => err,
+      );
+    } finally {
+      held.release();
+      await full.end();
+    }
+    expect(waited).toMatchObject({ message: 'timeout exceeded when trying to connect' });
+    expect(isPostgresConnectionError(waited)).toBe(false);
+    expect(isPoolSaturated(waited)).toBe(true);
+    // Answered like an outage (503 unavailable with Retry-After), but nothing is marked down or logged.
+    const { logger, lines } = captureLogger();
+    const monitor = new DependencyMonitor({ logger });
+    const classified = monitor.classify(waited);
+    monitor.close();
+    expect(isDomainError(classified) && classified.code).toBe('unavailable');
+    expect((classified as { details: Record<string, unknown> }).details).toEqual({
+      reason: 'busy',
+      retry_after_seconds: expect.any(Number),
+    });
+    expect(monitor.isDown('postgres')).toBe(false);
+    expect(lines()).toEqual([]);
   });
 
   it('never takes a socket error that did not come from the pg driver for one', async () => {

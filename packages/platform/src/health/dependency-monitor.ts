@@ -9,6 +9,9 @@ export type Dependency = 'postgres' | 'nats' | 'blob_store';
 /** Seconds a client is told to wait (Retry-After) while a dependency is down. */
 export const OUTAGE_RETRY_AFTER_SECONDS = 2;
 
+/** Seconds a client is told to wait (Retry-After) when every database connection of a process is busy. */
+export const BUSY_RETRY_AFTER_SECONDS = 1;
+
 // Socket-level failures: the server is not there (or went away mid-conversation). Anyone's socket
 // error looks like this, so it counts only when the pg driver reported it (cameFromPostgres).
 const SOCKET_CODES = new Set([
@@ -26,9 +29,12 @@ const SOCKET_CODES = new Set([
 // 57P01 admin_shutdown, 57P02 crash_shutdown, 57P03 cannot_connect_now.
 const PG_CONNECTION_STATES = /^(08...|57P0[123])$/;
 // node-postgres and pg-pool report a lost or unobtainable connection with plain Errors, recognisable
-// by their (own, exact) messages only.
+// by their (own, exact) messages only. ("due to connection timeout": a new connection did not open in time.)
 const PG_CONNECTION_MESSAGES =
-  /^(Connection terminated( unexpectedly| due to connection timeout)?|timeout exceeded when trying to connect|Client has encountered a connection error and is not queryable)$/;
+  /^(Connection terminated( unexpectedly| due to connection timeout)?|Client has encountered a connection error and is not queryable)$/;
+// pg-pool's message for a checkout that waited its whole connection timeout in the queue of a full pool:
+// every connection is taken (by this process), which says nothing about the driver or the server.
+const POOL_SATURATED_MESSAGE = 'timeout exceeded when trying to connect';
 
 interface ChainLink {
   code?: unknown;
@@ -70,6 +76,14 @@ export function isPostgresConnectionError(err: unknown): boolean {
       (e.pg && typeof e.code === 'string' && (SOCKET_CODES.has(e.code) || PG_CONNECTION_STATES.test(e.code))) ||
       (typeof e.message === 'string' && PG_CONNECTION_MESSAGES.test(e.message)),
   );
+}
+
+/**
+ * True when `err` is a checkout that gave up waiting for a free connection of a full pool: this process is
+ * busy, Postgres is not down. Answer it 503 `unavailable` (see `databaseBusy`), never as an outage.
+ */
+export function isPoolSaturated(err: unknown): boolean {
+  return errorChain(err).some((e) => e.message === POOL_SATURATED_MESSAGE);
 }
 
 export interface DependencyMonitorOptions {
@@ -123,11 +137,14 @@ export class DependencyMonitor {
 
   /**
    * Classifies an error from a database call: a Postgres connection error marks Postgres down and
-   * comes back as a DomainError `unavailable` (with `retry_after_seconds`) for the caller to throw;
+   * comes back as a DomainError `unavailable` (with `retry_after_seconds`) for the caller to throw; a
+   * saturated pool comes back `unavailable` too, with nothing marked down or logged (Postgres is up);
    * anything else comes back unchanged.
    */
   classify(err: unknown): unknown {
-    if (err instanceof DomainError || !isPostgresConnectionError(err)) return err;
+    if (err instanceof DomainError) return err;
+    if (isPoolSaturated(err)) return databaseBusy(err);
+    if (!isPostgresConnectionError(err)) return err;
     this.down('postgres', err);
     return unavailable('postgres', err);
   }
@@ -165,6 +182,19 @@ export function unavailable(dep: Dependency, cause?: unknown): DomainError {
     'unavailable',
     `${dep === 'blob_store' ? 'the object store' : dep} is unavailable; retry later`,
     { dependency: dep, retry_after_seconds: OUTAGE_RETRY_AFTER_SECONDS },
+    cause === undefined ? undefined : { cause },
+  );
+}
+
+/**
+ * The `unavailable` domain error for a request that found every database connection of its process busy (503
+ * with Retry-After at the gateway). No `dependency` in its details: nothing is down, the process is at capacity.
+ */
+export function databaseBusy(cause?: unknown): DomainError {
+  return new DomainError(
+    'unavailable',
+    'too busy to take this request now; retry later',
+    { reason: 'busy', retry_after_seconds: BUSY_RETRY_AFTER_SECONDS },
     cause === undefined ? undefined : { cause },
   );
 }

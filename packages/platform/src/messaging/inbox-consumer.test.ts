@@ -6,7 +6,9 @@ import { v7 as uuidv7 } from 'uuid';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, expectTypeOf, it } from 'vitest';
 import type { Database } from '../db/database.js';
 import { DomainError } from '../errors/domain-error.js';
+import type { Logger } from '../logging/logger.js';
 import {
+  captureLogger,
   fixturePath,
   probeConsumer,
   probeEvent,
@@ -66,7 +68,7 @@ describe('InboxConsumer', () => {
   function start(
     def: ReturnType<typeof probeConsumer>,
     handler: EventHandler = recordEffect,
-    options: { outcomes?: HandleOutcome[]; retryScheduleMs?: number[] } = {},
+    options: { outcomes?: HandleOutcome[]; retryScheduleMs?: number[]; logger?: Logger } = {},
   ) {
     const c = new InboxConsumer({
       def,
@@ -74,7 +76,7 @@ describe('InboxConsumer', () => {
       db: database.db,
       js: infra.js,
       ns: infra.ns,
-      logger: silentLogger(),
+      logger: options.logger ?? silentLogger(),
       retryScheduleMs: options.retryScheduleMs ?? [100, 200],
     });
     if (options.outcomes) {
@@ -171,7 +173,7 @@ describe('InboxConsumer', () => {
       CONSUMER_SCHEMA: infra.schema('cons'),
       CONSUMER_DURABLE: def.durable,
       ACK_WAIT_MS: '1000',
-      FERRY_FAULTS: 'consumer.after_commit',
+      FERRY_FAULTS: `consumer.after_commit@${def.durable}`, // the scope is the consumer's durable
     });
     const id = uuidv7();
     try {
@@ -294,32 +296,39 @@ describe('InboxConsumer', () => {
   });
 
   it('retries a failing message on a schedule, then dead-letters it after max_deliver with its origin and reason', async () => {
-    // ack_wait far above the schedule: a redelivery that came from ack_wait running out (no nak, or a
-    // bare one) is told apart from one the schedule asked for.
+    // ack_wait far above the schedule, and above the DLQ wait below: a consumer that never naks waits it out
+    // and never gets its three deliveries in time.
     const ackWaitMs = 10_000;
     const def = await newConsumer(3, ackWaitMs);
     const schedule = [200, 2_000];
     const attemptsAt: number[] = [];
+    const { logger, lines } = captureLogger();
     await start(
       def,
       async (payload, ctx) => {
         attemptsAt.push(performance.now());
         await recordEffect(payload, ctx);
       },
-      { retryScheduleMs: schedule },
+      { retryScheduleMs: schedule, logger },
     );
     const id = await publish({ n: 5, fail: 'always' });
     await waitFor(async () => (await dlq.list()).length === 1, { timeoutMs: 10_000, what: 'DLQ entry' });
     await settled(def.durable);
     expect(attemptsAt).toHaveLength(3);
-    // Each redelivery waited at least its scheduled delay (less the 20 % jitter): a bare nak comes back
-    // at once. Each came back well before ack_wait: a consumer that never naks waits that out. And
-    // the delays grow: the first gap stays below the second's floor, which a flat delay would not.
+    // The delay each nak asked for (the consumer logs the value it passes to nak) follows the schedule,
+    // within its ±20 % jitter: a flat schedule fails here.
+    const naks = lines()
+      .filter((l) => l.consumer === def.durable && l.msg === 'event handler failed; will retry')
+      .map((l) => ({ delivery: l.delivery, delay: l.retry_in_ms as number }));
+    expect(naks.map((n) => n.delivery)).toEqual([1, 2]);
+    for (const [i, { delay }] of naks.entries()) {
+      expect(delay).toBeGreaterThanOrEqual(schedule[i]! * 0.8);
+      expect(delay).toBeLessThanOrEqual(schedule[i]! * 1.2);
+    }
+    // And the server honoured it: each redelivery came no sooner than asked (the delay starts when the nak
+    // reaches the server, after the attempt began). A bare nak, whatever was logged, comes back at once.
     const gaps = [attemptsAt[1]! - attemptsAt[0]!, attemptsAt[2]! - attemptsAt[1]!];
-    expect(gaps[0]).toBeGreaterThanOrEqual(schedule[0]! * 0.8);
-    expect(gaps[1]).toBeGreaterThanOrEqual(schedule[1]! * 0.8);
-    expect(gaps[0]).toBeLessThan(schedule[1]! * 0.8);
-    for (const gap of gaps) expect(gap).toBeLessThan(ackWaitMs);
+    for (const [i, gap] of gaps.entries()) expect(gap).toBeGreaterThanOrEqual(naks[i]!.delay);
     const [entry] = await dlq.list();
     expect(entry).toMatchObject({
       stream: 'PRODUCTION',

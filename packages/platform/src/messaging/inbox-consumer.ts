@@ -169,7 +169,7 @@ export class InboxConsumer<T extends ConsumerTransaction = ConsumerTransaction> 
           return 'handled' as const;
         });
       });
-      faultPoint('consumer.after_commit');
+      faultPoint('consumer.after_commit', consumer.durable);
       msg.ack();
       log.debug({ outcome }, 'event handled');
     } catch (err) {

@@ -2,8 +2,9 @@ import { HEADERS, type RpcCallContext, type RpcDefinition, RpcReplyEnvelope } fr
 import { type NatsConnection, NoRespondersError, RequestError, TimeoutError } from '@nats-io/transport-node';
 import type { z } from 'zod';
 import { DomainError } from '../errors/domain-error.js';
-import { type DependencyMonitor, OUTAGE_RETRY_AFTER_SECONDS } from '../health/dependency-monitor.js';
+import { type DependencyMonitor, OUTAGE_RETRY_AFTER_SECONDS, unavailable } from '../health/dependency-monitor.js';
 import type { Logger } from '../logging/logger.js';
+import type { Metrics } from '../metrics/metrics.js';
 import type { Namespace } from '../namespace/namespace.js';
 import { toNatsHeaders } from './envelope.js';
 import { chunkSize, fetchPayload, isChunked, servePayload } from './rpc-chunks.js';
@@ -19,6 +20,12 @@ export interface RpcClientOptions {
    * the timeout (a 504 would wrongly suggest the command may still complete).
    */
   monitor?: DependencyMonitor;
+  /**
+   * Counts every call in `ferry_rpc_client_calls_total{subject,outcome}`: `ok`, the error code the service
+   * replied with, `no_responders`, `timeout`, `error` (anything else), or `not_sent` when the monitor knew NATS
+   * was down and no request went out. Default: not counted.
+   */
+  metrics?: Metrics;
 }
 
 function isNoResponders(err: unknown): boolean {
@@ -47,7 +54,11 @@ export class RpcClient {
     ctx: RpcCallContext,
     options: { timeoutMs?: number } = {},
   ): Promise<z.infer<R['reply']>> {
-    this.options.monitor?.assertUp('nats');
+    const count = (outcome: string) => this.options.metrics?.rpcCalls.inc({ subject: def.subject, outcome });
+    if (this.options.monitor?.isDown('nats')) {
+      count('not_sent');
+      throw unavailable('nats');
+    }
     // Validated on receipt (DESIGN §2): the service parses the request, we parse the reply.
     const request = data;
     const { nc } = this.options;
@@ -67,6 +78,7 @@ export class RpcClient {
         : msg.json();
     } catch (err) {
       if (isNoResponders(err)) {
+        count('no_responders');
         throw new DomainError(
           'unavailable',
           `the ${def.service} service is not answering`,
@@ -75,6 +87,7 @@ export class RpcClient {
         );
       }
       if (isTimeout(err)) {
+        count('timeout');
         throw new DomainError(
           'upstream_timeout',
           `the ${def.service} service did not answer in time`,
@@ -84,12 +97,20 @@ export class RpcClient {
           { cause: err },
         );
       }
+      count('error');
       throw err;
     }
-    const reply = RpcReplyEnvelope.parse(raw);
+    const parsed = RpcReplyEnvelope.safeParse(raw);
+    if (!parsed.success) {
+      count('error');
+      throw parsed.error;
+    }
+    const reply = parsed.data;
     if (!reply.ok) {
+      count(reply.error.code);
       throw new DomainError(reply.error.code as DomainError['code'], reply.error.message, reply.error.details);
     }
+    count('ok');
     return def.reply.parse(reply.data) as z.infer<R['reply']>;
   }
 }

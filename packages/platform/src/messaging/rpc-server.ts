@@ -13,7 +13,13 @@ import type { MessagingTables } from '../db/messaging-tables.js';
 import { inTransaction } from '../db/transaction.js';
 import { DomainError, isDomainError } from '../errors/domain-error.js';
 import { faultPoint } from '../faults/faults.js';
-import { type DependencyMonitor, isPostgresConnectionError, unavailable } from '../health/dependency-monitor.js';
+import {
+  type DependencyMonitor,
+  databaseBusy,
+  isPoolSaturated,
+  isPostgresConnectionError,
+  unavailable,
+} from '../health/dependency-monitor.js';
 import { runWithTrace } from '../logging/context.js';
 import type { Logger } from '../logging/logger.js';
 import type { Metrics } from '../metrics/metrics.js';
@@ -183,7 +189,7 @@ export class RpcServer {
       }
       return value;
     });
-    faultPoint('rpc.after_commit');
+    faultPoint('rpc.after_commit', def.subject);
     return result;
   }
 
@@ -198,6 +204,9 @@ export class RpcServer {
         );
       }
       err = storeProblem;
+    } else if (!isDomainError(err) && isPoolSaturated(err)) {
+      // Every connection of this process is busy: the caller retries (503 with Retry-After); Postgres is up.
+      err = databaseBusy(err);
     } else if (!isDomainError(err) && isPostgresConnectionError(err)) {
       // An outage, logged once by the monitor; the caller is told to retry (503 with Retry-After).
       this.options.monitor?.down('postgres', err);

@@ -4,11 +4,12 @@ import { v4 as uuidv4 } from 'uuid';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { BlobNotFoundError, BlobStorageError } from '../blob/blob-errors.js';
-import type { Database } from '../db/database.js';
+import { createPool, type Database } from '../db/database.js';
 import { DomainError } from '../errors/domain-error.js';
 import { DependencyMonitor } from '../health/dependency-monitor.js';
 import { currentTrace } from '../logging/context.js';
-import { captureLogger, silentLogger, TestInfra } from '../testing/index.js';
+import { createMetrics } from '../metrics/metrics.js';
+import { captureLogger, silentLogger, TestInfra, testDatabaseUrl } from '../testing/index.js';
 import { RpcClient } from './rpc-client.js';
 import { RpcServer } from './rpc-server.js';
 
@@ -41,6 +42,12 @@ const bulk = defineRpc({
   kind: 'query',
   request: z.object({ items: z.array(z.string()), factor: z.number().int() }),
   reply: z.object({ items: z.array(z.string()) }),
+});
+const busy = defineRpc({
+  subject: 'production.rpc.probe.busy',
+  kind: 'query',
+  request: z.object({}),
+  reply: z.object({}),
 });
 const nobody = defineRpc({
   subject: 'production.rpc.probe.nobody',
@@ -108,6 +115,25 @@ describe('RpcServer and RpcClient', () => {
       if (!cause) throw new BlobNotFoundError(key);
       throw new BlobStorageError('createMultipart', key, { cause });
     });
+    server.register(busy, async () => {
+      // A real full pool: its one connection is held, so the handler's checkout times out in the queue.
+      const full = createPool({
+        url: testDatabaseUrl(),
+        schema: 'public',
+        applicationName: 'rpc-test',
+        logger: silentLogger(),
+        max: 1,
+        connectionTimeoutMs: 200,
+      });
+      const held = await full.connect();
+      try {
+        await full.query('select 1');
+        return {};
+      } finally {
+        held.release();
+        await full.end();
+      }
+    });
     server.register(bulk, async (data: { items: string[]; factor: number }) => ({
       items: data.items.flatMap((item) => Array.from({ length: data.factor }, (_, i) => `${item}#${i}`)),
     }));
@@ -173,6 +199,16 @@ describe('RpcServer and RpcClient', () => {
     expect(JSON.stringify(line)).toMatch(/ECONNREFUSED/);
   });
 
+  it('answers a saturated database pool 503 unavailable with Retry-After, not as a Postgres outage nor a bug', async () => {
+    const err = await client.call(busy, {}, ctx()).catch((e) => e);
+    expect(err).toBeInstanceOf(DomainError);
+    expect(err).toMatchObject({ code: 'unavailable', details: { reason: 'busy' } });
+    expect(err.details.retry_after_seconds).toBeGreaterThan(0);
+    expect(err.details).not.toHaveProperty('dependency');
+    expect(monitor.isDown('postgres')).toBe(false);
+    expect(captured.lines().filter((l) => l.subject === busy.subject && l.msg === 'RPC handler failed')).toEqual([]);
+  });
+
   it('answers a missing stored object as not_found', async () => {
     const err = await client.call(storage, { failure: 'missing' }, ctx()).catch((e) => e);
     expect(err).toMatchObject({ code: 'not_found' });
@@ -184,6 +220,43 @@ describe('RpcServer and RpcClient', () => {
     await expect(client.call(echo, { text: 'slow', delayMs: 800 }, ctx(), { timeoutMs: 200 })).rejects.toMatchObject({
       code: 'upstream_timeout',
     });
+  });
+
+  it('counts each call by outcome, and one made while NATS is known down as not_sent: no request goes out', async () => {
+    const metrics = createMetrics('rpc-client-test');
+    const natsMonitor = new DependencyMonitor({ logger: silentLogger() });
+    const counted = new RpcClient({
+      nc: infra.nc,
+      ns: infra.ns,
+      logger: silentLogger(),
+      timeoutMs: 2_000,
+      monitor: natsMonitor,
+      metrics,
+    });
+    const calls = async () =>
+      Object.fromEntries(
+        (await metrics.rpcCalls.get()).values.map((v) => [`${v.labels.subject} ${v.labels.outcome}`, v.value]),
+      );
+    try {
+      await counted.call(echo, { text: 'counted' }, ctx());
+      await expect(counted.call(fail, { kind: 'domain' }, ctx())).rejects.toMatchObject({ code: 'name_taken' });
+      await expect(counted.call(nobody, {}, ctx())).rejects.toMatchObject({ code: 'unavailable' });
+      natsMonitor.down('nats', new Error('disconnected'));
+      await expect(counted.call(echo, { text: 'never sent' }, ctx())).rejects.toMatchObject({
+        code: 'unavailable',
+        details: { dependency: 'nats' },
+      });
+      expect(await calls()).toEqual({
+        [`${echo.subject} ok`]: 1,
+        [`${fail.subject} name_taken`]: 1,
+        [`${nobody.subject} no_responders`]: 1,
+        [`${echo.subject} not_sent`]: 1,
+      });
+      expect(echoedByFirst).toContain('counted');
+      expect(echoedByFirst).not.toContain('never sent'); // NATS is in fact up: had it gone out, it was answered
+    } finally {
+      natsMonitor.close();
+    }
   });
 
   it('runs a command with a command id once; a repeat returns the first reply without running again', async () => {

@@ -5,6 +5,8 @@ export interface Metrics {
   readonly registry: Registry;
   readonly rpcHandled: Counter<'subject' | 'outcome'>;
   readonly rpcDuration: Histogram<'subject'>;
+  /** RPC calls this process made as a client, by outcome (see RpcClient). */
+  readonly rpcCalls: Counter<'subject' | 'outcome'>;
   readonly consumerMessages: Counter<'consumer' | 'outcome'>;
   readonly consumerDuration: Histogram<'consumer'>;
   readonly outboxPublished: Counter;
@@ -43,6 +45,14 @@ export function createMetrics(service: string): Metrics {
       help: 'RPC handling time.',
       labelNames: ['subject'],
       buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+      registers,
+    }),
+    rpcCalls: new Counter({
+      name: 'ferry_rpc_client_calls_total',
+      help:
+        'RPC calls made, by outcome: ok, the error code replied, no_responders, timeout, error, or not_sent (NATS ' +
+        'known down: answered unavailable without a request going out).',
+      labelNames: ['subject', 'outcome'],
       registers,
     }),
     consumerMessages: new Counter({

@@ -154,7 +154,7 @@ export async function runService<C extends ServiceConfig>(def: ServiceDefinition
     if (stopping) return;
 
     const outbox = new Outbox(ns);
-    const rpcClient = new RpcClient({ nc, ns, logger, monitor });
+    const rpcClient = new RpcClient({ nc, ns, logger, monitor, metrics });
     const rpc = new RpcServer({ nc, ns, service: def.name, db: database.db, logger, metrics, monitor });
     rpc.register(healthPing(def.name), async () => ({
       service: def.name,
