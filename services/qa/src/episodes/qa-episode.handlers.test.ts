@@ -52,6 +52,15 @@ describe('QaEpisodeHandlers and robot types', () => {
         .where(sql<boolean>`payload->>'episode_id' = ${id}`)
         .execute()
     ).map((r) => qaEpisodeEvents.autoCheckRequested.schema.parse(r.payload));
+  /** Every event QA wrote about the episode (status changes, checked runs, requests), oldest first. */
+  const eventsOf = (id: string) =>
+    f.db
+      .selectFrom('outbox')
+      .select(['id', 'event_type'])
+      .where(sql<boolean>`payload->>'episode_id' = ${id} or payload->'run'->>'episode_id' = ${id}`)
+      .orderBy('created_at')
+      .orderBy('id')
+      .execute();
   const runs = (id: string) =>
     f.db.selectFrom('runs').selectAll().where('episode_id', '=', id).orderBy('finished_at').execute();
   const profileResult = async (runId: string) =>
@@ -104,12 +113,24 @@ describe('QaEpisodeHandlers and robot types', () => {
     expect(await requests(reviewed!)).toEqual([]);
     expect(await requests(pending!)).toEqual([]);
 
-    // qa__auto-recheck handles it: checked again, now against the profile, and failed by it.
+    // qa__auto-recheck handles it: checked again, now against the profile, and failed by it. (A check claiming within
+    // the request's own millisecond is not taken for its answer: this one starts past it, as any delivery does.)
+    await waitFor(async () => (await f.now()) >= new Date(request!.requested_at), {
+      what: 'the database clock to pass the request',
+      intervalMs: 1,
+    });
     await f.handlers.onAutoCheckRequested(request!);
     const [, second] = await runs(checked!);
     expect(second).toMatchObject({ trigger: 'auto', requested_by: 'auto-qa:robot_type_known', status_after: 'failed' });
     expect(await profileResult(second!.id)).toBe('failed');
     expect(await row(checked!)).toMatchObject({ qa_status: 'failed', failed_checks: ['profile@1'] });
+    // The same request delivered again (a lost ack, a crash before it, a DLQ replay): the episode was checked since
+    // it was asked for, so nothing runs, and production's copy sees no approved → qa_running → … flip.
+    const eventsBefore = await eventsOf(checked!);
+    await f.handlers.onAutoCheckRequested(request!);
+    expect(await runs(checked!)).toHaveLength(2);
+    expect(await row(checked!)).toMatchObject({ qa_status: 'failed', claim_id: null, last_run_id: second!.id });
+    expect(await eventsOf(checked!)).toEqual(eventsBefore);
     // A redelivered request checks nothing more once the episode's status is a person's.
     await f.tx((trx) => f.episodes.review(actorOf(org), checked!, { decision: 'approve' }, trx));
     await f.handlers.onAutoCheckRequested(request!);

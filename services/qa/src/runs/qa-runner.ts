@@ -46,6 +46,13 @@ export interface CheckRequest {
    */
   recheck?: boolean;
   /**
+   * Auto QA asked for again (`auto_check_requested`) at this moment: an episode whose last run started at or after it
+   * was checked since the request — this delivery is a repeat (a lost ack, a crash before the ack, a DLQ replay) — and
+   * is left alone (`checked_since`). `qa__auto-recheck` has no inbox row, so this is what makes a repeat harmless
+   * for a `robot_type_known` recheck, which may check an approved or failed episode.
+   */
+  requestedAt?: Date;
+  /**
    * Called inside the transaction that records a finished run (a bulk item counts it there), so the
    * run and what depends on it commit together or not at all.
    */
@@ -57,7 +64,7 @@ export interface CheckRequest {
   signal?: AbortSignal;
 }
 
-export type SkipReason = 'not_found' | 'already_running' | 'not_pending' | 'protected' | 'claim_lost';
+export type SkipReason = 'not_found' | 'already_running' | 'not_pending' | 'protected' | 'claim_lost' | 'checked_since';
 
 export type CheckOutcome = { kind: 'finished'; run: QaRun; status: QaStatus } | { kind: 'skipped'; reason: SkipReason };
 
@@ -239,6 +246,11 @@ export class QaRunner {
       const before = e.qa_status === 'qa_running' ? (e.status_before_claim ?? 'pending_qa') : e.qa_status;
       const autoMay = before === 'pending_qa' || (req.recheck === true && !isProtectedQaStatus(before));
       if (req.trigger === 'auto' && !autoMay) return { skipped: 'not_pending' as const };
+      if (req.requestedAt && e.last_run_id) {
+        // Runs never overlap on an episode (the claim), so the last run is the newest one.
+        const lastStarted = await this.runs.startedAt(trx, e.last_run_id);
+        if (lastStarted && lastStarted >= req.requestedAt) return { skipped: 'checked_since' as const };
+      }
       if (req.trigger === 'bulk' && isProtectedQaStatus(before)) return { skipped: 'protected' as const };
       const claimId = newId();
       const keep = isProtectedQaStatus(before);

@@ -218,6 +218,10 @@ export async function qaFixture(overrides: Partial<Record<keyof QaConfig, string
       blobStore.hanging = on;
       return blobStore.hung;
     },
+    /** The database's clock, which QA stamps claims, runs and requests with. */
+    async now(): Promise<Date> {
+      return (await sql<{ now: Date }>`select clock_timestamp() as now`.execute(db)).rows[0]!.now;
+    },
     /** The Postgres backend of an open transaction (to see who waits on its locks). */
     async backendPid(trx: Transaction<QaDB>): Promise<number> {
       return (await sql<{ pid: number }>`select pg_backend_pid() as pid`.execute(trx)).rows[0]!.pid;
