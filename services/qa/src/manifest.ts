@@ -24,14 +24,22 @@ export const QaConfig = BlobStoreConfig.extend({
   /** Between sweeps releasing expired claims (and re-driving stalled auto QA). Default 10 s. */
   QA_CLAIM_SWEEP_MS: z.coerce.number().int().min(100).default(10_000),
   /**
-   * An episode still `pending_qa` (no claim, no finished run) this long after its last status change — and after its
-   * last re-drive — is asked for again (`qa.evt.episode.auto_check_requested.v1`): auto QA gave up on it (max_deliver
+   * An episode still `pending_qa` (no claim, no finished run) this long after its last status change — and whose last
+   * re-drive, if any, a check attempted since (see QA_REDRIVE_UNANSWERED_MS) — is asked for again (`qa.evt.episode.auto_check_requested.v1`): auto QA gave up on it (max_deliver
    * through a long store outage) or never got to it. Default 2 h: above the auto-check consumer's longest retry gap
    * (1 h ± 20 %; every attempt moves the status), so an episode auto QA still retries is not re-driven. Lower it and
    * a long backlog of new episodes gets requested twice (harmless: the claim checks each once, but the work queues
    * twice).
    */
   QA_REDRIVE_AFTER_MS: z.coerce.number().int().min(1_000).default(7_200_000),
+  /**
+   * A re-drive's request that no check attempted yet (the episode's status has not moved since) is not repeated
+   * every QA_REDRIVE_AFTER_MS: it is most likely still queued on `qa__auto-recheck` behind a backlog, and repeating
+   * it would only queue the same episodes again and use up their QA_REDRIVE_MAX without a single check. Only after
+   * this long is it taken for lost (a purged stream, a request dead-lettered unattempted) and made again. Default
+   * 24 h; at least QA_REDRIVE_AFTER_MS.
+   */
+  QA_REDRIVE_UNANSWERED_MS: z.coerce.number().int().min(1_000).default(86_400_000),
   /**
    * Re-drives per episode at most; the last is logged as an error (the episode stays `pending_qa`, in the default QA
    * list, for a person). Default 10.
@@ -64,6 +72,15 @@ export const QaConfig = BlobStoreConfig.extend({
     .min(1)
     .max(200)
     .default(() => `${hostname()}-${newId().slice(-12)}`),
+}).superRefine((c, ctx) => {
+  // Settings that only make sense relative to each other: refused at start, naming both, rather than misbehaving.
+  if (c.QA_REDRIVE_UNANSWERED_MS < c.QA_REDRIVE_AFTER_MS) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['QA_REDRIVE_UNANSWERED_MS'],
+      message: `must be at least QA_REDRIVE_AFTER_MS (${c.QA_REDRIVE_AFTER_MS}): an unanswered re-drive is repeated no sooner than an answered one`,
+    });
+  }
 });
 export type QaConfig = z.infer<typeof QaConfig>;
 

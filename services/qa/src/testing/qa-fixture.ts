@@ -7,6 +7,7 @@ import { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Actor, EventPayload, episodeEvents } from '@ferry/contracts';
 import {
+  BlobStorageError,
   createMetrics,
   inTransaction,
   LocalBlobStore,
@@ -218,6 +219,13 @@ export async function qaFixture(overrides: Partial<Record<keyof QaConfig, string
       blobStore.hanging = on;
       return blobStore.hung;
     },
+    /**
+     * From now on (until called with false) every read of the blob store fails as a store that is down does
+     * (`BlobStorageError`): a check attempts the episode, releases it and records nothing.
+     */
+    failReads(on = true): void {
+      blobStore.failing = on;
+    },
     /** The database's clock, which QA stamps claims, runs and requests with. */
     async now(): Promise<Date> {
       return (await sql<{ now: Date }>`select clock_timestamp() as now`.execute(db)).rows[0]!.now;
@@ -246,6 +254,7 @@ export async function qaFixture(overrides: Partial<Record<keyof QaConfig, string
 class PacedBlobStore extends LocalBlobStore {
   readDelayMs = 0;
   hanging = false;
+  failing = false;
   readonly hung: Readable[] = [];
   private held?: Promise<void>;
 
@@ -262,6 +271,7 @@ class PacedBlobStore extends LocalBlobStore {
   }
 
   override async read(...args: Parameters<LocalBlobStore['read']>): ReturnType<LocalBlobStore['read']> {
+    if (this.failing) throw new BlobStorageError('read', args[0], { cause: new Error('the store is down (test)') });
     if (this.hanging) {
       const stream = new Readable({ read() {} });
       this.hung.push(stream);
