@@ -45,6 +45,16 @@ export const QaConfig = BlobStoreConfig.extend({
    * list, for a person). Default 10.
    */
   QA_REDRIVE_MAX: z.coerce.number().int().min(0).max(1_000).default(10),
+  /**
+   * How long an automatic check (auto QA, its rechecks and re-drives) or a manual run may take, from its claim to the
+   * end of its read, before it is abandoned: the read aborted, the episode's claim released, nothing recorded. That
+   * is a storage error, not a QA verdict: auto QA retries it on its schedule, a manual run answers 502
+   * `storage_error` (`details.reason: "timed_out"`). So a read that trickles for ever cannot hold a consumer slot, a
+   * manual slot or the episode. Default 4 minutes (a 10 GB recording at a slow 50 MB/s); keep it above the longest
+   * honest check, and below the gateway's 5-minute wait for a manual run, or a manual caller gets the gateway's 504
+   * while the check goes on. Bulk items have their own limit, BULK_ITEM_TIMEOUT_MS.
+   */
+  QA_CHECK_TIMEOUT_MS: z.coerce.number().int().min(500).max(3_600_000).default(240_000),
   /** Bulk-run items this process checks at once. Default 2. */
   BULK_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(2),
   /**

@@ -256,6 +256,65 @@ describe('BulkRunWorker', () => {
     });
   });
 
+  it('counts an item whose recording fails in the database as the time limit runs out with that failure, not as a time-out', async () => {
+    const org = await f.seed(1);
+    const limitMs = 1_000;
+    // The run's insert waits for a lock the test holds, then fails: the check has read the recording and is
+    // recording it when its time is up.
+    await sql`
+      create function refuse_run_late() returns trigger language plpgsql as $$
+      begin
+        perform pg_advisory_xact_lock(hashtext('refuse_run_late'));
+        raise exception 'run refused by the database (test)';
+      end $$`.execute(f.db);
+    await sql`
+      create trigger runs_refused_late before insert on runs for each row
+      when (new.organization_id = ${sql.lit(org)}::uuid) execute function refuse_run_late()`.execute(f.db);
+    const hold = await f.db.startTransaction().execute();
+    const replica = f.worker({ QA_WORKER_ID: 'replica-db-fails-late', BULK_ITEM_TIMEOUT_MS: limitMs });
+    try {
+      await sql`select pg_advisory_xact_lock(hashtext('refuse_run_late'))`.execute(hold);
+      await replica.onApplicationBootstrap();
+      const run = await f.tx((trx) => f.bulk.execute(actorOf(org), {}, trx));
+      const pid = await f.backendPid(hold);
+      await waitFor(() => f.blocking(pid), { what: 'the run to be recorded, waiting on the lock' });
+      // The check's time limit started before its claim, which stamped the episode: wait until, by the database's
+      // clock, the limit has passed since (the timer cannot be driven; its deadline can be read).
+      await waitFor(
+        async () => {
+          const { rows } = await sql<{ past: boolean }>`
+            select clock_timestamp() > status_changed_at + ${`${limitMs} milliseconds`}::interval as past
+            from episodes where organization_id = ${org}`.execute(f.db);
+          return rows[0]!.past;
+        },
+        { what: 'the time limit to pass while the run is being recorded' },
+      );
+      await hold.commit().execute();
+      expect(await ended(run.run_id)).toMatchObject({ status: 'completed', processing_failed_count: 1 });
+      const [item] = await f.db
+        .selectFrom('bulk_run_items')
+        .select(['outcome', 'error'])
+        .where('run_id', '=', run.run_id)
+        .execute();
+      expect(item).toEqual({ outcome: 'processing_failed', error: 'run refused by the database (test)' });
+      expect(
+        await f.db
+          .selectFrom('episodes')
+          .select(['qa_status', 'claim_id'])
+          .where('organization_id', '=', org)
+          .execute(),
+      ).toEqual([{ qa_status: 'approved', claim_id: null }]);
+    } finally {
+      await hold
+        .rollback()
+        .execute()
+        .catch(() => undefined);
+      await replica.onModuleDestroy();
+      await sql`drop trigger runs_refused_late on runs`.execute(f.db);
+      await sql`drop function refuse_run_late()`.execute(f.db);
+    }
+  });
+
   it('publishes exactly one terminal event for a run: a cancel or a sweep after it adds nothing', async () => {
     const org = await f.seed(3);
     const actor = actorOf(org);

@@ -115,14 +115,15 @@ export async function qaFixture(overrides: Partial<Record<keyof QaConfig, string
     },
     /**
      * The bulk-run worker of one more replica (not started: call `poll()`, or `onApplicationBootstrap()`
-     * to run its loop); stopped by cleanup().
+     * to run its loop), checking through that replica's own runner (its settings: worker id, time limits);
+     * stopped by cleanup().
      */
     worker(options: Partial<QaConfig> = {}): BulkRunWorker {
       const worker = new BulkRunWorker(
         db,
         fixture.bulkRuns,
         fixture.bulk,
-        fixture.runner,
+        fixture.replica(options).runner,
         fixture.outbox,
         { ...config, ...options },
         logger,
@@ -133,11 +134,12 @@ export async function qaFixture(overrides: Partial<Record<keyof QaConfig, string
     /** The event handlers as the consumers call them (auto QA: `onEpisodeCreated`). */
     handlers: new QaEpisodeHandlers(db, get(QaEpisodeRepository), get(ProfileRepository), get(QaRunner)),
     /**
-     * The runner of one more replica (its own worker id and metrics registry), sharing the database and the
-     * blob store.
+     * The runner of one more replica (its own settings, worker id and metrics registry), sharing the database and the
+     * blob store, with that replica's event handlers and manual runs (QaEpisodeService) on top of it.
      */
     replica(options: Partial<QaConfig> = {}) {
       const replicaMetrics = createMetrics('qa-replica');
+      const replicaConfig = { ...config, ...options };
       const runner = new QaRunner(
         db,
         get(QaEpisodeRepository),
@@ -145,11 +147,13 @@ export async function qaFixture(overrides: Partial<Record<keyof QaConfig, string
         get(ProfileRepository),
         fixture.outbox,
         blobStore,
-        { ...config, ...options },
+        replicaConfig,
         logger,
         replicaMetrics,
       );
-      return { runner, metrics: replicaMetrics };
+      const handlers = new QaEpisodeHandlers(db, get(QaEpisodeRepository), get(ProfileRepository), runner);
+      const episodes = new QaEpisodeService(db, get(QaEpisodeRepository), get(QaRunRepository), runner, replicaConfig);
+      return { runner, metrics: replicaMetrics, handlers, episodes };
     },
     /** The `episode.created` payload production would publish for an episode of QA's projection. */
     async createdEvent(id: string): Promise<EventPayload<typeof episodeEvents.created>> {
