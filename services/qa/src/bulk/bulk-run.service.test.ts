@@ -48,6 +48,50 @@ describe('bulk runs against Postgres', () => {
     });
   });
 
+  describe('BulkRunRepository.handBackTakenOver', () => {
+    it('hands an item taken over from a dead worker back for another check when that worker’s episode claim is live, lapsed or swept; leaves one another checker holds to be skipped', async () => {
+      const { runId } = await started(4);
+      // A worker took all four items and died: its item claims lapsed, and another worker took them over.
+      await f.bulkRuns.claimItems(f.db, runId, 'replica-dead', 30_000, 4);
+      await sql`update bulk_run_items set claim_expires_at = now() - interval '1 millisecond' where run_id = ${runId}`.execute(
+        f.db,
+      );
+      const items = await f.bulkRuns.claimItems(f.db, runId, 'replica-b', 30_000, 4);
+      expect(items.map((i) => i.taken_from)).toEqual(Array(4).fill('replica-dead'));
+      const [live, lapsed, swept, elsewhere] = items;
+      // Where each episode's claim stands when the taker's check answered "already running" and it asks what now.
+      const claim = (item: (typeof items)[number], by: string, expires: string) =>
+        sql`update episodes set qa_status = 'qa_running', status_before_claim = 'approved', claim_id = gen_random_uuid(),
+              claimed_by = ${by}, claim_expires_at = now() + ${expires}::interval
+            where id = ${item.episode_id}`.execute(f.db);
+      await claim(live!, 'replica-dead', '1 minute'); // its check has not lapsed yet
+      await claim(lapsed!, 'replica-dead', '-1 second'); // it lapsed just after the check saw it live
+      // swept: the claim sweeper released it just after the check saw it live (the episode is free)
+      await claim(elsewhere!, 'auto-qa-replica', '1 minute'); // another checker holds the episode now
+
+      const answers = [];
+      for (const item of items) answers.push(await f.bulkRuns.handBackTakenOver(f.db, item));
+      expect(answers).toEqual([true, true, true, false]);
+
+      const rows = await f.db
+        .selectFrom('bulk_run_items as i')
+        .innerJoin('episodes as e', 'e.id', 'i.episode_id')
+        .select(['i.position', 'i.status', 'i.claim_expires_at', 'e.claim_expires_at as episode_claim_expires_at'])
+        .where('i.run_id', '=', runId)
+        .orderBy('i.position')
+        .execute();
+      // The live one lapses with the dead worker's episode claim, and is claimed and checked then.
+      expect(rows[0]!.claim_expires_at).toEqual(rows[0]!.episode_claim_expires_at);
+      // The lapsed and swept ones are up for claiming again at once; the one another checker holds keeps its claim,
+      // to be counted skipped by its worker.
+      const again = await f.bulkRuns.claimItems(f.db, runId, 'replica-c', 30_000, 4);
+      expect(again.map((i) => i.position).sort()).toEqual([lapsed!.position, swept!.position].sort());
+      expect(again.map((i) => i.taken_from)).toEqual(['replica-b', 'replica-b']);
+      expect(rows[3]).toMatchObject({ status: 'claimed' });
+      expect(await f.tx((trx) => f.bulkRuns.finishItem(trx, elsewhere!, 'skipped'))).toBe(true);
+    });
+  });
+
   describe('bulk_run_items', () => {
     it('refuses a claimed item without its claim token or expiry (nobody could finish or take it over)', async () => {
       const { runId } = await started(1);

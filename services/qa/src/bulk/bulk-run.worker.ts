@@ -210,7 +210,7 @@ export class BulkRunWorker implements OnApplicationBootstrap, OnModuleDestroy {
           }),
       });
       if (result.kind === 'finished') return;
-      if (result.reason === 'already_running' && (await this.runs.awaitLapsedCheck(this.db, item))) return;
+      if (result.reason === 'already_running' && (await this.runs.handBackTakenOver(this.db, item))) return;
       outcome = 'skipped';
     } catch (err) {
       outcome = 'processing_failed';
