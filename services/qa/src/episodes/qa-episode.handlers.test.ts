@@ -150,6 +150,21 @@ describe('QaEpisodeHandlers and robot types', () => {
     expect(await requests(id)).toEqual([]);
   });
 
+  it('rewrites no episode when a device event carries no robot type', async () => {
+    const org = await f.seed(3, { status: 'approved' });
+    // Each row's version (xmin: the transaction that last wrote it); a rewrite, even to the same values, changes it.
+    const versions = () =>
+      sql<{ id: string; xmin: string; robot_type: string | null }>`
+        select id, xmin::text, robot_type from episodes where organization_id = ${org} order by id`
+        .execute(f.db)
+        .then((r) => r.rows);
+    const before = await versions();
+    expect(before.map((r) => r.robot_type)).toEqual([null, null, null]);
+    await f.tx((trx) => f.handlers.onDevice(deviceEvent(org, 'arm-1', null), inbox(trx)));
+    expect(await versions()).toEqual(before);
+    expect((await f.db.selectFrom('devices').selectAll().where('organization_id', '=', org).execute()).length).toBe(1);
+  });
+
   it('gives an episode projected while its device’s first event commits that device’s robot type', async () => {
     const org = uuidv7();
     const deviceId = `arm-${uuidv7().slice(-8)}`;

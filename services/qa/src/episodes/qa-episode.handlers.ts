@@ -112,14 +112,15 @@ export class QaEpisodeHandlers {
       deleted,
       version: new Date(deleted ? payload.deleted_at : device.updated_at),
     });
-    if (!applied) return;
+    // No robot type to give (or an older event): the episodes that lack one keep lacking it, nothing to rewrite.
+    if (!applied || device.robot_type === null) return;
     const filled = await this.episodes.fillRobotType(
       ctx.trx,
       device.organization_id,
       device.device_id,
       device.robot_type,
     );
-    if (device.robot_type === null || filled.length === 0) return;
+    if (filled.length === 0) return;
     // Episodes a check already read without the robot type (auto QA can overtake this event: the streams differ)
     // had their profile check skipped, or judged by a scene's profile: checked again when a profile of this robot
     // type applies to them. Pending ones need nothing: their check reads the robot type when it claims them.

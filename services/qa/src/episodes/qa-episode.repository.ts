@@ -228,16 +228,22 @@ export class QaEpisodeRepository {
 
   /**
    * A device's robot type reaches the episodes projected before its event arrived (events cross streams); answers
-   * the episodes it reached.
+   * the episodes it reached, with what deciding on a recheck needs (no recordings or labels: this runs in the device
+   * event's inbox transaction, over every episode of the device).
    */
-  async fillRobotType(db: Db, org: string, deviceId: string, robotType: string | null): Promise<QaEpisodeRow[]> {
+  async fillRobotType(
+    db: Db,
+    org: string,
+    deviceId: string,
+    robotType: string,
+  ): Promise<Pick<QaEpisodeRow, 'id' | 'organization_id' | 'scene_id' | 'qa_status' | 'status_before_claim'>[]> {
     return db
       .updateTable('episodes')
       .set({ robot_type: robotType })
       .where('organization_id', '=', org)
       .where('device_id', '=', deviceId)
       .where('robot_type', 'is', null)
-      .returningAll()
+      .returning(['id', 'organization_id', 'scene_id', 'qa_status', 'status_before_claim'])
       .execute();
   }
 }

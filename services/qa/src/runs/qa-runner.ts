@@ -425,7 +425,7 @@ export class QaRunner {
    */
   async requestAutoCheck(
     trx: Transaction<QaDB>,
-    e: QaEpisodeRow,
+    e: Pick<QaEpisodeRow, 'id' | 'organization_id'>,
     reason: AutoCheckReason,
     redrive: number,
     at: Date,
