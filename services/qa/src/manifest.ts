@@ -68,9 +68,10 @@ export const QaConfig = BlobStoreConfig.extend({
   /**
    * A queued or running run nobody has heart-beaten this long (every replica working on it died) is `interrupted`:
    * by the startup sweep, or by the periodic sweep of a replica restarted within the window, which never adopts it.
-   * Default 30 s; keep it well above BULK_POLL_MS and the claim lease.
+   * Default 60 s (twice the default lease); keep it well above BULK_POLL_MS (a live replica beats its runs once per poll: at or below it a live
+   * run looks abandoned between two beats) and the claim lease. At or below either, the service refuses to start.
    */
-  BULK_STALE_MS: z.coerce.number().int().min(200).default(30_000),
+  BULK_STALE_MS: z.coerce.number().int().min(200).default(60_000),
   /**
    * A run's next progress event waits this long after the last one was seen published (DESIGN: ≤ 2 per second per
    * run, as subscribers receive them). Default and minimum 500: less would break that contract.
@@ -84,6 +85,15 @@ export const QaConfig = BlobStoreConfig.extend({
     .default(() => `${hostname()}-${newId().slice(-12)}`),
 }).superRefine((c, ctx) => {
   // Settings that only make sense relative to each other: refused at start, naming both, rather than misbehaving.
+  if (c.BULK_STALE_MS <= c.BULK_POLL_MS || c.BULK_STALE_MS <= c.QA_CLAIM_LEASE_MS) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['BULK_STALE_MS'],
+      message:
+        `must be above BULK_POLL_MS (${c.BULK_POLL_MS}) and QA_CLAIM_LEASE_MS (${c.QA_CLAIM_LEASE_MS}) — well above ` +
+        'both: a bulk run nobody heart-beats for BULK_STALE_MS is interrupted',
+    });
+  }
   if (c.QA_REDRIVE_UNANSWERED_MS < c.QA_REDRIVE_AFTER_MS) {
     ctx.addIssue({
       code: 'custom',

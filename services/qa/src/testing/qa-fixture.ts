@@ -59,7 +59,7 @@ export async function qaFixture(overrides: Partial<Record<keyof QaConfig, string
     HEALTH_PORT: 0,
     QA_CLAIM_LEASE_MS: 3_000,
     BULK_POLL_MS: 50,
-    BULK_STALE_MS: 3_000,
+    BULK_STALE_MS: 4_000, // above the lease, as the config requires
     QA_WORKER_ID: 'fixture-replica',
     ...overrides,
   });
