@@ -1,6 +1,7 @@
 import { waitFor } from '@ferry/platform/testing';
-import { sql } from 'kysely';
+import { type ControlledTransaction, sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { QaDB } from '../database.js';
 import { actorOf, type QaFixture, qaFixture } from '../testing/qa-fixture.js';
 
 describe('bulk runs against Postgres', () => {
@@ -17,6 +18,10 @@ describe('bulk runs against Postgres', () => {
     await f.bulkRuns.transition(f.db, run.run_id, ['queued'], 'running');
     return { actor, runId: run.run_id };
   }
+
+  /** Rolls back a transaction a test opened unless it was committed (a failed test must not leave its locks held). */
+  const rollback = (trx: ControlledTransaction<QaDB>) =>
+    trx.isCommitted || trx.isRolledBack ? Promise.resolve() : trx.rollback().execute();
 
   /** Lets `pending` run against an open transaction until it either settles or waits on that transaction's locks. */
   async function raceAgainst(pid: number, pending: Promise<unknown>): Promise<'waited' | 'went_past'> {
@@ -115,13 +120,20 @@ describe('bulk runs against Postgres', () => {
     it('a cancel arriving while a claim is open waits for it and counts its items in flight', async () => {
       const { actor, runId } = await started(4);
       const claim = await f.db.startTransaction().execute();
-      const items = await f.bulkRuns.claimItems(claim, runId, 'replica-a', 30_000, 2);
-      expect(items).toHaveLength(2);
+      let items: Awaited<ReturnType<typeof f.bulkRuns.claimItems>>;
+      let race: Awaited<ReturnType<typeof raceAgainst>>;
+      let answered: Awaited<ReturnType<typeof f.bulk.cancel>>;
+      try {
+        items = await f.bulkRuns.claimItems(claim, runId, 'replica-a', 30_000, 2);
+        expect(items).toHaveLength(2);
 
-      const cancelling = f.tx((trx) => f.bulk.cancel(actor, runId, trx));
-      const race = await raceAgainst(await f.backendPid(claim), cancelling);
-      await claim.commit().execute();
-      const answered = await cancelling;
+        const cancelling = f.tx((trx) => f.bulk.cancel(actor, runId, trx));
+        race = await raceAgainst(await f.backendPid(claim), cancelling);
+        await claim.commit().execute();
+        answered = await cancelling;
+      } finally {
+        await rollback(claim); // whatever failed above, the run row is not left locked for the tests after
+      }
 
       expect(race).toBe('waited');
       expect(answered.status).toBe('running'); // two items are being checked: it ends when they finish
@@ -139,11 +151,17 @@ describe('bulk runs against Postgres', () => {
     it('a claim arriving while a cancel is open waits for it and hands out nothing', async () => {
       const { actor, runId } = await started(4);
       const cancel = await f.db.startTransaction().execute();
-      expect((await f.bulk.cancel(actor, runId, cancel)).status).toBe('cancelled'); // nothing was in flight
+      let claiming: ReturnType<typeof f.bulkRuns.claimItems>;
+      let race: Awaited<ReturnType<typeof raceAgainst>>;
+      try {
+        expect((await f.bulk.cancel(actor, runId, cancel)).status).toBe('cancelled'); // nothing was in flight
 
-      const claiming = f.bulkRuns.claimItems(f.db, runId, 'replica-a', 30_000, 2);
-      const race = await raceAgainst(await f.backendPid(cancel), claiming);
-      await cancel.commit().execute();
+        claiming = f.bulkRuns.claimItems(f.db, runId, 'replica-a', 30_000, 2);
+        race = await raceAgainst(await f.backendPid(cancel), claiming);
+        await cancel.commit().execute();
+      } finally {
+        await rollback(cancel);
+      }
 
       expect(race).toBe('waited');
       expect(await claiming).toEqual([]);
@@ -156,12 +174,19 @@ describe('bulk runs against Postgres', () => {
       const org = await f.seed(3);
       const actor = actorOf(org);
       const first = await f.db.startTransaction().execute();
-      const run = await f.bulk.execute(actor, {}, first);
+      let run: Awaited<ReturnType<typeof f.bulk.execute>>;
+      let second: ReturnType<typeof f.bulk.execute>;
+      let race: Awaited<ReturnType<typeof raceAgainst>>;
+      try {
+        run = await f.bulk.execute(actor, {}, first);
 
-      // The second's read for an active run cannot see the first's uncommitted row: only the index can stop it.
-      const second = f.tx((trx) => f.bulk.execute(actor, {}, trx));
-      const race = await raceAgainst(await f.backendPid(first), second);
-      await first.commit().execute();
+        // The second's read for an active run cannot see the first's uncommitted row: only the index can stop it.
+        second = f.tx((trx) => f.bulk.execute(actor, {}, trx));
+        race = await raceAgainst(await f.backendPid(first), second);
+        await first.commit().execute();
+      } finally {
+        await rollback(first);
+      }
 
       expect(race).toBe('waited');
       await expect(second).rejects.toMatchObject({

@@ -1,7 +1,7 @@
 import { type deviceEvents, type EventPayload, qaEpisodeEvents } from '@ferry/contracts';
 import type { EventContext } from '@ferry/platform';
 import { waitFor } from '@ferry/platform/testing';
-import { sql, type Transaction } from 'kysely';
+import { type ControlledTransaction, sql, type Transaction } from 'kysely';
 import { v7 as uuidv7 } from 'uuid';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { GOOD_PROFILE } from '../checks/testing/mcap-corpus.js';
@@ -170,21 +170,31 @@ describe('QaEpisodeHandlers and robot types', () => {
     const deviceId = `arm-${uuidv7().slice(-8)}`;
     // The device event's transaction has applied the device and filled its episodes, and not committed yet.
     const device = await f.db.startTransaction().execute();
-    await f.handlers.onDevice(deviceEvent(org, deviceId, 'arm-v1'), inbox(device));
-    // Meanwhile the episode's projection runs (the episodes consumer, in its own transaction).
-    const seeded = await f.seed(1, { status: 'pending_qa' });
-    const template = await f.createdEvent(
-      (await f.db.selectFrom('episodes').select('id').where('organization_id', '=', seeded).executeTakeFirstOrThrow())
-        .id,
-    );
-    const episode = { ...template.episode, id: uuidv7(), organization_id: org, device_id: deviceId };
-    const projection = f.db.startTransaction().execute();
-    const projecting = projection.then((trx) => f.handlers.onEpisodeProjected({ episode }, inbox(trx)).then(() => trx));
-    // It waits for the device's transaction rather than reading no device and missing the fill.
-    const pid = await f.backendPid(device);
-    await waitFor(() => f.blocking(pid), { what: 'the projection to wait for the device event', intervalMs: 10 });
-    await device.commit().execute();
-    await (await projecting).commit().execute();
-    expect((await row(episode.id)).robot_type).toBe('arm-v1');
+    let projection: Promise<ControlledTransaction<QaDB>> | undefined;
+    try {
+      await f.handlers.onDevice(deviceEvent(org, deviceId, 'arm-v1'), inbox(device));
+      // Meanwhile the episode's projection runs (the episodes consumer, in its own transaction).
+      const seeded = await f.seed(1, { status: 'pending_qa' });
+      const template = await f.createdEvent(
+        (await f.db.selectFrom('episodes').select('id').where('organization_id', '=', seeded).executeTakeFirstOrThrow())
+          .id,
+      );
+      const episode = { ...template.episode, id: uuidv7(), organization_id: org, device_id: deviceId };
+      projection = f.db.startTransaction().execute();
+      const projecting = projection.then((trx) =>
+        f.handlers.onEpisodeProjected({ episode }, inbox(trx)).then(() => trx),
+      );
+      // It waits for the device's transaction rather than reading no device and missing the fill.
+      const pid = await f.backendPid(device);
+      await waitFor(() => f.blocking(pid), { what: 'the projection to wait for the device event', intervalMs: 10 });
+      await device.commit().execute();
+      await (await projecting).commit().execute();
+      expect((await row(episode.id)).robot_type).toBe('arm-v1');
+    } finally {
+      // A failure above must not leave either transaction open, holding the device lock for the next test.
+      for (const trx of [device, await projection?.catch(() => undefined)]) {
+        if (trx && !trx.isCommitted && !trx.isRolledBack) await trx.rollback().execute();
+      }
+    }
   });
 });
