@@ -42,16 +42,22 @@ function ferry(args: string[], env: Record<string, string> = {}) {
 describe('ferry bulk-qa', () => {
   let system: System;
   let qa: FakeQaBulkRuns;
-  let token: string;
   let gatewayUrl: string;
-  const org = uuidv7();
   const env = { SSE_HEARTBEAT_MS: '1000' };
+
+  /**
+   * An operator of an organization of its own, for one test: QA allows one active run per organization, so a run
+   * another test left behind can neither block this one nor be taken for its run.
+   */
+  async function operator(): Promise<{ org: string; token: string }> {
+    const org = uuidv7();
+    return { org, token: await system.token(org, 'operator') };
+  }
 
   beforeAll(async () => {
     system = await System.create();
     await system.start(['gateway'], { env });
     qa = new FakeQaBulkRuns(system);
-    token = await system.token(org, 'operator');
     gatewayUrl = system.gatewayUrl;
   }, 120_000);
   afterEach(() => {
@@ -63,6 +69,7 @@ describe('ferry bulk-qa', () => {
   });
 
   it('previews with filters given as flags', async () => {
+    const { token } = await operator();
     const sceneId = uuidv7();
     const { code, stdout } = await ferry(
       ['bulk-qa', 'preview', '--qa-status', 'failed,pending_qa', '--scene-id', sceneId, '--gateway-url', gatewayUrl],
@@ -75,6 +82,7 @@ describe('ferry bulk-qa', () => {
   });
 
   it('names a bad filter flag and sends nothing', async () => {
+    const { token } = await operator();
     const asked = qa.previews.length;
     const { code, stderr } = await ferry(['bulk-qa', 'preview', '--qa-status', 'nope', '--gateway-url', gatewayUrl], {
       FERRY_TOKEN: token,
@@ -85,6 +93,7 @@ describe('ferry bulk-qa', () => {
   });
 
   it('starts a run, prints its live page without the token, follows it to completion and exits 0', async () => {
+    const { org, token } = await operator();
     const cli = ferry(['bulk-qa', 'start', '--follow', '--gateway-url', gatewayUrl, '--token', token]);
     const run = await waitFor(() => [...qa.runs.values()].find((r) => r.organization_id === org), {
       timeoutMs: 30_000,
@@ -109,6 +118,7 @@ describe('ferry bulk-qa', () => {
   });
 
   it('refuses a second start naming the active run, and cancels it: QA gets the cancel and the run ends cancelled', async () => {
+    const { org, token } = await operator();
     const blocker = qa.create(org);
     const again = await ferry(['bulk-qa', 'start', '--gateway-url', gatewayUrl, '--token', token]).done;
     expect(again.code).toBe(1);
@@ -129,6 +139,7 @@ describe('ferry bulk-qa', () => {
   });
 
   it('resumes after the gateway restarts, misses nothing, and exits non-zero when the run failed', async () => {
+    const { org, token } = await operator();
     const run = qa.create(org, { status: 'running', total_count: 8 });
     const cli = ferry(['bulk-qa', 'follow', run.run_id, '--gateway-url', gatewayUrl, '--token', token]);
     await waitFor(() => cli.output().includes('running 0/8'), { what: 'the snapshot line', timeoutMs: 30_000 });
@@ -152,6 +163,7 @@ describe('ferry bulk-qa', () => {
   });
 
   it('draws a progress bar on a terminal', async () => {
+    const { org, token } = await operator();
     const run = qa.create(org, { total_count: 4 });
     let text = '';
     const out = Object.assign(
@@ -173,6 +185,7 @@ describe('ferry bulk-qa', () => {
   });
 
   it('draws the bar with --progress bar where stdout is no terminal', async () => {
+    const { org, token } = await operator();
     const run = qa.create(org, { total_count: 4 });
     const cli = ferry(['bulk-qa', 'follow', run.run_id, '--progress', 'bar', '--gateway-url', gatewayUrl], {
       FERRY_TOKEN: token,
@@ -189,6 +202,7 @@ describe('ferry bulk-qa', () => {
   });
 
   it('refuses a --progress it does not know', async () => {
+    const { token } = await operator();
     const { code, stderr } = await ferry(['bulk-qa', 'follow', uuidv7(), '--progress', 'fancy'], { FERRY_TOKEN: token })
       .done;
     expect(code).toBe(2);

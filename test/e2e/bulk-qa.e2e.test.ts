@@ -19,6 +19,10 @@ import { exitWithin, type ServiceProcess, System } from '../support/system.js';
 
 /** The stale threshold well above the lease: a dead replica's items are taken over long before a run could go stale. */
 const STALE_MS = 6_000;
+
+// Each test's timeout is the sum of the bounded waits it may spend, plus 30 s for what they leave out (RPCs, queries,
+// seeding): startReplica 20 s, exitWithin 20 s, follow() 120 s unless told otherwise, and each waitFor's own. Never the
+// 60 s default, which several of these waits alone reach: a test that times out mid-way leaves state the next share.
 const FAST = {
   BULK_POLL_MS: '100',
   QA_CLAIM_LEASE_MS: '1000',
@@ -67,10 +71,11 @@ describe('bulk QA runs', () => {
   let qa: Kysely<any>;
   const qaDb = () => qa;
 
+  /** Kills every replica still alive (at most two in these tests: 2 × 20 s). */
   async function killAll() {
     for (const p of alive()) {
       p.child.kill('SIGKILL');
-      await p.exited;
+      await exitWithin(p);
     }
   }
 
@@ -181,7 +186,7 @@ describe('bulk QA runs', () => {
     const empty = await rpc.call(bulkRunRpc.execute, { filters: { device_id: 'nobody' } }, call(org));
     expect(empty).toMatchObject({ status: 'completed', total_count: 0, processed_count: 0 });
     expect((await rpc.call(bulkRunRpc.current, {}, call(org))).run).toBeNull();
-  });
+  }, 60_000); // a replica's start (20 s), RPCs
 
   it('lets one of two concurrent executes in an organization start, answers the other with the first run, and lets another organization run meanwhile', async () => {
     await ensureReplicas(1);
@@ -203,7 +208,7 @@ describe('bulk QA runs', () => {
     expect(otherRun.status).toBe('queued');
     await follow(org, started[0]!.value.run_id, (r) => r.status === 'completed');
     await follow(other, otherRun.run_id, (r) => r.status === 'completed');
-  });
+  }, 300_000); // a replica's start (20 s), two runs (2 × 120 s), 30 s
 
   it('spreads 2,000 episodes over two replicas, each processed exactly once, the counters adding up at every read, progress on the stream at most twice a second', async () => {
     const workers = await ensureReplicas(2);
@@ -239,9 +244,11 @@ describe('bulk QA runs', () => {
     expect(progress.map((p) => p.version)).toEqual([...progress.map((p) => p.version)].sort((a, b) => a - b));
     for (let i = 2; i < progress.length; i++)
       expect(progress[i]!.at - progress[i - 2]!.at).toBeGreaterThanOrEqual(1_000_000_000n);
-  }, 300_000); // follow() waits up to 240 s for the run
+  }, 330_000); // two replicas' starts (40 s), the run (240 s), the relay settling (15 s), 30 s
 
-  it('finishes a run despite a replica killed holding claims: the other takes them over, never interrupts it, and checks each episode once', async () => {
+  it('finishes a run despite a replica killed holding claims: the other takes them over, never interrupts it, and checks each episode once', async ({
+    signal,
+  }) => {
     const [victim, survivor] = await ensureReplicas(2);
     const [victimId, survivorId] = [workerIds.get(victim!)!, workerIds.get(survivor!)!];
     const org = await seed(60);
@@ -249,6 +256,10 @@ describe('bulk QA runs', () => {
     // The test holds every episode of the organization locked: each replica claims items and its checks wait on the
     // episodes' locks, so the victim surely holds claims when it dies, and the run outlives BULK_STALE_MS after it.
     const hold = await db.startTransaction().execute();
+    const release = () => (hold.isCommitted || hold.isRolledBack ? Promise.resolve() : hold.rollback().execute());
+    // Timed out while holding them, the test gives the episodes back at once, not when its waits end: the survivor's
+    // checks wait on them, and the tests after share that replica.
+    signal.addEventListener('abort', () => void release().catch(() => undefined), { once: true });
     try {
       await sql`select id from episodes where organization_id = ${org} for update`.execute(hold);
       const run = await rpc.call(bulkRunRpc.execute, { filters: {} }, call(org));
@@ -263,7 +274,7 @@ describe('bulk QA runs', () => {
         { timeoutMs: 30_000, what: 'the victim to hold claims' },
       );
       victim!.child.kill('SIGKILL');
-      await victim!.exited;
+      await exitWithin(victim!);
 
       // The survivor sweeps right after each of its heart-beats. Wait until it has beaten the run once past the
       // victim's last beat + BULK_STALE_MS, then once more: a whole sweep ran while the victim's beat was stale.
@@ -300,17 +311,16 @@ describe('bulk QA runs', () => {
       expect(perEpisode).toHaveLength(60);
       expect(perEpisode.every((e) => e.runs === 1)).toBe(true);
     } finally {
-      await hold
-        .rollback()
-        .execute()
-        .catch(() => undefined);
+      await release().catch(() => undefined);
     }
-  });
+    // Two starts (40 s), the victim holding claims (30 s) and its exit (20 s), the survivor past the stale threshold
+    // (60 s) and one more poll (30 s), the run (120 s), 30 s.
+  }, 330_000);
 
   it('counts a checked item in the transaction that records its run: a replica killed right after that commit leaves no second run', async () => {
     for (const p of alive()) {
       p.child.kill('SIGTERM');
-      await p.exited;
+      await exitWithin(p);
     }
     const org = await seed(40);
     // A second replica stays up and finishes the run: a run every replica abandoned is interrupted, not adopted.
@@ -334,9 +344,9 @@ describe('bulk QA runs', () => {
     const perEpisode = await runsPerEpisode(run.run_id);
     expect(perEpisode).toHaveLength(40);
     expect(perEpisode.every((e) => e.runs === 1)).toBe(true);
-  });
+  }, 300_000); // two stops (40 s), two starts (40 s), the victim's death (60 s), the run (120 s), 30 s
 
-  /** A run well under way on one replica, then every replica killed. */
+  /** A run well under way on one replica, then every replica killed: a start, a run's progress, two kills (180 s). */
   async function abandonedRun() {
     await ensureReplicas(1);
     const org = await seed(400);
@@ -364,14 +374,18 @@ describe('bulk QA runs', () => {
     expect(new Date(last.finished_at!).getTime() - (await lastBeatAt(runId)).getTime()).toBeGreaterThanOrEqual(
       STALE_MS,
     );
-  });
+  }, 300_000); // the abandoned run (180 s), the silence (30 s), a start (20 s), the interruption (30 s), 30 s
 
   it('never adopts a run every replica abandoned when a replica restarts within BULK_STALE_MS: its periodic sweep interrupts it', async () => {
     const { org, runId } = await abandonedRun();
-    const windowMs = 12_000; // the restarted replica's threshold: room for it to start well inside the window
+    // The window starts where the test says: the run's last beat is stamped just before the restart (as if the last
+    // replica died that moment), and the restarted replica's threshold is longer than startReplica may take to boot
+    // it (20 s). So it is back within the window however slowly it boots: its startup sweep cannot end the run.
+    const windowMs = 25_000;
+    await sql`update bulk_run_workers set heartbeat_at = now() where run_id = ${runId}`.execute(qaDb());
     const restarted = await replica({ BULK_STALE_MS: String(windowMs) });
     const silentAtStart = await silentForMs(runId);
-    expect(silentAtStart).toBeLessThan(windowMs); // it is back within the window: the startup sweep could not end it
+    expect(silentAtStart).toBeLessThan(windowMs);
     const { last } = await follow(org, runId, (r) => r.status !== 'running' && r.status !== 'queued', 60_000);
     expect(last.status).toBe('interrupted');
     expect(last.error_message).toContain(`no QA worker heart-beat for ${windowMs} ms`);
@@ -383,7 +397,7 @@ describe('bulk QA runs', () => {
     expect(new Date(last.finished_at!).getTime() - (await lastBeatAt(runId)).getTime()).toBeGreaterThanOrEqual(
       windowMs,
     );
-  });
+  }, 300_000); // the abandoned run (180 s), a start (20 s), the interruption (60 s), 30 s
 
   it('cancels: no new items handed out, cancelled once the in-flight ones finish', async () => {
     await ensureReplicas(1);
@@ -408,7 +422,7 @@ describe('bulk QA runs', () => {
     // Cancelling it again changes nothing and answers the run as it is.
     const again = await rpc.call(bulkRunRpc.cancel, { id: run.run_id }, call(org));
     expect(again).toMatchObject({ status: 'cancelled', version: last.version, processed_count: last.processed_count });
-  });
+  }, 300_000); // a start (20 s), the run's progress and its cancel (2 × 120 s), 30 s
 
   it('filters the episode set at execute time and skips statuses a person set', async () => {
     await ensureReplicas(1);
@@ -422,5 +436,5 @@ describe('bulk QA runs', () => {
     expect(last).toMatchObject({ total_count: 13, passed_count: 10, skipped_count: 3 });
     const onlyRejected = await rpc.call(bulkRunRpc.preview, { filters: { qa_status: ['rejected'] } }, call(org));
     expect(onlyRejected.matched_count).toBe(3);
-  });
+  }, 180_000); // a start (20 s), the run (120 s), 30 s
 });

@@ -24,8 +24,8 @@ export const QaConfig = BlobStoreConfig.extend({
   /** Between sweeps releasing expired claims (and re-driving stalled auto QA). Default 10 s. */
   QA_CLAIM_SWEEP_MS: z.coerce.number().int().min(100).default(10_000),
   /**
-   * An episode still `pending_qa` (no claim, no finished run) this long after its last status change — and after its
-   * last re-drive — is asked for again (`qa.evt.episode.auto_check_requested.v1`): auto QA gave up on it (max_deliver
+   * An episode still `pending_qa` (no claim, no finished run) this long after its last status change — and whose last
+   * re-drive, if any, a check attempted since (see QA_REDRIVE_UNANSWERED_MS) — is asked for again (`qa.evt.episode.auto_check_requested.v1`): auto QA gave up on it (max_deliver
    * through a long store outage) or never got to it. Default 2 h: above the auto-check consumer's longest retry gap
    * (1 h ± 20 %; every attempt moves the status), so an episode auto QA still retries is not re-driven. Lower it and
    * a long backlog of new episodes gets requested twice (harmless: the claim checks each once, but the work queues
@@ -33,10 +33,28 @@ export const QaConfig = BlobStoreConfig.extend({
    */
   QA_REDRIVE_AFTER_MS: z.coerce.number().int().min(1_000).default(7_200_000),
   /**
+   * A re-drive's request that no check attempted yet (the episode's status has not moved since) is not repeated
+   * every QA_REDRIVE_AFTER_MS: it is most likely still queued on `qa__auto-recheck` behind a backlog, and repeating
+   * it would only queue the same episodes again and use up their QA_REDRIVE_MAX without a single check. Only after
+   * this long is it taken for lost (a purged stream, a request dead-lettered unattempted) and made again. Default
+   * 24 h; at least QA_REDRIVE_AFTER_MS.
+   */
+  QA_REDRIVE_UNANSWERED_MS: z.coerce.number().int().min(1_000).default(86_400_000),
+  /**
    * Re-drives per episode at most; the last is logged as an error (the episode stays `pending_qa`, in the default QA
    * list, for a person). Default 10.
    */
   QA_REDRIVE_MAX: z.coerce.number().int().min(0).max(1_000).default(10),
+  /**
+   * How long an automatic check (auto QA, its rechecks and re-drives) or a manual run may take, from its claim to the
+   * end of its read, before it is abandoned: the read aborted, the episode's claim released, nothing recorded. That
+   * is a storage error, not a QA verdict: auto QA retries it on its schedule, a manual run answers 502
+   * `storage_error` (`details.reason: "timed_out"`). So a read that trickles for ever cannot hold a consumer slot, a
+   * manual slot or the episode. Default 4 minutes (a 10 GB recording at a slow 50 MB/s); keep it above the longest
+   * honest check, and below the gateway's 5-minute wait for a manual run, or a manual caller gets the gateway's 504
+   * while the check goes on. Bulk items have their own limit, BULK_ITEM_TIMEOUT_MS.
+   */
+  QA_CHECK_TIMEOUT_MS: z.coerce.number().int().min(500).max(3_600_000).default(240_000),
   /** Bulk-run items this process checks at once. Default 2. */
   BULK_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(2),
   /**
@@ -50,9 +68,10 @@ export const QaConfig = BlobStoreConfig.extend({
   /**
    * A queued or running run nobody has heart-beaten this long (every replica working on it died) is `interrupted`:
    * by the startup sweep, or by the periodic sweep of a replica restarted within the window, which never adopts it.
-   * Default 30 s; keep it well above BULK_POLL_MS and the claim lease.
+   * Default 60 s (twice the default lease); keep it well above BULK_POLL_MS (a live replica beats its runs once per poll: at or below it a live
+   * run looks abandoned between two beats) and the claim lease. At or below either, the service refuses to start.
    */
-  BULK_STALE_MS: z.coerce.number().int().min(200).default(30_000),
+  BULK_STALE_MS: z.coerce.number().int().min(200).default(60_000),
   /**
    * A run's next progress event waits this long after the last one was seen published (DESIGN: ≤ 2 per second per
    * run, as subscribers receive them). Default and minimum 500: less would break that contract.
@@ -64,6 +83,24 @@ export const QaConfig = BlobStoreConfig.extend({
     .min(1)
     .max(200)
     .default(() => `${hostname()}-${newId().slice(-12)}`),
+}).superRefine((c, ctx) => {
+  // Settings that only make sense relative to each other: refused at start, naming both, rather than misbehaving.
+  if (c.BULK_STALE_MS <= c.BULK_POLL_MS || c.BULK_STALE_MS <= c.QA_CLAIM_LEASE_MS) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['BULK_STALE_MS'],
+      message:
+        `must be above BULK_POLL_MS (${c.BULK_POLL_MS}) and QA_CLAIM_LEASE_MS (${c.QA_CLAIM_LEASE_MS}) — well above ` +
+        'both: a bulk run nobody heart-beats for BULK_STALE_MS is interrupted',
+    });
+  }
+  if (c.QA_REDRIVE_UNANSWERED_MS < c.QA_REDRIVE_AFTER_MS) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['QA_REDRIVE_UNANSWERED_MS'],
+      message: `must be at least QA_REDRIVE_AFTER_MS (${c.QA_REDRIVE_AFTER_MS}): an unanswered re-drive is repeated no sooner than an answered one`,
+    });
+  }
 });
 export type QaConfig = z.infer<typeof QaConfig>;
 

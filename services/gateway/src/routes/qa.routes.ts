@@ -23,7 +23,11 @@ const WRITERS = ['admin', 'operator'] as const;
 const READERS = ['admin', 'operator', 'viewer'] as const;
 const tags = ['QA'];
 
-/** A check streams the whole recording: a manual run may take a while for a multi-GB file. */
+/**
+ * A check streams the whole recording: a manual run may take a while for a multi-GB file. Above QA's own limit on a
+ * check (QA_CHECK_TIMEOUT_MS, 4 minutes by default), so a check that never ends is answered by QA (502, nothing
+ * recorded) rather than by this wait (504, "may still complete").
+ */
 const MANUAL_RUN_TIMEOUT_MS = 300_000;
 
 export const qaRoutes = [
@@ -66,14 +70,15 @@ export const qaRoutes = [
     description:
       'Runs every check over the recording (one streaming pass) and answers the run with each check’s result. A status ' +
       'a person set (needs_inspection, inspector_approved, rejected) is kept. While another check holds the episode: ' +
-      '409. When the recording cannot be read: **502** `storage_error`, nothing recorded.',
+      "409. When the recording cannot be read, or its read does not end within QA's time limit (`QA_CHECK_TIMEOUT_MS`, " +
+      '4 minutes by default): **502** `storage_error` (`details.reason: "timed_out"` for the latter), nothing recorded.',
     tags,
     roles: WRITERS,
     params: EpisodeIdParams,
     responses: { 201: { description: 'The finished run.', schema: QaRun } },
     errors: {
       409: 'Another check is running on the episode (`conflict`).',
-      502: 'The recording could not be read from storage (`storage_error`); nothing was recorded.',
+      502: 'The recording could not be read from storage, or not within the time limit (`storage_error`); nothing was recorded.',
     },
     async handle({ params }, { rpc, call }) {
       return created(await rpc.call(qaEpisodeRpc.run, params, call, { timeoutMs: MANUAL_RUN_TIMEOUT_MS }));

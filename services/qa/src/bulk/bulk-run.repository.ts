@@ -316,19 +316,24 @@ export class BulkRunRepository {
   }
 
   /**
-   * Keeps a taken-over item under this claim until the episode claim of the worker it was taken from lapses, and
-   * says whether it did. That worker died mid-check: its item claim lapsed first, its episode claim has not yet, so
-   * the check now finds the episode "already running" — which must not count the item skipped (it would never be
-   * checked by the run). When this claim lapses with it, the item is claimed again and checked.
+   * Hands a taken-over item back for another attempt, rather than letting it be counted skipped, and says whether it
+   * did. The worker it was taken from died mid-check: its item claim lapsed first, so the check found the episode
+   * "already running" under that worker's claim — which must not count the item skipped (the run would never check
+   * it). While that claim lives, this claim of the item lapses with it; once it lapsed, or the sweep released it
+   * (which can happen between the check and this statement), at once: either way the item is claimed again and
+   * checked. Only an episode some *other* checker holds live is left to be counted skipped, as any item is.
    */
-  async awaitLapsedCheck(db: Db, item: ClaimedItem): Promise<boolean> {
+  async handBackTakenOver(db: Db, item: ClaimedItem): Promise<boolean> {
     if (!item.taken_from) return false;
     const { rows } = await sql`
-      update bulk_run_items as i set claim_expires_at = e.claim_expires_at
+      update bulk_run_items as i
+      set claim_expires_at = case when e.claim_id is not null and e.claim_expires_at > now() then e.claim_expires_at
+                                  else now() end
       from episodes e
       where i.run_id = ${item.run_id} and i.position = ${item.position}
         and i.status = 'claimed' and i.claim_token = ${item.claim_token}
-        and e.id = i.episode_id and e.claimed_by = ${item.taken_from} and e.claim_expires_at > now()
+        and e.id = i.episode_id
+        and (e.claim_id is null or e.claimed_by = ${item.taken_from} or e.claim_expires_at <= now())
       returning i.position`.execute(db);
     return rows.length > 0;
   }

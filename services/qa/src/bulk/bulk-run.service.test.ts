@@ -1,6 +1,7 @@
 import { waitFor } from '@ferry/platform/testing';
-import { sql } from 'kysely';
+import { type ControlledTransaction, sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { QaDB } from '../database.js';
 import { actorOf, type QaFixture, qaFixture } from '../testing/qa-fixture.js';
 
 describe('bulk runs against Postgres', () => {
@@ -17,6 +18,10 @@ describe('bulk runs against Postgres', () => {
     await f.bulkRuns.transition(f.db, run.run_id, ['queued'], 'running');
     return { actor, runId: run.run_id };
   }
+
+  /** Rolls back a transaction a test opened unless it was committed (a failed test must not leave its locks held). */
+  const rollback = (trx: ControlledTransaction<QaDB>) =>
+    trx.isCommitted || trx.isRolledBack ? Promise.resolve() : trx.rollback().execute();
 
   /** Lets `pending` run against an open transaction until it either settles or waits on that transaction's locks. */
   async function raceAgainst(pid: number, pending: Promise<unknown>): Promise<'waited' | 'went_past'> {
@@ -48,6 +53,50 @@ describe('bulk runs against Postgres', () => {
     });
   });
 
+  describe('BulkRunRepository.handBackTakenOver', () => {
+    it('hands an item taken over from a dead worker back for another check when that worker’s episode claim is live, lapsed or swept; leaves one another checker holds to be skipped', async () => {
+      const { runId } = await started(4);
+      // A worker took all four items and died: its item claims lapsed, and another worker took them over.
+      await f.bulkRuns.claimItems(f.db, runId, 'replica-dead', 30_000, 4);
+      await sql`update bulk_run_items set claim_expires_at = now() - interval '1 millisecond' where run_id = ${runId}`.execute(
+        f.db,
+      );
+      const items = await f.bulkRuns.claimItems(f.db, runId, 'replica-b', 30_000, 4);
+      expect(items.map((i) => i.taken_from)).toEqual(Array(4).fill('replica-dead'));
+      const [live, lapsed, swept, elsewhere] = items;
+      // Where each episode's claim stands when the taker's check answered "already running" and it asks what now.
+      const claim = (item: (typeof items)[number], by: string, expires: string) =>
+        sql`update episodes set qa_status = 'qa_running', status_before_claim = 'approved', claim_id = gen_random_uuid(),
+              claimed_by = ${by}, claim_expires_at = now() + ${expires}::interval
+            where id = ${item.episode_id}`.execute(f.db);
+      await claim(live!, 'replica-dead', '1 minute'); // its check has not lapsed yet
+      await claim(lapsed!, 'replica-dead', '-1 second'); // it lapsed just after the check saw it live
+      // swept: the claim sweeper released it just after the check saw it live (the episode is free)
+      await claim(elsewhere!, 'auto-qa-replica', '1 minute'); // another checker holds the episode now
+
+      const answers = [];
+      for (const item of items) answers.push(await f.bulkRuns.handBackTakenOver(f.db, item));
+      expect(answers).toEqual([true, true, true, false]);
+
+      const rows = await f.db
+        .selectFrom('bulk_run_items as i')
+        .innerJoin('episodes as e', 'e.id', 'i.episode_id')
+        .select(['i.position', 'i.status', 'i.claim_expires_at', 'e.claim_expires_at as episode_claim_expires_at'])
+        .where('i.run_id', '=', runId)
+        .orderBy('i.position')
+        .execute();
+      // The live one lapses with the dead worker's episode claim, and is claimed and checked then.
+      expect(rows[0]!.claim_expires_at).toEqual(rows[0]!.episode_claim_expires_at);
+      // The lapsed and swept ones are up for claiming again at once; the one another checker holds keeps its claim,
+      // to be counted skipped by its worker.
+      const again = await f.bulkRuns.claimItems(f.db, runId, 'replica-c', 30_000, 4);
+      expect(again.map((i) => i.position).sort()).toEqual([lapsed!.position, swept!.position].sort());
+      expect(again.map((i) => i.taken_from)).toEqual(['replica-b', 'replica-b']);
+      expect(rows[3]).toMatchObject({ status: 'claimed' });
+      expect(await f.tx((trx) => f.bulkRuns.finishItem(trx, elsewhere!, 'skipped'))).toBe(true);
+    });
+  });
+
   describe('bulk_run_items', () => {
     it('refuses a claimed item without its claim token or expiry (nobody could finish or take it over)', async () => {
       const { runId } = await started(1);
@@ -71,13 +120,20 @@ describe('bulk runs against Postgres', () => {
     it('a cancel arriving while a claim is open waits for it and counts its items in flight', async () => {
       const { actor, runId } = await started(4);
       const claim = await f.db.startTransaction().execute();
-      const items = await f.bulkRuns.claimItems(claim, runId, 'replica-a', 30_000, 2);
-      expect(items).toHaveLength(2);
+      let items: Awaited<ReturnType<typeof f.bulkRuns.claimItems>>;
+      let race: Awaited<ReturnType<typeof raceAgainst>>;
+      let answered: Awaited<ReturnType<typeof f.bulk.cancel>>;
+      try {
+        items = await f.bulkRuns.claimItems(claim, runId, 'replica-a', 30_000, 2);
+        expect(items).toHaveLength(2);
 
-      const cancelling = f.tx((trx) => f.bulk.cancel(actor, runId, trx));
-      const race = await raceAgainst(await f.backendPid(claim), cancelling);
-      await claim.commit().execute();
-      const answered = await cancelling;
+        const cancelling = f.tx((trx) => f.bulk.cancel(actor, runId, trx));
+        race = await raceAgainst(await f.backendPid(claim), cancelling);
+        await claim.commit().execute();
+        answered = await cancelling;
+      } finally {
+        await rollback(claim); // whatever failed above, the run row is not left locked for the tests after
+      }
 
       expect(race).toBe('waited');
       expect(answered.status).toBe('running'); // two items are being checked: it ends when they finish
@@ -95,11 +151,17 @@ describe('bulk runs against Postgres', () => {
     it('a claim arriving while a cancel is open waits for it and hands out nothing', async () => {
       const { actor, runId } = await started(4);
       const cancel = await f.db.startTransaction().execute();
-      expect((await f.bulk.cancel(actor, runId, cancel)).status).toBe('cancelled'); // nothing was in flight
+      let claiming: ReturnType<typeof f.bulkRuns.claimItems>;
+      let race: Awaited<ReturnType<typeof raceAgainst>>;
+      try {
+        expect((await f.bulk.cancel(actor, runId, cancel)).status).toBe('cancelled'); // nothing was in flight
 
-      const claiming = f.bulkRuns.claimItems(f.db, runId, 'replica-a', 30_000, 2);
-      const race = await raceAgainst(await f.backendPid(cancel), claiming);
-      await cancel.commit().execute();
+        claiming = f.bulkRuns.claimItems(f.db, runId, 'replica-a', 30_000, 2);
+        race = await raceAgainst(await f.backendPid(cancel), claiming);
+        await cancel.commit().execute();
+      } finally {
+        await rollback(cancel);
+      }
 
       expect(race).toBe('waited');
       expect(await claiming).toEqual([]);
@@ -112,12 +174,19 @@ describe('bulk runs against Postgres', () => {
       const org = await f.seed(3);
       const actor = actorOf(org);
       const first = await f.db.startTransaction().execute();
-      const run = await f.bulk.execute(actor, {}, first);
+      let run: Awaited<ReturnType<typeof f.bulk.execute>>;
+      let second: ReturnType<typeof f.bulk.execute>;
+      let race: Awaited<ReturnType<typeof raceAgainst>>;
+      try {
+        run = await f.bulk.execute(actor, {}, first);
 
-      // The second's read for an active run cannot see the first's uncommitted row: only the index can stop it.
-      const second = f.tx((trx) => f.bulk.execute(actor, {}, trx));
-      const race = await raceAgainst(await f.backendPid(first), second);
-      await first.commit().execute();
+        // The second's read for an active run cannot see the first's uncommitted row: only the index can stop it.
+        second = f.tx((trx) => f.bulk.execute(actor, {}, trx));
+        race = await raceAgainst(await f.backendPid(first), second);
+        await first.commit().execute();
+      } finally {
+        await rollback(first);
+      }
 
       expect(race).toBe('waited');
       await expect(second).rejects.toMatchObject({

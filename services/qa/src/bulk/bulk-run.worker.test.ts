@@ -26,39 +26,43 @@ describe('BulkRunWorker', () => {
   it('keeps a live run going after a database outage longer than BULK_STALE_MS: the replica heart-beats before it sweeps', async () => {
     const org = await f.seed(3);
     const replica = f.worker({ QA_WORKER_ID: 'replica-outage', BULK_STALE_MS: 300 });
-    await replica.poll(); // the replica is up before the run exists
-    const run = await f.tx((trx) => f.bulk.execute(actorOf(org), {}, trx));
-    // Postgres is away from the replica until the run's only sign of life (its creation) is older than BULK_STALE_MS
-    // by the database's clock; then the replica's next poll gets through.
-    await waitFor(
-      async () => {
-        const { rows } = await sql<{ stale: boolean }>`
-          select now() - created_at > interval '300 milliseconds' as stale from bulk_runs where id = ${run.run_id}`.execute(
-          f.db,
-        );
-        return rows[0]!.stale;
-      },
-      { what: 'the run to look abandoned' },
-    );
+    // Stopped whatever happens: a worker left running would claim the items of later tests' runs.
+    try {
+      await replica.poll(); // the replica is up before the run exists
+      const run = await f.tx((trx) => f.bulk.execute(actorOf(org), {}, trx));
+      // Postgres is away from the replica until the run's only sign of life (its creation) is older than
+      // BULK_STALE_MS by the database's clock; then the replica's next poll gets through.
+      await waitFor(
+        async () => {
+          const { rows } = await sql<{ stale: boolean }>`
+            select now() - created_at > interval '300 milliseconds' as stale from bulk_runs where id = ${run.run_id}`.execute(
+            f.db,
+          );
+          return rows[0]!.stale;
+        },
+        { what: 'the run to look abandoned' },
+      );
 
-    await replica.poll();
+      await replica.poll();
 
-    expect((await runRow(run.run_id))?.status).not.toBe('interrupted');
-    expect(await ended(run.run_id)).toMatchObject({ status: 'completed', processed_count: 3, passed_count: 3 });
-    await replica.onModuleDestroy();
+      expect((await runRow(run.run_id))?.status).not.toBe('interrupted');
+      expect(await ended(run.run_id)).toMatchObject({ status: 'completed', processed_count: 3, passed_count: 3 });
+    } finally {
+      await replica.onModuleDestroy();
+    }
   });
 
   it('never adopts a run every replica abandoned, even when one restarts within BULK_STALE_MS: the periodic sweep interrupts it', async () => {
     const org = await f.seed(30);
     f.paceReads(50);
     const gone = f.worker({ QA_WORKER_ID: 'replica-gone', BULK_CONCURRENCY: 1 });
-    await gone.onApplicationBootstrap();
-    const run = await f.tx((trx) => f.bulk.execute(actorOf(org), {}, trx));
-    await waitFor(async () => ((await runRow(run.run_id))?.processed_count ?? 0) >= 2, { what: 'the run to move' });
-    await gone.onModuleDestroy(); // the only replica stops: nobody beats the run any more
-    const atStop = (await runRow(run.run_id))!;
     const restarted = f.worker({ QA_WORKER_ID: 'replica-restarted', BULK_CONCURRENCY: 1, BULK_STALE_MS: 5_000 });
     try {
+      await gone.onApplicationBootstrap();
+      const run = await f.tx((trx) => f.bulk.execute(actorOf(org), {}, trx));
+      await waitFor(async () => ((await runRow(run.run_id))?.processed_count ?? 0) >= 2, { what: 'the run to move' });
+      await gone.onModuleDestroy(); // the only replica stops: nobody beats the run any more
+      const atStop = (await runRow(run.run_id))!;
       await restarted.onApplicationBootstrap();
       // Back within the window: its startup sweep left the run alone (what it does with it is the point here).
       expect((await runRow(run.run_id))?.status).toBe('running');
@@ -75,6 +79,7 @@ describe('BulkRunWorker', () => {
       expect(end.finished_at!.getTime() - beats[0]!.heartbeat_at.getTime()).toBeGreaterThanOrEqual(5_000);
     } finally {
       f.paceReads(0);
+      await gone.onModuleDestroy(); // a second stop is a no-op
       await restarted.onModuleDestroy();
     }
   });
@@ -108,19 +113,19 @@ describe('BulkRunWorker', () => {
   it('checks an item taken over from a dead worker whose episode claim outlives its item claim, rather than skipping it', async () => {
     const org = await f.seed(1);
     const replica = f.worker({ QA_WORKER_ID: 'replica-takeover' });
-    await replica.poll(); // up before the run exists: the run is its to work on
-    const run = await f.tx((trx) => f.bulk.execute(actorOf(org), {}, trx));
-    // A worker died mid-check: its item claim has just lapsed, its claim on the episode (renewed a moment later)
-    // has not yet.
-    await sql`
-      update episodes set qa_status = 'qa_running', status_before_claim = 'approved', claim_id = gen_random_uuid(),
-                          claimed_by = 'replica-dead', claim_expires_at = now() + interval '1500 milliseconds'
-      where organization_id = ${org}`.execute(f.db);
-    await sql`
-      update bulk_run_items set status = 'claimed', claimed_by = 'replica-dead', claim_token = gen_random_uuid(),
-                                claim_expires_at = now() - interval '1 millisecond'
-      where run_id = ${run.run_id}`.execute(f.db);
     try {
+      await replica.poll(); // up before the run exists: the run is its to work on
+      const run = await f.tx((trx) => f.bulk.execute(actorOf(org), {}, trx));
+      // A worker died mid-check: its item claim has just lapsed, its claim on the episode (renewed a moment later)
+      // has not yet.
+      await sql`
+        update episodes set qa_status = 'qa_running', status_before_claim = 'approved', claim_id = gen_random_uuid(),
+                            claimed_by = 'replica-dead', claim_expires_at = now() + interval '1500 milliseconds'
+        where organization_id = ${org}`.execute(f.db);
+      await sql`
+        update bulk_run_items set status = 'claimed', claimed_by = 'replica-dead', claim_token = gen_random_uuid(),
+                                  claim_expires_at = now() - interval '1 millisecond'
+        where run_id = ${run.run_id}`.execute(f.db);
       await replica.poll();
       expect(await ended(run.run_id)).toMatchObject({ status: 'completed', passed_count: 1, skipped_count: 0 });
       const runs = await f.db.selectFrom('runs').select('id').where('bulk_run_id', '=', run.run_id).execute();
@@ -159,25 +164,28 @@ describe('BulkRunWorker', () => {
     // the other at 0 % until the first one had nothing left.
     f.paceReads(20);
     const replica = f.worker({ QA_WORKER_ID: 'replica-fair', BULK_CONCURRENCY: 1 });
-    await replica.onApplicationBootstrap();
-    const runA = await f.tx((trx) => f.bulk.execute(actorOf(a), {}, trx));
-    const runB = await f.tx((trx) => f.bulk.execute(actorOf(b), {}, trx));
     // Both rows read in one statement: one moment of both runs.
     const snapshots: { id: string; status: string; processed_count: number }[][] = [];
-    await waitFor(
-      async () => {
-        const rows = await f.db
-          .selectFrom('bulk_runs')
-          .select(['id', 'status', 'processed_count'])
-          .where('id', 'in', [runA.run_id, runB.run_id])
-          .execute();
-        snapshots.push(rows);
-        return rows.every((r) => r.status === 'completed');
-      },
-      { timeoutMs: 60_000, intervalMs: 20, what: 'both runs to complete' },
-    );
-    await replica.onModuleDestroy();
-    f.paceReads(0);
+    try {
+      await replica.onApplicationBootstrap();
+      const runA = await f.tx((trx) => f.bulk.execute(actorOf(a), {}, trx));
+      const runB = await f.tx((trx) => f.bulk.execute(actorOf(b), {}, trx));
+      await waitFor(
+        async () => {
+          const rows = await f.db
+            .selectFrom('bulk_runs')
+            .select(['id', 'status', 'processed_count'])
+            .where('id', 'in', [runA.run_id, runB.run_id])
+            .execute();
+          snapshots.push(rows);
+          return rows.every((r) => r.status === 'completed');
+        },
+        { timeoutMs: 60_000, intervalMs: 20, what: 'both runs to complete' },
+      );
+    } finally {
+      await replica.onModuleDestroy();
+      f.paceReads(0);
+    }
     const bothMoving = snapshots.filter((rows) => rows.every((r) => r.status === 'running' && r.processed_count > 0));
     expect(bothMoving.length).toBeGreaterThan(0);
     // Neither was kept waiting while the other drained: when the first ended, the second was nearly done too.
@@ -199,9 +207,11 @@ describe('BulkRunWorker', () => {
       const org = await f.seed(3);
       const streams = f.hangReads();
       const replica = f.worker({ QA_WORKER_ID: 'replica-hung', BULK_CONCURRENCY: 2, BULK_ITEM_TIMEOUT_MS: 1_000 });
-      await replica.onApplicationBootstrap();
-      const run = await f.tx((trx) => f.bulk.execute(actorOf(org), {}, trx));
+      let runId: string;
       try {
+        await replica.onApplicationBootstrap();
+        const run = await f.tx((trx) => f.bulk.execute(actorOf(org), {}, trx));
+        runId = run.run_id;
         // The lease is 3 s and renewed every second: without the limit these claims would be held forever.
         const done = await settled(run.run_id);
         expect(done).toMatchObject({ status: 'completed', processed_count: 3, processing_failed_count: 3 });
@@ -214,7 +224,7 @@ describe('BulkRunWorker', () => {
       const items = await f.db
         .selectFrom('bulk_run_items')
         .select(['status', 'outcome', 'error'])
-        .where('run_id', '=', run.run_id)
+        .where('run_id', '=', runId)
         .execute();
       expect(items).toHaveLength(3);
       for (const item of items) {
@@ -228,11 +238,11 @@ describe('BulkRunWorker', () => {
         .where('organization_id', '=', org)
         .execute();
       expect(episodes).toEqual(Array(3).fill({ qa_status: 'approved', claim_id: null, last_run_id: null }));
-      const runs = await f.db.selectFrom('runs').select('id').where('bulk_run_id', '=', run.run_id).execute();
+      const runs = await f.db.selectFrom('runs').select('id').where('bulk_run_id', '=', runId).execute();
       expect(runs).toEqual([]);
     });
 
-    it('lets a cancel complete: the run ends cancelled once the hung items are abandoned', async () => {
+    it('lets a cancel complete: the run ends cancelled once the items in flight at the cancel are abandoned, each counted', async () => {
       const org = await f.seed(6);
       f.hangReads();
       const replica = f.worker({
@@ -240,33 +250,118 @@ describe('BulkRunWorker', () => {
         BULK_CONCURRENCY: 2,
         BULK_ITEM_TIMEOUT_MS: 1_000,
       });
-      await replica.onApplicationBootstrap();
       const actor = actorOf(org);
-      const run = await f.tx((trx) => f.bulk.execute(actor, {}, trx));
+      const cancel = await f.db.startTransaction().execute();
       try {
+        await replica.onApplicationBootstrap();
+        const run = await f.tx((trx) => f.bulk.execute(actor, {}, trx));
         await waitFor(async () => (await f.bulkRuns.inFlight(f.db, run.run_id)) === 2, { what: 'two items in flight' });
-        const cancelling = await f.tx((trx) => f.bulk.cancel(actor, run.run_id, trx));
-        expect(cancelling.status).toBe('running'); // two checks hang: it waits for them
+        const cancelling = await f.bulk.cancel(actor, run.run_id, cancel);
+        // What the cancel leaves to finish, read in its transaction: the run row it locked holds every count (and
+        // every claim) back until it commits. How many items timed out before it depends on this machine's speed.
+        const { rows } = await sql<{ processed: number; in_flight: number }>`
+          select r.processed_count as processed,
+                 (select count(*)::int from bulk_run_items i
+                  where i.run_id = r.id and i.status = 'claimed' and i.claim_expires_at > now()) as in_flight
+          from bulk_runs r where r.id = ${run.run_id}`.execute(cancel);
+        await cancel.commit().execute();
+        const atCancel = rows[0]!;
+        expect(cancelling.status).toBe('running'); // checks hang: it waits for them
+        expect(atCancel.in_flight).toBeGreaterThan(0);
         const ended = await settled(run.run_id);
-        expect(ended).toMatchObject({ status: 'cancelled', processed_count: 2, processing_failed_count: 2 });
+        const processed = atCancel.processed + atCancel.in_flight;
+        expect(ended).toMatchObject({
+          status: 'cancelled',
+          processed_count: processed,
+          processing_failed_count: processed,
+        });
+        expect(await f.bulkRuns.inFlight(f.db, run.run_id)).toBe(0);
       } finally {
+        await cancel
+          .rollback()
+          .execute()
+          .catch(() => undefined);
         f.hangReads(false);
         await replica.onModuleDestroy();
       }
     });
   });
 
+  it('counts an item whose recording fails in the database as the time limit runs out with that failure, not as a time-out', async () => {
+    const org = await f.seed(1);
+    const limitMs = 1_000;
+    // The run's insert waits for a lock the test holds, then fails: the check has read the recording and is
+    // recording it when its time is up.
+    await sql`
+      create function refuse_run_late() returns trigger language plpgsql as $$
+      begin
+        perform pg_advisory_xact_lock(hashtext('refuse_run_late'));
+        raise exception 'run refused by the database (test)';
+      end $$`.execute(f.db);
+    await sql`
+      create trigger runs_refused_late before insert on runs for each row
+      when (new.organization_id = ${sql.lit(org)}::uuid) execute function refuse_run_late()`.execute(f.db);
+    const hold = await f.db.startTransaction().execute();
+    const replica = f.worker({ QA_WORKER_ID: 'replica-db-fails-late', BULK_ITEM_TIMEOUT_MS: limitMs });
+    try {
+      await sql`select pg_advisory_xact_lock(hashtext('refuse_run_late'))`.execute(hold);
+      await replica.onApplicationBootstrap();
+      const run = await f.tx((trx) => f.bulk.execute(actorOf(org), {}, trx));
+      const pid = await f.backendPid(hold);
+      await waitFor(() => f.blocking(pid), { what: 'the run to be recorded, waiting on the lock' });
+      // The check's time limit started before its claim, which stamped the episode: wait until, by the database's
+      // clock, the limit has passed since (the timer cannot be driven; its deadline can be read).
+      await waitFor(
+        async () => {
+          const { rows } = await sql<{ past: boolean }>`
+            select clock_timestamp() > status_changed_at + ${`${limitMs} milliseconds`}::interval as past
+            from episodes where organization_id = ${org}`.execute(f.db);
+          return rows[0]!.past;
+        },
+        { what: 'the time limit to pass while the run is being recorded' },
+      );
+      await hold.commit().execute();
+      expect(await ended(run.run_id)).toMatchObject({ status: 'completed', processing_failed_count: 1 });
+      const [item] = await f.db
+        .selectFrom('bulk_run_items')
+        .select(['outcome', 'error'])
+        .where('run_id', '=', run.run_id)
+        .execute();
+      expect(item).toEqual({ outcome: 'processing_failed', error: 'run refused by the database (test)' });
+      expect(
+        await f.db
+          .selectFrom('episodes')
+          .select(['qa_status', 'claim_id'])
+          .where('organization_id', '=', org)
+          .execute(),
+      ).toEqual([{ qa_status: 'approved', claim_id: null }]);
+    } finally {
+      await hold
+        .rollback()
+        .execute()
+        .catch(() => undefined);
+      await replica.onModuleDestroy();
+      await sql`drop trigger runs_refused_late on runs`.execute(f.db);
+      await sql`drop function refuse_run_late()`.execute(f.db);
+    }
+  });
+
   it('publishes exactly one terminal event for a run: a cancel or a sweep after it adds nothing', async () => {
     const org = await f.seed(3);
     const actor = actorOf(org);
     const replica = f.worker({ QA_WORKER_ID: 'replica-terminal' });
-    await replica.onApplicationBootstrap();
-    const run = await f.tx((trx) => f.bulk.execute(actor, {}, trx));
-    const done = await waitFor(async () => {
-      const row = await runRow(run.run_id);
-      return row && row.status === 'completed' && row;
-    });
-    await replica.onModuleDestroy();
+    let run: Awaited<ReturnType<typeof f.bulk.execute>>;
+    let done: NonNullable<Awaited<ReturnType<typeof runRow>>>;
+    try {
+      await replica.onApplicationBootstrap();
+      run = await f.tx((trx) => f.bulk.execute(actor, {}, trx));
+      done = await waitFor(async () => {
+        const row = await runRow(run.run_id);
+        return row && row.status === 'completed' && row;
+      });
+    } finally {
+      await replica.onModuleDestroy();
+    }
 
     // Afterwards: a cancel answers the run as it is, and a sweep finds every heart-beat of it stale.
     expect(await f.tx((trx) => f.bulk.cancel(actor, run.run_id, trx))).toMatchObject({ status: 'completed' });
@@ -301,19 +396,19 @@ describe('BulkRunWorker', () => {
       js: f.infra.js,
       logger: silentLogger(),
     });
-    await relay.start();
-    const org = await f.seed(80);
-    // 80 items, one at a time on each of two replicas, each read held back 50 ms: the run lasts 2 s or more on any
-    // machine, long enough for the throttle to matter.
-    f.paceReads(50);
     const replicas = ['replica-progress-1', 'replica-progress-2'].map((id) =>
       f.worker({ QA_WORKER_ID: id, BULK_CONCURRENCY: 1 }),
     );
     try {
+      await relay.start();
+      const org = await f.seed(80);
+      // 80 items, one at a time on each of two replicas, each read held back 50 ms: the run lasts 2 s or more on any
+      // machine, long enough for the throttle to matter.
+      f.paceReads(50);
       for (const r of replicas) await r.onApplicationBootstrap();
       const run = await f.tx((trx) => f.bulk.execute(actorOf(org), {}, trx));
       expect(await ended(run.run_id, 60_000)).toMatchObject({ status: 'completed', processed_count: 80 });
-      for (const r of replicas) await r.onModuleDestroy();
+      for (const r of replicas) await r.onModuleDestroy(); // now: the stream is read once nothing writes to it
       const byWorker = await f.db
         .selectFrom('bulk_run_items')
         .select('claimed_by')
@@ -336,6 +431,7 @@ describe('BulkRunWorker', () => {
       expect(versions).toEqual([...new Set(versions)].sort((a, b) => a - b));
     } finally {
       f.paceReads(0);
+      for (const r of replicas) await r.onModuleDestroy();
       await relay.stop();
     }
   });

@@ -1,7 +1,7 @@
 import { type deviceEvents, type EventPayload, qaEpisodeEvents } from '@ferry/contracts';
 import type { EventContext } from '@ferry/platform';
 import { waitFor } from '@ferry/platform/testing';
-import { sql, type Transaction } from 'kysely';
+import { type ControlledTransaction, sql, type Transaction } from 'kysely';
 import { v7 as uuidv7 } from 'uuid';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { GOOD_PROFILE } from '../checks/testing/mcap-corpus.js';
@@ -52,6 +52,15 @@ describe('QaEpisodeHandlers and robot types', () => {
         .where(sql<boolean>`payload->>'episode_id' = ${id}`)
         .execute()
     ).map((r) => qaEpisodeEvents.autoCheckRequested.schema.parse(r.payload));
+  /** Every event QA wrote about the episode (status changes, checked runs, requests), oldest first. */
+  const eventsOf = (id: string) =>
+    f.db
+      .selectFrom('outbox')
+      .select(['id', 'event_type'])
+      .where(sql<boolean>`payload->>'episode_id' = ${id} or payload->'run'->>'episode_id' = ${id}`)
+      .orderBy('created_at')
+      .orderBy('id')
+      .execute();
   const runs = (id: string) =>
     f.db.selectFrom('runs').selectAll().where('episode_id', '=', id).orderBy('finished_at').execute();
   const profileResult = async (runId: string) =>
@@ -104,12 +113,24 @@ describe('QaEpisodeHandlers and robot types', () => {
     expect(await requests(reviewed!)).toEqual([]);
     expect(await requests(pending!)).toEqual([]);
 
-    // qa__auto-recheck handles it: checked again, now against the profile, and failed by it.
+    // qa__auto-recheck handles it: checked again, now against the profile, and failed by it. (A check claiming within
+    // the request's own millisecond is not taken for its answer: this one starts past it, as any delivery does.)
+    await waitFor(async () => (await f.now()) >= new Date(request!.requested_at), {
+      what: 'the database clock to pass the request',
+      intervalMs: 1,
+    });
     await f.handlers.onAutoCheckRequested(request!);
     const [, second] = await runs(checked!);
     expect(second).toMatchObject({ trigger: 'auto', requested_by: 'auto-qa:robot_type_known', status_after: 'failed' });
     expect(await profileResult(second!.id)).toBe('failed');
     expect(await row(checked!)).toMatchObject({ qa_status: 'failed', failed_checks: ['profile@1'] });
+    // The same request delivered again (a lost ack, a crash before it, a DLQ replay): the episode was checked since
+    // it was asked for, so nothing runs, and production's copy sees no approved → qa_running → … flip.
+    const eventsBefore = await eventsOf(checked!);
+    await f.handlers.onAutoCheckRequested(request!);
+    expect(await runs(checked!)).toHaveLength(2);
+    expect(await row(checked!)).toMatchObject({ qa_status: 'failed', claim_id: null, last_run_id: second!.id });
+    expect(await eventsOf(checked!)).toEqual(eventsBefore);
     // A redelivered request checks nothing more once the episode's status is a person's.
     await f.tx((trx) => f.episodes.review(actorOf(org), checked!, { decision: 'approve' }, trx));
     await f.handlers.onAutoCheckRequested(request!);
@@ -129,26 +150,51 @@ describe('QaEpisodeHandlers and robot types', () => {
     expect(await requests(id)).toEqual([]);
   });
 
+  it('rewrites no episode when a device event carries no robot type', async () => {
+    const org = await f.seed(3, { status: 'approved' });
+    // Each row's version (xmin: the transaction that last wrote it); a rewrite, even to the same values, changes it.
+    const versions = () =>
+      sql<{ id: string; xmin: string; robot_type: string | null }>`
+        select id, xmin::text, robot_type from episodes where organization_id = ${org} order by id`
+        .execute(f.db)
+        .then((r) => r.rows);
+    const before = await versions();
+    expect(before.map((r) => r.robot_type)).toEqual([null, null, null]);
+    await f.tx((trx) => f.handlers.onDevice(deviceEvent(org, 'arm-1', null), inbox(trx)));
+    expect(await versions()).toEqual(before);
+    expect((await f.db.selectFrom('devices').selectAll().where('organization_id', '=', org).execute()).length).toBe(1);
+  });
+
   it('gives an episode projected while its device’s first event commits that device’s robot type', async () => {
     const org = uuidv7();
     const deviceId = `arm-${uuidv7().slice(-8)}`;
     // The device event's transaction has applied the device and filled its episodes, and not committed yet.
     const device = await f.db.startTransaction().execute();
-    await f.handlers.onDevice(deviceEvent(org, deviceId, 'arm-v1'), inbox(device));
-    // Meanwhile the episode's projection runs (the episodes consumer, in its own transaction).
-    const seeded = await f.seed(1, { status: 'pending_qa' });
-    const template = await f.createdEvent(
-      (await f.db.selectFrom('episodes').select('id').where('organization_id', '=', seeded).executeTakeFirstOrThrow())
-        .id,
-    );
-    const episode = { ...template.episode, id: uuidv7(), organization_id: org, device_id: deviceId };
-    const projection = f.db.startTransaction().execute();
-    const projecting = projection.then((trx) => f.handlers.onEpisodeProjected({ episode }, inbox(trx)).then(() => trx));
-    // It waits for the device's transaction rather than reading no device and missing the fill.
-    const pid = await f.backendPid(device);
-    await waitFor(() => f.blocking(pid), { what: 'the projection to wait for the device event', intervalMs: 10 });
-    await device.commit().execute();
-    await (await projecting).commit().execute();
-    expect((await row(episode.id)).robot_type).toBe('arm-v1');
+    let projection: Promise<ControlledTransaction<QaDB>> | undefined;
+    try {
+      await f.handlers.onDevice(deviceEvent(org, deviceId, 'arm-v1'), inbox(device));
+      // Meanwhile the episode's projection runs (the episodes consumer, in its own transaction).
+      const seeded = await f.seed(1, { status: 'pending_qa' });
+      const template = await f.createdEvent(
+        (await f.db.selectFrom('episodes').select('id').where('organization_id', '=', seeded).executeTakeFirstOrThrow())
+          .id,
+      );
+      const episode = { ...template.episode, id: uuidv7(), organization_id: org, device_id: deviceId };
+      projection = f.db.startTransaction().execute();
+      const projecting = projection.then((trx) =>
+        f.handlers.onEpisodeProjected({ episode }, inbox(trx)).then(() => trx),
+      );
+      // It waits for the device's transaction rather than reading no device and missing the fill.
+      const pid = await f.backendPid(device);
+      await waitFor(() => f.blocking(pid), { what: 'the projection to wait for the device event', intervalMs: 10 });
+      await device.commit().execute();
+      await (await projecting).commit().execute();
+      expect((await row(episode.id)).robot_type).toBe('arm-v1');
+    } finally {
+      // A failure above must not leave either transaction open, holding the device lock for the next test.
+      for (const trx of [device, await projection?.catch(() => undefined)]) {
+        if (trx && !trx.isCommitted && !trx.isRolledBack) await trx.rollback().execute();
+      }
+    }
   });
 });

@@ -53,6 +53,8 @@ export class QaEpisodeHandlers {
   /**
    * Auto QA that QA asked for again, handled like a new episode's: a stalled episode re-driven by the claim
    * sweeper (still pending_qa only), or one checked before its robot type was known (also over approved/failed).
+   * No inbox row (the check runs outside any transaction): a repeat of the request finds the episode checked since
+   * `requested_at` and does nothing.
    */
   @EventsHandler(qaConsumers.autoRecheck)
   async onAutoCheckRequested(@Payload() payload: AutoCheckRequested): Promise<void> {
@@ -61,6 +63,7 @@ export class QaEpisodeHandlers {
       trigger: 'auto',
       requestedBy: `auto-qa:${payload.reason}`,
       recheck: payload.reason === 'robot_type_known',
+      requestedAt: new Date(payload.requested_at),
     });
   }
 
@@ -109,26 +112,31 @@ export class QaEpisodeHandlers {
       deleted,
       version: new Date(deleted ? payload.deleted_at : device.updated_at),
     });
-    if (!applied) return;
+    // No robot type to give (or an older event): the episodes that lack one keep lacking it, nothing to rewrite.
+    if (!applied || device.robot_type === null) return;
     const filled = await this.episodes.fillRobotType(
       ctx.trx,
       device.organization_id,
       device.device_id,
       device.robot_type,
     );
-    if (device.robot_type === null || filled.length === 0) return;
+    if (filled.length === 0) return;
     // Episodes a check already read without the robot type (auto QA can overtake this event: the streams differ)
     // had their profile check skipped, or judged by a scene's profile: checked again when a profile of this robot
     // type applies to them. Pending ones need nothing: their check reads the robot type when it claims them.
     const scenes = await this.profiles.scenesOfRobotType(ctx.trx, device.organization_id, device.robot_type);
-    const now = await this.episodes.now(ctx.trx);
+    // A check that claims an episode from this moment on reads its robot type (this transaction holds the episodes'
+    // rows until it commits), so a run started at or after `requested_at` answers the request. The clock has
+    // microseconds, the event milliseconds: rounded up, a check claiming within this millisecond but before the fill
+    // is never taken for the answer (at worst one claiming just after it checks again).
+    const requestedAt = new Date((await this.episodes.now(ctx.trx)).getTime() + 1);
     for (const e of filled) {
       const readWithout =
         e.qa_status === 'approved' ||
         e.qa_status === 'failed' ||
         (e.qa_status === 'qa_running' && !isProtectedQaStatus(e.status_before_claim ?? 'pending_qa'));
       if (readWithout && scenes.some((scene) => scene === null || scene === e.scene_id)) {
-        await this.runner.requestAutoCheck(ctx.trx, e, 'robot_type_known', 0, now);
+        await this.runner.requestAutoCheck(ctx.trx, e, 'robot_type_known', 0, requestedAt);
       }
     }
   }

@@ -118,20 +118,32 @@ export class QaEpisodeRepository {
 
   /**
    * Episodes auto QA left behind, locked for re-driving (other replicas skip them): still `pending_qa`, unclaimed, never
-   * checked, untouched since `before` and not re-driven since, below `maxRedrives`. Oldest first.
+   * checked, untouched since `before`, below `maxRedrives`, and either never re-driven or their last re-drive answered
+   * — a check attempted it (every attempt moves the status, so it changed after the re-drive) — or unanswered since
+   * `unansweredBefore` (the request was lost). A request still queued moves nothing: re-driving its episode again would
+   * only queue it twice. Oldest first.
    */
-  async stalled(db: Db, before: Date, maxRedrives: number, limit: number): Promise<QaEpisodeRow[]> {
+  async stalled(
+    db: Db,
+    o: { before: Date; unansweredBefore: Date; maxRedrives: number; limit: number },
+  ): Promise<QaEpisodeRow[]> {
     return db
       .selectFrom('episodes')
       .selectAll()
       .where('qa_status', '=', 'pending_qa')
       .where('claim_id', 'is', null)
       .where('last_run_id', 'is', null)
-      .where('status_changed_at', '<', before)
-      .where((eb) => eb.or([eb('redriven_at', 'is', null), eb('redriven_at', '<', before)]))
-      .where('redrive_count', '<', maxRedrives)
+      .where('status_changed_at', '<', o.before)
+      .where((eb) =>
+        eb.or([
+          eb('redriven_at', 'is', null),
+          eb('status_changed_at', '>', eb.ref('redriven_at')),
+          eb('redriven_at', '<', o.unansweredBefore),
+        ]),
+      )
+      .where('redrive_count', '<', o.maxRedrives)
       .orderBy('status_changed_at')
-      .limit(limit)
+      .limit(o.limit)
       .forUpdate()
       .skipLocked()
       .execute();
@@ -216,16 +228,22 @@ export class QaEpisodeRepository {
 
   /**
    * A device's robot type reaches the episodes projected before its event arrived (events cross streams); answers
-   * the episodes it reached.
+   * the episodes it reached, with what deciding on a recheck needs (no recordings or labels: this runs in the device
+   * event's inbox transaction, over every episode of the device).
    */
-  async fillRobotType(db: Db, org: string, deviceId: string, robotType: string | null): Promise<QaEpisodeRow[]> {
+  async fillRobotType(
+    db: Db,
+    org: string,
+    deviceId: string,
+    robotType: string,
+  ): Promise<Pick<QaEpisodeRow, 'id' | 'organization_id' | 'scene_id' | 'qa_status' | 'status_before_claim'>[]> {
     return db
       .updateTable('episodes')
       .set({ robot_type: robotType })
       .where('organization_id', '=', org)
       .where('device_id', '=', deviceId)
       .where('robot_type', 'is', null)
-      .returningAll()
+      .returning(['id', 'organization_id', 'scene_id', 'qa_status', 'status_before_claim'])
       .execute();
   }
 }

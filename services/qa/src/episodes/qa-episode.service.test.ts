@@ -24,13 +24,18 @@ describe('QaEpisodeService reviews', () => {
     const late = await f.db.startTransaction().execute();
     await new Promise((r) => setTimeout(r, 20));
     const first = await f.db.startTransaction().execute();
-    await f.episodes.review(actor, id, { decision: 'reject' }, first);
-    const waiting = f.episodes.review(actor, id, { decision: 'approve' }, late);
-    const pid = await f.backendPid(first);
-    await waitFor(() => f.blocking(pid), { what: 'the later review to wait for the episode', intervalMs: 10 });
-    await first.commit().execute();
-    await waiting;
-    await late.commit().execute();
+    try {
+      await f.episodes.review(actor, id, { decision: 'reject' }, first);
+      const waiting = f.episodes.review(actor, id, { decision: 'approve' }, late);
+      const pid = await f.backendPid(first);
+      await waitFor(() => f.blocking(pid), { what: 'the later review to wait for the episode', intervalMs: 10 });
+      await first.commit().execute();
+      await waiting;
+      await late.commit().execute();
+    } finally {
+      // A failure above must not leave the episode locked for the tests after.
+      for (const trx of [first, late]) if (!trx.isCommitted && !trx.isRolledBack) await trx.rollback().execute();
+    }
 
     const episode = await f.episodes.get(actor, id);
     expect(episode.qa_status).toBe('inspector_approved');

@@ -13,8 +13,9 @@ const SWEEP_BATCH = 100;
  * Releases claims whose lease lapsed (a checker died mid-check): the episode goes back to the status it
  * had, so its redelivered message (auto QA), its bulk item or a person can check it again. And re-drives auto
  * QA that gave up: an episode still `pending_qa` long after anything touched it is asked for again
- * (`auto_check_requested`), at most once per QA_REDRIVE_AFTER_MS and QA_REDRIVE_MAX times. Safe on any number
- * of replicas (SKIP LOCKED, and the re-drive is stamped on the row in the transaction that requests it).
+ * (`auto_check_requested`), at most once per QA_REDRIVE_AFTER_MS and QA_REDRIVE_MAX times, and not while its last
+ * request waits unattempted. Safe on any number of replicas (SKIP LOCKED, and the re-drive is stamped on the row in
+ * the transaction that requests it).
  */
 @Injectable()
 export class ClaimSweeper implements OnApplicationBootstrap, OnModuleDestroy {
@@ -73,14 +74,20 @@ export class ClaimSweeper implements OnApplicationBootstrap, OnModuleDestroy {
 
   /**
    * Asks auto QA again for the episodes it left `pending_qa`: after max_deliver its message is dead-lettered and
-   * nothing else would ever check them. `now` (default: the database's clock) is what tests move forward.
+   * nothing else would ever check them. Again only once a check attempted the last request (or
+   * QA_REDRIVE_UNANSWERED_MS passed without one): a backlog on `qa__auto-recheck` is not requested over and over.
+   * `now` (default: the database's clock) is what tests move forward.
    */
   async redrive(now?: Date): Promise<number> {
     const max = this.config.QA_REDRIVE_MAX;
     const redriven = await inTransaction(this.db, async (trx) => {
       const at = now ?? (await this.episodes.now(trx));
-      const before = new Date(at.getTime() - this.config.QA_REDRIVE_AFTER_MS);
-      const stalled = await this.episodes.stalled(trx, before, max, SWEEP_BATCH);
+      const stalled = await this.episodes.stalled(trx, {
+        before: new Date(at.getTime() - this.config.QA_REDRIVE_AFTER_MS),
+        unansweredBefore: new Date(at.getTime() - this.config.QA_REDRIVE_UNANSWERED_MS),
+        maxRedrives: max,
+        limit: SWEEP_BATCH,
+      });
       for (const e of stalled) {
         const count = e.redrive_count + 1;
         await this.episodes.update(trx, e.id, { redriven_at: at, redrive_count: count });

@@ -48,6 +48,12 @@ export class QaRunRepository {
     return toReview(await db.insertInto('reviews').values(review).returningAll().executeTakeFirstOrThrow());
   }
 
+  /** When a run started (its claim was taken), by the database's clock. */
+  async startedAt(db: Db, runId: string): Promise<Date | undefined> {
+    const row = await db.selectFrom('runs').select('started_at').where('id', '=', runId).executeTakeFirst();
+    return row?.started_at;
+  }
+
   async runsOf(db: Db, episodeId: string): Promise<QaRun[]> {
     const runs = await db
       .selectFrom('runs')

@@ -119,6 +119,90 @@ describe('QaRunner', () => {
     });
   });
 
+  describe('the time limit of an auto or manual check (QA_CHECK_TIMEOUT_MS)', () => {
+    /** Every stream opened from now on by `open`, and whether all of them were closed. */
+    const newStreams = (opened: readonly { destroyed: boolean }[]) => {
+      const from = opened.length;
+      return () => opened.slice(from);
+    };
+
+    it('abandons an auto check and a recheck whose read never ends: read closed, claim released, nothing recorded, retried as a storage error', async () => {
+      const replica = f.replica({ QA_WORKER_ID: 'replica-limited', QA_CHECK_TIMEOUT_MS: 1_000 });
+      const { id } = await pendingEpisode();
+      const approved = await f.seed(1);
+      const { id: checked } = await f.db
+        .selectFrom('episodes')
+        .select('id')
+        .where('organization_id', '=', approved)
+        .executeTakeFirstOrThrow();
+      const opened = newStreams(f.hangReads());
+      const timedOut = {
+        code: 'storage_error',
+        message: 'no result within 1000 ms (QA_CHECK_TIMEOUT_MS): the check was abandoned; nothing was recorded',
+        details: { reason: 'timed_out', limit_ms: 1_000 },
+      };
+      try {
+        // qa__auto-check's handler, and qa__auto-recheck's over an approved episode: each rejects with a transient
+        // code (the consumer naks and redelivers it later), not a QA verdict.
+        await expect(replica.handlers.onEpisodeCreated(await f.createdEvent(id))).rejects.toMatchObject(timedOut);
+        await expect(
+          replica.handlers.onAutoCheckRequested({
+            episode_id: checked,
+            organization_id: approved,
+            reason: 'robot_type_known',
+            redrive: 0,
+            requested_at: new Date().toISOString(),
+          }),
+        ).rejects.toMatchObject(timedOut);
+      } finally {
+        f.hangReads(false);
+      }
+      expect(opened()).toHaveLength(2);
+      expect(opened().every((s) => s.destroyed)).toBe(true);
+      expect(await row(id)).toMatchObject({ qa_status: 'pending_qa', claim_id: null, last_run_id: null });
+      expect(await row(checked)).toMatchObject({ qa_status: 'approved', claim_id: null, last_run_id: null });
+      expect(await runsOf(id)).toEqual([]);
+      expect(await runsOf(checked)).toEqual([]);
+      expect((await statusChanges(id)).map((c) => `${c.from}→${c.to} (${c.cause})`)).toEqual([
+        'pending_qa→qa_running (auto)',
+        'qa_running→pending_qa (auto)',
+      ]);
+      // The redelivery, with the store answering again, checks it.
+      await replica.handlers.onEpisodeCreated(await f.createdEvent(id));
+      expect(await row(id)).toMatchObject({ qa_status: 'approved', claim_id: null });
+    });
+
+    it('answers a manual run whose read never ends with storage_error (timed_out), nothing recorded, its slot given back', async () => {
+      const replica = f.replica({
+        QA_WORKER_ID: 'replica-limited-manual',
+        QA_CHECK_TIMEOUT_MS: 1_000,
+        QA_MANUAL_CONCURRENCY: 1,
+      });
+      const org = await f.seed(1);
+      const { id } = await f.db
+        .selectFrom('episodes')
+        .select('id')
+        .where('organization_id', '=', org)
+        .executeTakeFirstOrThrow();
+      const opened = newStreams(f.hangReads());
+      try {
+        await expect(replica.episodes.run(actorOf(org), id)).rejects.toMatchObject({
+          code: 'storage_error',
+          message: 'no result within 1000 ms (QA_CHECK_TIMEOUT_MS): the check was abandoned; nothing was recorded',
+          details: { episode_id: id, reason: 'timed_out', limit_ms: 1_000, retry_after_seconds: 5 },
+        });
+      } finally {
+        f.hangReads(false);
+      }
+      expect(opened()).toHaveLength(1);
+      expect(opened()[0]!.destroyed).toBe(true);
+      expect(await row(id)).toMatchObject({ qa_status: 'approved', claim_id: null, last_run_id: null });
+      expect(await runsOf(id)).toEqual([]);
+      // Its one manual slot was given back: the next run goes through.
+      expect(await replica.episodes.run(actorOf(org), id)).toMatchObject({ trigger: 'manual', passed: true });
+    });
+  });
+
   describe('the claim', () => {
     it('lets one of two concurrent checks of an episode run and refuses the other as already running', async () => {
       const { id } = await pendingEpisode();

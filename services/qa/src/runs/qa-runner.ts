@@ -46,18 +46,22 @@ export interface CheckRequest {
    */
   recheck?: boolean;
   /**
+   * Auto QA asked for again (`auto_check_requested`) at this moment: an episode whose last run started at or after it
+   * was checked since the request — this delivery is a repeat (a lost ack, a crash before the ack, a DLQ replay) — and
+   * is left alone (`checked_since`). `qa__auto-recheck` has no inbox row, so this is what makes a repeat harmless
+   * for a `robot_type_known` recheck, which may check an approved or failed episode.
+   */
+  requestedAt?: Date;
+  /**
    * Called inside the transaction that records a finished run (a bulk item counts it there), so the
    * run and what depends on it commit together or not at all.
    */
   onRecorded?: (trx: Transaction<QaDB>, run: QaRun) => Promise<void>;
-  /**
-   * Gives up on the check (a bulk item's time limit): the recording read is destroyed, the claim released, nothing
-   * recorded, and check() rejects with the signal's reason — at once, even if storage never answers.
-   */
-  signal?: AbortSignal;
 }
 
-export type SkipReason = 'not_found' | 'already_running' | 'not_pending' | 'protected' | 'claim_lost';
+type Suite = Awaited<ReturnType<typeof runQaSuite>>;
+
+export type SkipReason = 'not_found' | 'already_running' | 'not_pending' | 'protected' | 'claim_lost' | 'checked_since';
 
 export type CheckOutcome = { kind: 'finished'; run: QaRun; status: QaStatus } | { kind: 'skipped'; reason: SkipReason };
 
@@ -97,8 +101,8 @@ export function claimsExpiredCounter(metrics: Metrics): ReturnType<Metrics['coun
  * a per-episode claim with a lease (`qa_running` + expiry, renewed while the check streams the
  * recording), so a replica killed mid-check lets its claim lapse and another checks the episode; the
  * results persisted only by the holder of the claim, in one transaction with the status change and its
- * events (exactly one finished run); human statuses never changed; a storage error releases the claim,
- * persists nothing and surfaces as `storage_error` (retried later, 502 for a manual run).
+ * events (exactly one finished run); human statuses never changed; a storage error — or a read past the check's time
+ * limit — releases the claim, persists nothing and surfaces as `storage_error` (retried later, 502 for a manual run).
  */
 @Injectable()
 export class QaRunner {
@@ -132,60 +136,34 @@ export class QaRunner {
   }
 
   async check(req: CheckRequest): Promise<CheckOutcome> {
-    const claimed = await this.claim(req);
-    if ('skipped' in claimed) return { kind: 'skipped', reason: claimed.skipped };
-    const claim = claimed;
-    if (claim.tookOverFrom !== undefined) {
-      // Counted once the takeover committed; the sweep counts the lapsed claims it releases itself.
-      this.claimsExpired.inc();
-      this.logger.warn(
-        { episode_id: claim.episode.id, claimed_by: claim.tookOverFrom, trigger: req.trigger },
-        'QA claim lapsed (checker gone or stalled); taken over',
-      );
-    }
+    // Every check has a time limit, whatever its trigger, from before its claim to the end of its read: a read that
+    // trickles for ever (storage that stopped answering) would otherwise hold a consumer slot, a manual caller or a
+    // bulk item — and the episode's claim, renewed all along — for good. Recording the result is not limited: once
+    // the read is done, the run is recorded or the episode given back.
+    const limit = this.timeLimitOf(req.trigger);
     const abort = new AbortController();
-    const giveUp = () => abort.abort(req.signal?.reason);
-    req.signal?.addEventListener('abort', giveUp, { once: true });
-    if (req.signal?.aborted) giveUp(); // the time ran out while the claim was taken
-    const lease = this.config.QA_CLAIM_LEASE_MS;
-    let renewing: Promise<unknown> = Promise.resolve();
-    const renew = setInterval(
-      () => {
-        renewing = this.episodes.renewClaim(this.db, claim.episode.id, claim.claimId, lease).then(
-          (ours) => {
-            if (!ours) abort.abort(new Error('the claim lapsed and was taken by another checker'));
-          },
-          () => undefined, // a database blip: the next renewal (or the lease) decides
-        );
-      },
-      Math.max(100, Math.floor(lease / 3)),
-    );
-    renew.unref();
-    let suite: Awaited<ReturnType<typeof runQaSuite>>;
+    let timedOut: DomainError | undefined;
+    const timer = setTimeout(() => {
+      timedOut = new DomainError(
+        'storage_error',
+        `no result within ${limit.ms} ms (${limit.setting}): the check was abandoned; nothing was recorded`,
+        { episode_id: req.episodeId, reason: 'timed_out', limit_ms: limit.ms, retry_after_seconds: 5 },
+      );
+      abort.abort(timedOut);
+    }, limit.ms);
+    timer.unref();
+    let claim: Claim;
+    let suite: Suite;
     try {
-      suite = await untilAborted(this.runSuite(claim, abort.signal), abort.signal);
-    } catch (err) {
-      clearInterval(renew);
-      req.signal?.removeEventListener('abort', giveUp);
-      await renewing;
-      if (req.signal?.aborted) {
-        await this.release(claim, req.trigger);
-        throw req.signal.reason;
-      }
-      if (abort.signal.aborted) return { kind: 'skipped', reason: 'claim_lost' };
-      await this.release(claim, req.trigger);
-      if (err instanceof BlobStorageError) {
-        this.logger.warn({ episode_id: claim.episode.id, err: err.message }, 'recording unreadable; QA claim released');
-        throw new DomainError('storage_error', 'the recording could not be read from storage; nothing was recorded', {
-          episode_id: claim.episode.id,
-          retry_after_seconds: 5,
-        });
-      }
-      throw err;
+      const claimed = await this.claim(req);
+      if ('skipped' in claimed) return { kind: 'skipped', reason: claimed.skipped };
+      claim = claimed;
+      const read = await this.read(req, claim, abort, () => timedOut);
+      if (read === 'claim_lost') return { kind: 'skipped', reason: 'claim_lost' };
+      suite = read;
+    } finally {
+      clearTimeout(timer);
     }
-    clearInterval(renew);
-    req.signal?.removeEventListener('abort', giveUp);
-    await renewing;
     let outcome: CheckOutcome;
     try {
       outcome = await this.persist(req, claim, suite);
@@ -197,6 +175,81 @@ export class QaRunner {
     faultPoint('qa.after_record'); // tests: a replica dies right after the run (and its bulk item) committed
     if (outcome.kind === 'finished') this.finished(req, outcome);
     return outcome;
+  }
+
+  /** BULK_ITEM_TIMEOUT_MS for a bulk item, QA_CHECK_TIMEOUT_MS for every other check (auto, recheck, manual). */
+  private timeLimitOf(trigger: QaTrigger): { ms: number; setting: string } {
+    return trigger === 'bulk'
+      ? { ms: this.config.BULK_ITEM_TIMEOUT_MS, setting: 'BULK_ITEM_TIMEOUT_MS' }
+      : { ms: this.config.QA_CHECK_TIMEOUT_MS, setting: 'QA_CHECK_TIMEOUT_MS' };
+  }
+
+  /**
+   * Runs the suite under the claim, renewing it meanwhile, until the suite ends or `abort` fires (the time limit, or
+   * the claim lost to another checker). Stopped short, it records nothing and gives the claim back (unless another
+   * checker took it): a time-out or a storage error is thrown as `storage_error` (auto QA retries it, a manual run
+   * answers 502), a lost claim answers `claim_lost`.
+   */
+  private async read(
+    req: CheckRequest,
+    claim: Claim,
+    abort: AbortController,
+    timedOut: () => DomainError | undefined,
+  ): Promise<Suite | 'claim_lost'> {
+    if (claim.tookOverFrom !== undefined) {
+      // Counted once the takeover committed; the sweep counts the lapsed claims it releases itself.
+      this.claimsExpired.inc();
+      this.logger.warn(
+        { episode_id: claim.episode.id, claimed_by: claim.tookOverFrom, trigger: req.trigger },
+        'QA claim lapsed (checker gone or stalled); taken over',
+      );
+    }
+    const lost = new Error('the claim lapsed and was taken by another checker');
+    const lease = this.config.QA_CLAIM_LEASE_MS;
+    let renewing: Promise<unknown> = Promise.resolve();
+    const renew = setInterval(
+      () => {
+        renewing = this.episodes.renewClaim(this.db, claim.episode.id, claim.claimId, lease).then(
+          (ours) => {
+            if (!ours) abort.abort(lost);
+          },
+          () => undefined, // a database blip: the next renewal (or the lease) decides
+        );
+      },
+      Math.max(100, Math.floor(lease / 3)),
+    );
+    renew.unref();
+    let failure: { err: unknown } | undefined;
+    let suite: Suite | undefined;
+    try {
+      // The time may have run out while the claim was taken: then this rejects at once.
+      suite = await untilAborted(this.runSuite(claim, abort.signal), abort.signal);
+    } catch (err) {
+      failure = { err };
+    } finally {
+      clearInterval(renew);
+      await renewing;
+    }
+    if (!failure) return suite!;
+    const { err } = failure;
+    if (abort.signal.reason === lost) return 'claim_lost';
+    await this.release(claim, req.trigger);
+    // Only the limit's own error is a time-out: a check that failed otherwise as the time ran out says why it failed.
+    if (err !== undefined && err === timedOut()) {
+      this.logger.warn(
+        { episode_id: claim.episode.id, trigger: req.trigger, bulk_run_id: req.bulkRunId, err: (err as Error).message },
+        'QA check over its time limit; claim released, nothing recorded',
+      );
+      throw err;
+    }
+    if (err instanceof BlobStorageError) {
+      this.logger.warn({ episode_id: claim.episode.id, err: err.message }, 'recording unreadable; QA claim released');
+      throw new DomainError('storage_error', 'the recording could not be read from storage; nothing was recorded', {
+        episode_id: claim.episode.id,
+        retry_after_seconds: 5,
+      });
+    }
+    throw err;
   }
 
   private async runSuite(claim: Claim, signal: AbortSignal) {
@@ -239,6 +292,11 @@ export class QaRunner {
       const before = e.qa_status === 'qa_running' ? (e.status_before_claim ?? 'pending_qa') : e.qa_status;
       const autoMay = before === 'pending_qa' || (req.recheck === true && !isProtectedQaStatus(before));
       if (req.trigger === 'auto' && !autoMay) return { skipped: 'not_pending' as const };
+      if (req.requestedAt && e.last_run_id) {
+        // Runs never overlap on an episode (the claim), so the last run is the newest one.
+        const lastStarted = await this.runs.startedAt(trx, e.last_run_id);
+        if (lastStarted && lastStarted >= req.requestedAt) return { skipped: 'checked_since' as const };
+      }
       if (req.trigger === 'bulk' && isProtectedQaStatus(before)) return { skipped: 'protected' as const };
       const claimId = newId();
       const keep = isProtectedQaStatus(before);
@@ -282,11 +340,7 @@ export class QaRunner {
   }
 
   /** Records the run, its results and the new status — only while the claim is still ours. */
-  private async persist(
-    req: CheckRequest,
-    claim: Claim,
-    suite: Awaited<ReturnType<typeof runQaSuite>>,
-  ): Promise<CheckOutcome> {
+  private async persist(req: CheckRequest, claim: Claim, suite: Suite): Promise<CheckOutcome> {
     return inTransaction(this.db, async (trx) => {
       const e = await this.episodes.find(trx, claim.episode.id, { lock: true });
       if (!e || e.claim_id !== claim.claimId) return { kind: 'skipped', reason: 'claim_lost' } as const;
@@ -371,7 +425,7 @@ export class QaRunner {
    */
   async requestAutoCheck(
     trx: Transaction<QaDB>,
-    e: QaEpisodeRow,
+    e: Pick<QaEpisodeRow, 'id' | 'organization_id'>,
     reason: AutoCheckReason,
     redrive: number,
     at: Date,

@@ -7,6 +7,7 @@ import { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Actor, EventPayload, episodeEvents } from '@ferry/contracts';
 import {
+  BlobStorageError,
   createMetrics,
   inTransaction,
   LocalBlobStore,
@@ -58,7 +59,7 @@ export async function qaFixture(overrides: Partial<Record<keyof QaConfig, string
     HEALTH_PORT: 0,
     QA_CLAIM_LEASE_MS: 3_000,
     BULK_POLL_MS: 50,
-    BULK_STALE_MS: 3_000,
+    BULK_STALE_MS: 4_000, // above the lease, as the config requires
     QA_WORKER_ID: 'fixture-replica',
     ...overrides,
   });
@@ -114,14 +115,15 @@ export async function qaFixture(overrides: Partial<Record<keyof QaConfig, string
     },
     /**
      * The bulk-run worker of one more replica (not started: call `poll()`, or `onApplicationBootstrap()`
-     * to run its loop); stopped by cleanup().
+     * to run its loop), checking through that replica's own runner (its settings: worker id, time limits);
+     * stopped by cleanup().
      */
     worker(options: Partial<QaConfig> = {}): BulkRunWorker {
       const worker = new BulkRunWorker(
         db,
         fixture.bulkRuns,
         fixture.bulk,
-        fixture.runner,
+        fixture.replica(options).runner,
         fixture.outbox,
         { ...config, ...options },
         logger,
@@ -132,11 +134,12 @@ export async function qaFixture(overrides: Partial<Record<keyof QaConfig, string
     /** The event handlers as the consumers call them (auto QA: `onEpisodeCreated`). */
     handlers: new QaEpisodeHandlers(db, get(QaEpisodeRepository), get(ProfileRepository), get(QaRunner)),
     /**
-     * The runner of one more replica (its own worker id and metrics registry), sharing the database and the
-     * blob store.
+     * The runner of one more replica (its own settings, worker id and metrics registry), sharing the database and the
+     * blob store, with that replica's event handlers and manual runs (QaEpisodeService) on top of it.
      */
     replica(options: Partial<QaConfig> = {}) {
       const replicaMetrics = createMetrics('qa-replica');
+      const replicaConfig = { ...config, ...options };
       const runner = new QaRunner(
         db,
         get(QaEpisodeRepository),
@@ -144,11 +147,13 @@ export async function qaFixture(overrides: Partial<Record<keyof QaConfig, string
         get(ProfileRepository),
         fixture.outbox,
         blobStore,
-        { ...config, ...options },
+        replicaConfig,
         logger,
         replicaMetrics,
       );
-      return { runner, metrics: replicaMetrics };
+      const handlers = new QaEpisodeHandlers(db, get(QaEpisodeRepository), get(ProfileRepository), runner);
+      const episodes = new QaEpisodeService(db, get(QaEpisodeRepository), get(QaRunRepository), runner, replicaConfig);
+      return { runner, metrics: replicaMetrics, handlers, episodes };
     },
     /** The `episode.created` payload production would publish for an episode of QA's projection. */
     async createdEvent(id: string): Promise<EventPayload<typeof episodeEvents.created>> {
@@ -218,6 +223,17 @@ export async function qaFixture(overrides: Partial<Record<keyof QaConfig, string
       blobStore.hanging = on;
       return blobStore.hung;
     },
+    /**
+     * From now on (until called with false) every read of the blob store fails as a store that is down does
+     * (`BlobStorageError`): a check attempts the episode, releases it and records nothing.
+     */
+    failReads(on = true): void {
+      blobStore.failing = on;
+    },
+    /** The database's clock, which QA stamps claims, runs and requests with. */
+    async now(): Promise<Date> {
+      return (await sql<{ now: Date }>`select clock_timestamp() as now`.execute(db)).rows[0]!.now;
+    },
     /** The Postgres backend of an open transaction (to see who waits on its locks). */
     async backendPid(trx: Transaction<QaDB>): Promise<number> {
       return (await sql<{ pid: number }>`select pg_backend_pid() as pid`.execute(trx)).rows[0]!.pid;
@@ -242,6 +258,7 @@ export async function qaFixture(overrides: Partial<Record<keyof QaConfig, string
 class PacedBlobStore extends LocalBlobStore {
   readDelayMs = 0;
   hanging = false;
+  failing = false;
   readonly hung: Readable[] = [];
   private held?: Promise<void>;
 
@@ -258,6 +275,7 @@ class PacedBlobStore extends LocalBlobStore {
   }
 
   override async read(...args: Parameters<LocalBlobStore['read']>): ReturnType<LocalBlobStore['read']> {
+    if (this.failing) throw new BlobStorageError('read', args[0], { cause: new Error('the store is down (test)') });
     if (this.hanging) {
       const stream = new Readable({ read() {} });
       this.hung.push(stream);
