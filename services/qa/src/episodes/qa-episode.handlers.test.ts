@@ -43,15 +43,7 @@ describe('QaEpisodeHandlers and robot types', () => {
     deliveryCount: 1,
   });
   const row = (id: string) => f.db.selectFrom('episodes').selectAll().where('id', '=', id).executeTakeFirstOrThrow();
-  const requests = async (id: string) =>
-    (
-      await f.db
-        .selectFrom('outbox')
-        .select('payload')
-        .where('event_type', '=', qaEpisodeEvents.autoCheckRequested.type)
-        .where(sql<boolean>`payload->>'episode_id' = ${id}`)
-        .execute()
-    ).map((r) => qaEpisodeEvents.autoCheckRequested.schema.parse(r.payload));
+  const requests = (id: string) => f.outboxEvents(qaEpisodeEvents.autoCheckRequested, id);
   /** Every event QA wrote about the episode (status changes, checked runs, requests), oldest first. */
   const eventsOf = (id: string) =>
     f.db

@@ -91,16 +91,7 @@ describe('ClaimSweeper re-drive of auto QA', () => {
     }
     return ids;
   }
-  const requests = async (id: string) =>
-    (
-      await f.db
-        .selectFrom('outbox')
-        .select('payload')
-        .where('event_type', '=', qaEpisodeEvents.autoCheckRequested.type)
-        .where(sql<boolean>`payload->>'episode_id' = ${id}`)
-        .orderBy('created_at')
-        .execute()
-    ).map((r) => r.payload as { reason: string; redrive: number; requested_at: string });
+  const requests = (id: string) => f.outboxEvents(qaEpisodeEvents.autoCheckRequested, id);
   const parse = (payload: unknown) => qaEpisodeEvents.autoCheckRequested.schema.parse(payload);
   const row = (id: string) => f.db.selectFrom('episodes').selectAll().where('id', '=', id).executeTakeFirstOrThrow();
   const plus = (at: Date, ms: number) => new Date(at.getTime() + ms);

@@ -57,16 +57,7 @@ describe('QaRunner', () => {
   }
   const row = (id: string) => f.db.selectFrom('episodes').selectAll().where('id', '=', id).executeTakeFirstOrThrow();
   const runsOf = (id: string) => f.db.selectFrom('runs').selectAll().where('episode_id', '=', id).execute();
-  const statusChanges = async (id: string) =>
-    (
-      await f.db
-        .selectFrom('outbox')
-        .select('payload')
-        .where('event_type', '=', qaEpisodeEvents.statusChanged.type)
-        .where(sql<boolean>`payload->>'episode_id' = ${id}`)
-        .orderBy('created_at')
-        .execute()
-    ).map((r) => r.payload as { from: string; to: string; cause: string });
+  const statusChanges = (id: string) => f.outboxEvents(qaEpisodeEvents.statusChanged, id);
   /** Settles to true once `p` settles: lets a test see that a call is still in flight. */
   const settled = (p: Promise<unknown>) => {
     let done = false;

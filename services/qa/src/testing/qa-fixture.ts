@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { Actor, EventPayload, episodeEvents } from '@ferry/contracts';
+import type { Actor, EventDefinition, EventPayload, episodeEvents } from '@ferry/contracts';
 import {
   BlobStorageError,
   createMetrics,
@@ -233,6 +233,18 @@ export async function qaFixture(overrides: Partial<Record<keyof QaConfig, string
     /** The database's clock, which QA stamps claims, runs and requests with. */
     async now(): Promise<Date> {
       return (await sql<{ now: Date }>`select clock_timestamp() as now`.execute(db)).rows[0]!.now;
+    },
+    /** The `event`s QA wrote to its outbox about episode `id`, oldest first, parsed by their contract. */
+    async outboxEvents<E extends EventDefinition>(event: E, id: string): Promise<EventPayload<E>[]> {
+      const rows = await db
+        .selectFrom('outbox')
+        .select('payload')
+        .where('event_type', '=', event.type)
+        .where(sql<boolean>`payload->>'episode_id' = ${id}`)
+        .orderBy('created_at')
+        .orderBy('id')
+        .execute();
+      return rows.map((r) => event.schema.parse(r.payload) as EventPayload<E>);
     },
     /** The Postgres backend of an open transaction (to see who waits on its locks). */
     async backendPid(trx: Transaction<QaDB>): Promise<number> {
