@@ -67,14 +67,7 @@ describe('QaEpisodeHandlers and robot types', () => {
 
   it('checks an episode again against its robot type’s profile when the robot type arrives after auto QA checked it', async () => {
     const org = await f.seed(3, { status: 'pending_qa' });
-    const [checked, reviewed, pending] = (
-      await f.db
-        .selectFrom('episodes')
-        .select('id')
-        .where('organization_id', '=', org)
-        .orderBy('episode_created_at')
-        .execute()
-    ).map((r) => r.id);
+    const [checked, reviewed, pending] = await f.episodeIds(org);
     // The arm's profile wants a camera the fixture's recording lacks.
     await f.tx((trx) =>
       f.profiles.create(
@@ -131,11 +124,7 @@ describe('QaEpisodeHandlers and robot types', () => {
 
   it('asks for nothing when no profile of the robot type applies', async () => {
     const org = await f.seed(1, { status: 'pending_qa' });
-    const { id } = await f.db
-      .selectFrom('episodes')
-      .select('id')
-      .where('organization_id', '=', org)
-      .executeTakeFirstOrThrow();
+    const [id] = (await f.episodeIds(org)) as [string];
     await f.handlers.onEpisodeCreated(await f.createdEvent(id));
     await f.tx((trx) => f.handlers.onDevice(deviceEvent(org, 'arm-1', 'humanoid-v2'), inbox(trx)));
     expect((await row(id)).robot_type).toBe('humanoid-v2');

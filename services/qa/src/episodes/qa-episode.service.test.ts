@@ -14,11 +14,7 @@ describe('QaEpisodeService reviews', () => {
   it('stamps a review that waited for the episode after the change it waited for: production’s copy and the history end on the status QA has', async () => {
     const org = await f.seed(1);
     const actor = actorOf(org);
-    const { id } = await f.db
-      .selectFrom('episodes')
-      .select('id')
-      .where('organization_id', '=', org)
-      .executeTakeFirstOrThrow();
+    const [id] = (await f.episodeIds(org)) as [string];
     // The later review's transaction begins first (a command's transaction opens before it reaches the
     // episode), then waits for the episode row that the other review holds.
     const late = await f.db.startTransaction().execute();

@@ -74,14 +74,7 @@ describe('ClaimSweeper re-drive of auto QA', () => {
   /** `n` episodes of a new organization, oldest first, with their status set `hoursAgo`. */
   async function episodes(statuses: { status: string; hoursAgo: number; claimed?: boolean }[]) {
     const org = await f.seed(statuses.length, { status: 'pending_qa' });
-    const ids = (
-      await f.db
-        .selectFrom('episodes')
-        .select('id')
-        .where('organization_id', '=', org)
-        .orderBy('episode_created_at')
-        .execute()
-    ).map((r) => r.id);
+    const ids = await f.episodeIds(org);
     for (const [i, s] of statuses.entries()) {
       await sql`update episodes set qa_status = ${s.status}, status_changed_at = now() - ${`${s.hoursAgo} hours`}::interval,
                   claim_id = ${s.claimed ? sql`gen_random_uuid()` : null},

@@ -19,11 +19,7 @@ describe('QaRunner', () => {
 
   it('counts a run in its metrics only once the run committed', async () => {
     const org = await f.seed(1, { status: 'pending_qa' });
-    const { id } = await f.db
-      .selectFrom('episodes')
-      .select('id')
-      .where('organization_id', '=', org)
-      .executeTakeFirstOrThrow();
+    const [id] = (await f.episodeIds(org)) as [string];
     // The run's transaction fails at COMMIT, after every statement of it succeeded (a deferred constraint).
     await sql`
       create function refuse_run_at_commit() returns trigger language plpgsql as $$
@@ -48,11 +44,7 @@ describe('QaRunner', () => {
   /** One pending episode of a new organization. */
   async function pendingEpisode(): Promise<{ org: string; id: string }> {
     const org = await f.seed(1, { status: 'pending_qa' });
-    const { id } = await f.db
-      .selectFrom('episodes')
-      .select('id')
-      .where('organization_id', '=', org)
-      .executeTakeFirstOrThrow();
+    const [id] = (await f.episodeIds(org)) as [string];
     return { org, id };
   }
   const row = (id: string) => f.db.selectFrom('episodes').selectAll().where('id', '=', id).executeTakeFirstOrThrow();
@@ -170,11 +162,7 @@ describe('QaRunner', () => {
         QA_MANUAL_CONCURRENCY: 1,
       });
       const org = await f.seed(1);
-      const { id } = await f.db
-        .selectFrom('episodes')
-        .select('id')
-        .where('organization_id', '=', org)
-        .executeTakeFirstOrThrow();
+      const [id] = (await f.episodeIds(org)) as [string];
       const opened = newStreams(f.hangReads());
       try {
         await expect(replica.episodes.run(actorOf(org), id)).rejects.toMatchObject({

@@ -234,6 +234,17 @@ export async function qaFixture(overrides: Partial<Record<keyof QaConfig, string
     async now(): Promise<Date> {
       return (await sql<{ now: Date }>`select clock_timestamp() as now`.execute(db)).rows[0]!.now;
     },
+    /** The ids of an organization's episodes, oldest first. */
+    async episodeIds(org: string): Promise<string[]> {
+      const rows = await db
+        .selectFrom('episodes')
+        .select('id')
+        .where('organization_id', '=', org)
+        .orderBy('episode_created_at')
+        .orderBy('id')
+        .execute();
+      return rows.map((r) => r.id);
+    },
     /** The `event`s QA wrote to its outbox about episode `id`, oldest first, parsed by their contract. */
     async outboxEvents<E extends EventDefinition>(event: E, id: string): Promise<EventPayload<E>[]> {
       const rows = await db
