@@ -213,26 +213,21 @@ describe('generated bad input against every operation of the served OpenAPI docu
     });
     // An open upload of one 16-byte part: its part URL's signed query and bytes make a valid part PUT.
     const part = Buffer.from('hostile-part-016');
-    must('finish', await device.api('POST', `/tasks/${world.taskIds[1]}/finish`, {}), 200);
-    const open = must(
-      'open upload',
-      await device.api('POST', '/uploads', {
-        task_id: world.taskIds[1],
-        files: [{ role: 'mcap', size_bytes: part.length, sha256: createHash('sha256').update(part).digest('hex') }],
-      }),
-      201,
-    );
+    const openUpload = async (taskId: string) => {
+      must('finish', await device.api('POST', `/tasks/${taskId}/finish`, {}), 200);
+      return must(
+        'open upload',
+        await device.api('POST', '/uploads', {
+          task_id: taskId,
+          files: [{ role: 'mcap', size_bytes: part.length, sha256: createHash('sha256').update(part).digest('hex') }],
+        }),
+        201,
+      );
+    };
+    const open = await openUpload(world.taskIds[1]!);
     const partUrl = new URL(open.body.parts[0].url);
     // A second open upload, for the one operation that ends an upload the first is still needed for (fail).
-    must('finish', await device.api('POST', `/tasks/${world.taskIds[3]}/finish`, {}), 200);
-    const openToFail = must(
-      'open upload',
-      await device.api('POST', '/uploads', {
-        task_id: world.taskIds[3],
-        files: [{ role: 'mcap', size_bytes: part.length, sha256: createHash('sha256').update(part).digest('hex') }],
-      }),
-      201,
-    );
+    const openToFail = await openUpload(world.taskIds[3]!);
     // Throwaways for the deletes: what the fixtures above are cannot be deleted (an order with an episode,
     // the scene it uses, a workstation with a batch), and the replay at the end deletes these for real.
     const sceneId = (await operator('GET', `/orders/${world.orderId}`)).body.scene_id;

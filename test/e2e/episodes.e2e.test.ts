@@ -1,5 +1,4 @@
 import { HEADERS, uploadEvents } from '@ferry/contracts';
-import { toNatsHeaders } from '@ferry/platform';
 import { streamMessages, waitFor, waitForConsumerDrained, waitForEventsSettled } from '@ferry/platform/testing';
 import type { Kysely } from 'kysely';
 import { v7 as uuidv7 } from 'uuid';
@@ -54,15 +53,8 @@ describe('verified uploads to episodes, end to end', () => {
       recording: { duration_sec: 8, message_count: 400, topics: ['/cam'] },
       verified_at: new Date().toISOString(),
     };
-    await system.infra.js.publish(system.infra.ns.subject(uploadEvents.verified.type), JSON.stringify(payload), {
-      msgID: uploadId,
-      headers: toNatsHeaders({
-        [HEADERS.eventId]: uploadId,
-        [HEADERS.eventType]: uploadEvents.verified.type,
-        [HEADERS.schemaVersion]: '1',
-        [HEADERS.correlationId]: `e2e-${uploadId}`,
-      }),
-    });
+    // Dedup key = upload id, as transfer's relay publishes it.
+    await system.infra.publishEvent(uploadEvents.verified, payload, { id: uploadId, correlationId: `e2e-${uploadId}` });
     return uploadId;
   }
 

@@ -3,10 +3,10 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { dropNamespaceSchemas, testDatabaseUrl, uniqueNamespace, waitFor } from '@ferry/platform/testing';
+import { dropNamespaceSchemas, freePort, testDatabaseUrl, uniqueNamespace, waitFor } from '@ferry/platform/testing';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 
-import { freePort, portAnswers } from '../support/owned-servers.js';
+import { portAnswers } from '../support/owned-servers.js';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
 

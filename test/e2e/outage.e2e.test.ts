@@ -130,6 +130,19 @@ describe('outages of NATS and Postgres', () => {
     };
   }
 
+  /** One warning when `dependency` went away and one when it came back, in every service, and no error. */
+  async function expectOneWarningEachWay(logs: ReturnType<typeof logsFromNow>, dependency: 'nats' | 'postgres') {
+    for (const name of NAMES) {
+      await waitFor(() => logs.matching(name, new RegExp(`^${dependency} is available again`)).length > 0, {
+        timeoutMs: 15_000,
+        what: `${name} to log that ${dependency} is back`,
+      });
+      expect(logs.matching(name, new RegExp(`^${dependency} is unavailable`)), name).toHaveLength(1);
+      expect(logs.matching(name, new RegExp(`^${dependency} is available again`)), name).toHaveLength(1);
+      expect(logs.errors(name), name).toEqual([]);
+    }
+  }
+
   // Each test starts from a whole, ready system, whatever the one before it did or left stopped.
   beforeEach(async () => {
     await Promise.all([nats.ensureRunning(), postgres.ensureRunning()]);
@@ -157,15 +170,7 @@ describe('outages of NATS and Postgres', () => {
     expect(after.status).toBe(201);
     await expectEventsExactlyOnce([before.body.id, after.body.id]);
     // One warning when it went away and one when it came back, in every service, not one per request.
-    for (const name of NAMES) {
-      await waitFor(() => logs.matching(name, /^nats is available again/).length > 0, {
-        timeoutMs: 15_000,
-        what: `${name} to log that nats is back`,
-      });
-      expect(logs.matching(name, /^nats is unavailable/), name).toHaveLength(1);
-      expect(logs.matching(name, /^nats is available again/), name).toHaveLength(1);
-      expect(logs.errors(name), name).toEqual([]);
-    }
+    await expectOneWarningEachWay(logs, 'nats');
   });
 
   it('answers a command in flight when NATS drops 504 "may still complete", never a hang, and it did complete once', async () => {
@@ -238,14 +243,6 @@ describe('outages of NATS and Postgres', () => {
     expect(after.map((r) => r.status)).toEqual([201, 201]);
     await expectEventsExactlyOnce([before.body.id, ...after.map((r) => r.body.id)]);
 
-    for (const name of NAMES) {
-      await waitFor(() => logs.matching(name, /^postgres is available again/).length > 0, {
-        timeoutMs: 15_000,
-        what: `${name} to log that postgres is back`,
-      });
-      expect(logs.matching(name, /^postgres is unavailable/), name).toHaveLength(1);
-      expect(logs.matching(name, /^postgres is available again/), name).toHaveLength(1);
-      expect(logs.errors(name), name).toEqual([]);
-    }
+    await expectOneWarningEachWay(logs, 'postgres');
   });
 });

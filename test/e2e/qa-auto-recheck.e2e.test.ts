@@ -5,16 +5,16 @@ import {
   type Episode,
   type EventDefinition,
   episodeEvents,
-  HEADERS,
   qaConsumers,
   qaEpisodeEvents,
 } from '@ferry/contracts';
-import { LocalBlobStore, toNatsHeaders } from '@ferry/platform';
+import { LocalBlobStore } from '@ferry/platform';
 import { waitFor, waitForConsumerDrained } from '@ferry/platform/testing';
 import { type Kysely, sql } from 'kysely';
 import { v7 as uuidv7 } from 'uuid';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { GOOD_PROFILE, writeRecording } from '../../services/qa/src/checks/testing/mcap-corpus.js';
+import { deviceRecord, episodeRecord } from '../../services/qa/src/testing/records.js';
 import { type ServiceProcess, System } from '../support/system.js';
 
 /**
@@ -42,35 +42,10 @@ describe('auto QA asked for again', () => {
   }, 120_000);
   afterAll(() => system?.shutdown());
 
-  async function publish(def: EventDefinition, payload: unknown): Promise<string> {
-    const id = uuidv7();
-    await system.infra.js.publish(system.infra.ns.subject(def.type), JSON.stringify(payload), {
-      msgID: id,
-      headers: toNatsHeaders({ [HEADERS.eventId]: id, [HEADERS.eventType]: def.type, [HEADERS.schemaVersion]: '1' }),
-    });
-    return id;
-  }
+  const publish = async (def: EventDefinition, payload: unknown) => (await system.infra.publishEvent(def, payload)).id;
 
-  function episode(deviceId: string): Episode {
-    const at = new Date().toISOString();
-    return {
-      id: uuidv7(),
-      organization_id: org,
-      task_id: uuidv7(),
-      batch_id: uuidv7(),
-      order_id: uuidv7(),
-      scene_id: uuidv7(),
-      workstation_id: uuidv7(),
-      device_id: deviceId,
-      upload_id: uuidv7(),
-      files: { mcap, sidecar: null },
-      recording: null,
-      qa_status: 'pending_qa',
-      labels: [],
-      created_at: at,
-      updated_at: at,
-    };
-  }
+  const episode = (deviceId: string): Episode =>
+    episodeRecord({ organization_id: org, device_id: deviceId, files: { mcap, sidecar: null } });
 
   const statusOf = async (id: string) =>
     (await sql<{ qa_status: string }>`select qa_status from episodes where id = ${id}`.execute(db)).rows[0]?.qa_status;
@@ -146,21 +121,10 @@ describe('auto QA asked for again', () => {
       // Auto QA overtakes the device event (another stream): no robot type, no profile, approved.
       await waitFor(async () => (await statusOf(e.id)) === 'approved', { timeoutMs: 30_000, what: 'auto QA' });
 
-      const at = new Date().toISOString();
       await publish(deviceEvents.registered, {
-        device: {
-          id: uuidv7(),
-          organization_id: org,
-          device_id: deviceId,
-          serial: null,
-          name: deviceId,
-          robot_type: 'arm-v1',
-          expected_topics: [],
-          metadata: {},
-          created_at: at,
-          updated_at: at,
-        },
+        device: deviceRecord({ organization_id: org, device_id: deviceId, robot_type: 'arm-v1' }),
       });
+
       await waitFor(async () => (await statusOf(e.id)) === 'failed', {
         timeoutMs: 30_000,
         what: 'the episode to be checked again against the arm’s profile',

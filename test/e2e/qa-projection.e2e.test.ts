@@ -1,9 +1,9 @@
-import { deviceEvents, type Episode, type EventDefinition, episodeEvents, HEADERS } from '@ferry/contracts';
-import { toNatsHeaders } from '@ferry/platform';
+import { deviceEvents, type Episode, type EventDefinition, episodeEvents } from '@ferry/contracts';
 import { waitFor } from '@ferry/platform/testing';
 import { type Kysely, sql } from 'kysely';
 import { v7 as uuidv7 } from 'uuid';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { deviceRecord, episodeRecord } from '../../services/qa/src/testing/records.js';
 import { System } from '../support/system.js';
 
 /**
@@ -24,19 +24,7 @@ describe('QA projection of episodes and devices', () => {
   afterAll(() => system?.shutdown());
 
   /** Publishes one event as its service's outbox relay would; answers its event id. */
-  async function publish(def: EventDefinition, payload: unknown): Promise<string> {
-    const id = uuidv7();
-    await system.infra.js.publish(system.infra.ns.subject(def.type), JSON.stringify(payload), {
-      msgID: id,
-      headers: toNatsHeaders({
-        [HEADERS.eventId]: id,
-        [HEADERS.eventType]: def.type,
-        [HEADERS.schemaVersion]: '1',
-        [HEADERS.correlationId]: `qa-projection-${id}`,
-      }),
-    });
-    return id;
-  }
+  const publish = async (def: EventDefinition, payload: unknown) => (await system.infra.publishEvent(def, payload)).id;
 
   /** The event was handled by `durable`: its inbox row commits with the effect. */
   async function handled(durable: string, eventId: string) {
@@ -53,28 +41,19 @@ describe('QA projection of episodes and devices', () => {
   function episode(overrides: Partial<Episode> = {}): Episode {
     const id = uuidv7();
     const at = new Date(Date.now() - 60_000).toISOString();
-    return {
+    return episodeRecord({
       id,
       organization_id: org,
-      task_id: uuidv7(),
-      batch_id: uuidv7(),
-      order_id: uuidv7(),
-      scene_id: uuidv7(),
-      workstation_id: uuidv7(),
       device_id: 'arm-projection',
-      upload_id: uuidv7(),
       // No such object: auto QA fails it quickly (transport), which this file does not look at.
       files: {
         mcap: { object_key: `${org}/missing/${id}.mcap`, size_bytes: 10, sha256: 'a'.repeat(64) },
         sidecar: null,
       },
-      recording: null,
-      qa_status: 'pending_qa',
-      labels: [],
       created_at: at,
       updated_at: at,
       ...overrides,
-    };
+    });
   }
 
   const labelsOf = async (id: string) =>
@@ -122,18 +101,15 @@ describe('QA projection of episodes and devices', () => {
   it('never lets an older device event put back what a newer one changed, and applies a later deletion', async () => {
     const deviceId = `arm-${uuidv7().slice(-8)}`;
     const base = Date.now() - 60_000;
-    const device = (robotType: string, s: number) => ({
-      id: uuidv7(),
-      organization_id: org,
-      device_id: deviceId,
-      serial: null,
-      name: deviceId,
-      robot_type: robotType,
-      expected_topics: [`/${robotType}`],
-      metadata: {},
-      created_at: new Date(base).toISOString(),
-      updated_at: new Date(base + s * 1_000).toISOString(),
-    });
+    const device = (robotType: string, s: number) =>
+      deviceRecord({
+        organization_id: org,
+        device_id: deviceId,
+        robot_type: robotType,
+        expected_topics: [`/${robotType}`],
+        created_at: new Date(base).toISOString(),
+        updated_at: new Date(base + s * 1_000).toISOString(),
+      });
     const row = async () =>
       (
         await sql<{ robot_type: string; expected_topics: string[]; deleted: boolean }>`

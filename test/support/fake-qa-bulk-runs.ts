@@ -4,12 +4,11 @@ import {
   type BulkRunStatus,
   bulkRunEvents,
   bulkRunRpc,
-  HEADERS,
   isTerminalBulkRun,
   type RpcCallContext,
   STREAMS,
 } from '@ferry/contracts';
-import { DomainError, newId, RpcServer, toNatsHeaders } from '@ferry/platform';
+import { DomainError, newId, RpcServer } from '@ferry/platform';
 import { silentLogger } from '@ferry/platform/testing';
 import type { System } from './system.js';
 
@@ -189,20 +188,9 @@ export class FakeQaBulkRuns {
   /** Publishes as QA's outbox relay does: into the QA stream, Nats-Msg-Id = event id, Ferry-* headers. */
   async publish(kind: 'progress' | 'finished', run: BulkRun): Promise<number> {
     const def = bulkRunEvents[kind];
-    const eventId = newId();
-    const { js, ns } = this.system.infra;
-    const ack = await js.publish(ns.subject(`${def.type}.${run.run_id}`), JSON.stringify({ run }), {
-      msgID: eventId,
-      headers: toNatsHeaders({
-        [HEADERS.eventId]: eventId,
-        [HEADERS.eventType]: def.type,
-        [HEADERS.schemaVersion]: String(def.version),
-        [HEADERS.occurredAt]: new Date().toISOString(),
-        [HEADERS.correlationId]: `test-${eventId}`,
-      }),
-    });
-    this.published.push({ seq: ack.seq, kind, run });
-    return ack.seq;
+    const { seq } = await this.system.infra.publishEvent(def, { run }, { aggregateId: run.run_id });
+    this.published.push({ seq, kind, run });
+    return seq;
   }
 
   /** The QA stream's last sequence now. */

@@ -1,21 +1,13 @@
 import { randomUUID } from 'node:crypto';
 import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { freePort } from '../testing/ports.js';
 import { createBucket, type S3TestConnection, startS3rver } from '../testing/s3rver.js';
 import { bytesAt, describeBlobStoreContract, generated, sha256Of } from './blob-store.contract.js';
 import { MIN_PART_SIZE } from './blob-store.js';
 import { S3BlobStore, type S3BlobStoreOptions } from './s3-blob-store.js';
 
 type Connection = S3TestConnection;
-
-/** A port nothing listens on: bound, then released. */
-async function closedPort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
 
 function answers(endpoint: string): Promise<boolean> {
   const url = new URL(endpoint);
@@ -71,7 +63,7 @@ function describeS3(name: string, start: () => Promise<S3Subject>, skip?: string
       return {
         store: storeOf(),
         strictMultipart: s.strictMultipart,
-        unreachable: storeOf({ endpoint: `http://127.0.0.1:${await closedPort()}`, connectTimeoutMs: 1_000 }),
+        unreachable: storeOf({ endpoint: `http://127.0.0.1:${await freePort()}`, connectTimeoutMs: 1_000 }),
       };
     },
     { skip },

@@ -1,19 +1,9 @@
-import net from 'node:net';
 import { describe, expect, it } from 'vitest';
 import { BlobNotFoundError, BlobStorageError } from '../blob/blob-errors.js';
 import { createPool } from '../db/database.js';
 import { isDomainError } from '../errors/domain-error.js';
-import { captureLogger, silentLogger, testDatabaseUrl } from '../testing/index.js';
+import { captureLogger, freePort, silentLogger, testDatabaseUrl } from '../testing/index.js';
 import { DependencyMonitor, isPoolSaturated, isPostgresConnectionError } from './dependency-monitor.js';
-
-/** A local port nothing listens on (fetch refuses to try well-known ones such as 1). */
-async function closedPort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
 
 describe('isPostgresConnectionError', () => {
   const pool = (url: string) =>
@@ -91,7 +81,7 @@ describe('isPostgresConnectionError', () => {
       cause: Object.assign(new Error('read ECONNRESET'), { code: 'ECONNRESET' }),
     });
     // Another client's real refusal: fetch (undici) wraps the socket error as its cause.
-    const fetched = await fetch(`http://127.0.0.1:${await closedPort()}/`).then(
+    const fetched = await fetch(`http://127.0.0.1:${await freePort()}/`).then(
       () => undefined,
       (err: unknown) => err,
     );

@@ -8,6 +8,7 @@ export {
   waitForEventsSettled,
 } from './events-settled.js';
 export { captureLogger, silentLogger } from './loggers.js';
+export { freePort } from './ports.js';
 export { probeConsumer, probeEvent } from './probe.js';
 export { createBucket, type S3TestConnection, startS3rver } from './s3rver.js';
 export { streamMessages } from './stream-messages.js';

@@ -1,10 +1,14 @@
 import { randomBytes } from 'node:crypto';
+import type { EventDefinition } from '@ferry/contracts';
 import { type JetStreamClient, type JetStreamManager, jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import pg from 'pg';
 import { createDatabase, type Database } from '../db/database.js';
 import { type MigrationSource, migrate } from '../db/migrator.js';
+import { newId } from '../ids/ids.js';
 import type { Logger } from '../logging/logger.js';
+import { toNatsHeaders } from '../messaging/envelope.js';
+import { envelopeOf } from '../messaging/outbox-relay.js';
 import { provisionTopology } from '../messaging/topology.js';
 import { Namespace } from '../namespace/namespace.js';
 import { PLATFORM_MIGRATIONS } from '../platform-migrations.js';
@@ -105,6 +109,32 @@ export class TestInfra {
     });
     this.databases.push(db);
     return db;
+  }
+
+  /**
+   * Publishes one event on this namespace exactly as a service's outbox relay does (the same envelope,
+   * Nats-Msg-Id = the event id), for tests that play a service without running it. `aggregateId` is the
+   * last subject token of an event with `perAggregateSubject`. Answers the event id and stream sequence.
+   */
+  async publishEvent(
+    def: EventDefinition,
+    payload: unknown,
+    options: { id?: string; aggregateId?: string; correlationId?: string } = {},
+  ): Promise<{ id: string; seq: number }> {
+    const id = options.id ?? newId();
+    const subject = options.aggregateId ? `${def.type}.${options.aggregateId}` : def.type;
+    const envelope = envelopeOf({
+      id,
+      event_type: def.type,
+      created_at: new Date(),
+      correlation_id: options.correlationId ?? `test-${id}`,
+      causation_id: null,
+    });
+    const ack = await this.js.publish(this.ns.subject(subject), JSON.stringify(payload), {
+      msgID: id,
+      headers: toNatsHeaders(envelope),
+    });
+    return { id, seq: ack.seq };
   }
 
   /** Environment for a child process (a service under test) on this namespace. */

@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { GOOD_PROFILE } from '../checks/testing/mcap-corpus.js';
 import type { QaDB } from '../database.js';
 import { actorOf, type QaFixture, qaFixture } from '../testing/qa-fixture.js';
+import { deviceRecord } from '../testing/records.js';
 
 describe('QaEpisodeHandlers and robot types', () => {
   let f: QaFixture;
@@ -16,23 +17,9 @@ describe('QaEpisodeHandlers and robot types', () => {
   afterAll(() => f?.cleanup());
 
   type DeviceRegistered = EventPayload<typeof deviceEvents.registered>;
-  const deviceEvent = (org: string, deviceId: string, robotType: string | null): DeviceRegistered => {
-    const at = new Date().toISOString();
-    return {
-      device: {
-        id: uuidv7(),
-        organization_id: org,
-        device_id: deviceId,
-        serial: null,
-        name: deviceId,
-        robot_type: robotType,
-        expected_topics: [],
-        metadata: {},
-        created_at: at,
-        updated_at: at,
-      },
-    };
-  };
+  const deviceEvent = (org: string, deviceId: string, robotType: string | null): DeviceRegistered => ({
+    device: deviceRecord({ organization_id: org, device_id: deviceId, robot_type: robotType }),
+  });
   /** What a consumer hands an inbox handler: the delivery and its transaction. */
   const inbox = (trx: Transaction<QaDB>): EventContext<QaDB> => ({
     trx,
