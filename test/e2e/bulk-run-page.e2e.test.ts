@@ -67,6 +67,11 @@ describe.skipIf(!present && !required)('the bulk run live page', () => {
     expect(eventUrls[0]).toMatch(/\/events\?ticket=fet_/);
     expect(eventUrls.join(' ')).not.toContain(token);
 
+    // Nothing has failed yet: the table says so rather than standing empty.
+    await waitFor(async () => (await page.locator('#failures tbody tr.none').count()) === 1, {
+      what: 'no failures yet',
+    });
+    expect(await text('#failures tbody')).toBe('No check has failed so far.');
     for (let i = 0; i < 4; i++) await qa.step(run.run_id, i === 1 ? { failed: 'mcap_integrity@1' } : {});
     await waitFor(async () => (await text('#percent')) === '40 %', { what: '40 %' });
     expect(await text('#qa_failed_count')).toBe('1');

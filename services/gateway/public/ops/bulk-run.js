@@ -67,18 +67,30 @@
     $('status').textContent = run.status;
     $('status').dataset.status = run.status;
     const body = $('failures').tBodies[0];
+    const failures = Object.entries(run.failures_by_check).sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0]));
+    if (failures.length === 0) {
+      // An empty table reads as "not loaded"; say there is nothing (yet).
+      const tr = document.createElement('tr');
+      tr.className = 'none';
+      const td = document.createElement('td');
+      td.colSpan = 2;
+      td.textContent = ['completed', 'failed', 'interrupted', 'cancelled'].includes(run.status)
+        ? 'No check failed.'
+        : 'No check has failed so far.';
+      tr.append(td);
+      body.replaceChildren(tr);
+      return;
+    }
     body.replaceChildren(
-      ...Object.entries(run.failures_by_check)
-        .sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0]))
-        .map(([check, count]) => {
-          const tr = document.createElement('tr');
-          const name = document.createElement('td');
-          name.textContent = check;
-          const n = document.createElement('td');
-          n.textContent = String(count);
-          tr.append(name, n);
-          return tr;
-        }),
+      ...failures.map(([check, count]) => {
+        const tr = document.createElement('tr');
+        const name = document.createElement('td');
+        name.textContent = check;
+        const n = document.createElement('td');
+        n.textContent = String(count);
+        tr.append(name, n);
+        return tr;
+      }),
     );
   }
 
