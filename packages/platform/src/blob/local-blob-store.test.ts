@@ -62,6 +62,21 @@ describe('LocalBlobStore on disk', () => {
     expect(await entries(path.join(root, 'tmp'))).toEqual([]);
   });
 
+  it('leaves no temp file behind when a put fails while its file is still being opened', async () => {
+    // The failure destroys the file stream before its open completes; a cleanup that does not wait for the stream
+    // to close removes nothing yet, and the open then creates the file for good. The window is the open's, not the
+    // test's: without the wait, 2,000 of these leaked files every time it was tried here.
+    const failing = (): AsyncIterable<Uint8Array> => ({
+      [Symbol.asyncIterator]: () => ({
+        next: () => Promise.reject(new Error('the device went away')),
+      }),
+    });
+    for (let i = 0; i < 2_000; i++) {
+      await expect(store.put(`failed/${i}`, failing())).rejects.toThrow('the device went away');
+    }
+    expect(await entries(path.join(root, 'tmp'))).toEqual([]);
+  });
+
   it('refuses a part larger than the part size before reading it (S3 only finds out at completion)', async () => {
     const key = 'org/oversized.bin';
     const { multipartId } = await store.createMultipart(key, { partSize: MIN_PART_SIZE });

@@ -1,5 +1,6 @@
 import { createHash, randomUUID } from 'node:crypto';
-import { createWriteStream } from 'node:fs';
+import { once } from 'node:events';
+import { createWriteStream, type WriteStream } from 'node:fs';
 import { type FileHandle, mkdir, open, readdir, readFile, rename, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
@@ -368,16 +369,21 @@ export class LocalBlobStore implements BlobStore {
     const temp = path.join(this.root, 'tmp', randomUUID());
     const tracked = new TrackedSource(source);
     const meter = new BlobMeter(options);
+    let out: WriteStream | undefined;
     try {
       await mkdir(path.dirname(temp), { recursive: true });
-      await pipeline(tracked.iterable, meter, createWriteStream(temp, { flags: 'wx', flush: true }));
+      out = createWriteStream(temp, { flags: 'wx', flush: true });
+      await pipeline(tracked.iterable, meter, out);
       await this.makeParentDir(key, target);
       await rename(temp, target).catch((err) => {
         throw errno(err) === 'EISDIR' ? new InvalidBlobKeyError(key, 'it is a prefix of other keys here') : err;
       });
       await syncDir(path.dirname(target));
     } catch (err) {
-      // A leftover temp file would only waste space; the error worth reporting is the original one.
+      // A leftover temp file would only waste space; the error worth reporting is the original one. The pipeline
+      // destroyed the file stream, whose open may still be under way (a size refused at the first bytes): removed
+      // before that open, the file would be created after and stay for good.
+      if (out && !out.closed) await once(out, 'close').catch(() => undefined);
       await rm(temp, { force: true }).catch(() => undefined);
       if (tracked.isSourceError(err)) throw err;
       throw storageFailure('put', key, err);
